@@ -1,0 +1,154 @@
+//! The command line, as clap types. Parsing only: `commands` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::DEFAULT_CONFIG_PATH;
+
+/// Watch news feeds for changes in which states are bound by which treaties.
+///
+/// treatywatch polls the feeds in its config, finds treaty events in news
+/// items with keyword rules, keeps every observation in an append-only event
+/// log (SQLite), projects each tracked state's status per treaty, and emails
+/// a digest when one changes.
+///
+/// Exit status: 0 success, 1 a failure or difference was found, 2 the
+/// configuration or the command line is invalid.
+#[derive(Debug, Parser)]
+#[command(name = "treatywatch", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The feeds.toml to use; the data files it names are found beside it.
+    #[arg(long, global = true, env = "TREATYWATCH_CONFIG", default_value = DEFAULT_CONFIG_PATH, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Use this database instead of the one named by [storage] path.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: poll on schedule, notify, reload on SIGHUP, stop on SIGTERM.
+    Run,
+    /// Poll every feed once, ingest, notify as the daemon would, then exit.
+    Poll,
+    /// Validate the configuration and every data file it references.
+    ///
+    /// Problems are printed as `file:line:col: message`; the exit status is 2
+    /// when there is any.
+    Check,
+    /// Classify one text offline (first line is the title) and print detections.
+    Classify(ClassifyArgs),
+    /// Show the projected status of every tracked state for every tracked treaty.
+    Status(StatusArgs),
+    /// Print the event log.
+    Events(EventsArgs),
+    /// Render the digest that would be sent now.
+    Digest(DigestArgs),
+    /// Rebuild the status table from the log and compare it with the stored one.
+    ///
+    /// Exits 1 when they differ; `--fix` then replaces the stored table with
+    /// the rebuilt one (the log is the truth, the table a cache).
+    Replay(ReplayArgs),
+    /// Record an analyst's correction: STATE's status for TREATY is STATUS.
+    ///
+    /// Appends an event; history is never edited. Example:
+    /// treatywatch assert UKR ottawa withdrawal_notified --date 2025-06-29 --note "UN C.N.X.2025"
+    Assert(AssertArgs),
+    /// Withdraw a wrong detection or assertion by appending a retraction.
+    ///
+    /// The status is re-folded without the retracted event. Example:
+    /// treatywatch retract 42 --note "item was about Nigeria, not Niger"
+    Retract(RetractArgs),
+    /// Re-run the current rules over stored items and append the differences.
+    Reclassify,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Classify every item of this feed file instead of a text.
+    #[arg(long, value_name = "FEED_FILE", conflicts_with = "file")]
+    pub feed: Option<PathBuf>,
+    /// The text to classify; `-` or nothing reads standard input.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// The table as it stood on this date (YYYY-MM-DD, end of that day UTC, or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Also show states and treaties that are not tracked but appear in the log.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only events with a sequence number greater than SEQ.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub since: i64,
+    /// At most this many events.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Print the pending digest as text and send nothing.
+    #[arg(long)]
+    pub preview: bool,
+    /// Send the pending digest now.
+    #[arg(long, conflicts_with = "preview")]
+    pub send: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// When the rebuilt table differs, store it in place of the old one.
+    #[arg(long)]
+    pub fix: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AssertArgs {
+    /// ISO 3166-1 alpha-3 state code, e.g. UKR.
+    pub state: String,
+    /// Treaty id, e.g. ottawa.
+    pub treaty: String,
+    /// One of: unknown, non_party, signatory, party, withdrawal_announced,
+    /// withdrawal_approved, withdrawal_notified, withdrawn.
+    pub status: String,
+    /// Why: the source or reasoning, kept in the log.
+    #[arg(long)]
+    pub note: String,
+    /// The date the status took effect (YYYY-MM-DD or RFC 3339); default now.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetractArgs {
+    /// Sequence number of the event to retract (see `treatywatch events`).
+    pub seq: i64,
+    /// Why the event is wrong, kept in the log.
+    #[arg(long)]
+    pub note: String,
+}

@@ -1,0 +1,127 @@
+//! What each subcommand does: glue from config, store and domain to text on
+//! stdout. Every command returns an `Outcome` (the exit status) or a
+//! `CommandError`; `main` only maps those to exit codes.
+
+mod log;
+mod status;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, Config, ConfigError};
+use crate::domain::Policy;
+use crate::store::{Store, StoreError};
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The command ran but found a failure or a difference (exit 1).
+    Findings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The user asked for something that cannot be done; the message says why.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0} is not available in this build yet; it is tracked in issue #{1}")]
+    NotYet(&'static str, u32),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CommandError {
+    /// Exit status for this error: 2 when the user must fix the input.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Config(_) | CommandError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T, E = CommandError> = std::result::Result<T, E>;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let out = &mut std::io::stdout().lock();
+    let ctx = Context {
+        config_path: cli.global.config,
+        db_override: cli.global.db,
+    };
+    match cli.command {
+        Command::Check => check(&ctx, out),
+        Command::Status(args) => status::status(&ctx, &args, out),
+        Command::Events(args) => log::events(&ctx, &args, out),
+        Command::Replay(args) => status::replay(&ctx, &args, out),
+        Command::Assert(args) => log::assert(&ctx, &args, out),
+        Command::Retract(args) => log::retract(&ctx, &args, out),
+        Command::Run => Err(CommandError::NotYet("`treatywatch run`", 6)),
+        Command::Poll => Err(CommandError::NotYet("`treatywatch poll`", 3)),
+        Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
+        Command::Digest(_) => Err(CommandError::NotYet("`treatywatch digest`", 5)),
+        Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
+    }
+}
+
+/// What every command starts from.
+struct Context {
+    config_path: PathBuf,
+    db_override: Option<PathBuf>,
+}
+
+impl Context {
+    fn config(&self) -> Result<Config> {
+        Ok(config::load(&self.config_path)?)
+    }
+
+    fn store(&self, config: &Config) -> Result<Store> {
+        let path: &Path = self.db_override.as_deref().unwrap_or(&config.db_path);
+        Ok(Store::open(path)?)
+    }
+}
+
+fn policy(config: &Config) -> Policy {
+    Policy {
+        min_sources: config.treaties.min_sources(),
+    }
+}
+
+fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
+    let config = ctx.config()?;
+    let enabled = config.feeds.iter().filter(|f| f.enabled).count();
+    writeln!(
+        out,
+        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties",
+        config.path.display(),
+        config.feeds.len(),
+        enabled,
+        config.treaties.list.len(),
+        config.gazetteer.states.len(),
+        config.tracking.states.len(),
+        config.tracking.treaties.len(),
+    )?;
+    Ok(Outcome::Success)
+}
+
+/// Parses a user-supplied date: `YYYY-MM-DD` (at `time_of_day` UTC) or RFC 3339.
+fn parse_date(s: &str, what: &str, time_of_day: NaiveTime) -> Result<DateTime<Utc>> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(time_of_day).and_utc());
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            CommandError::Usage(format!(
+                "{what} {s:?} is not a date; write YYYY-MM-DD (e.g. 2025-06-29) or an RFC 3339 time"
+            ))
+        })
+}

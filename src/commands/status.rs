@@ -1,0 +1,257 @@
+//! `status` and `replay`: reading and checking the status projection.
+
+use std::io::Write;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use serde_json::json;
+
+use super::{Context, Outcome, Result, parse_date, policy};
+use crate::cli::{ReplayArgs, StatusArgs};
+use crate::config::Config;
+use crate::domain::{Key, Projection, Status, StatusRow};
+
+pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let config = ctx.config()?;
+    let store = ctx.store(&config)?;
+    let projection = match &args.as_of {
+        Some(d) => {
+            let end_of_day =
+                NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("valid time");
+            store.rebuild(
+                &policy(&config),
+                Some(parse_date(d, "--as-of", end_of_day)?),
+            )?
+        }
+        None => store.projection()?,
+    };
+    let rows = rows_to_show(&config, &projection, args.all);
+    if args.json {
+        for (key, row) in &rows {
+            writeln!(out, "{}", status_json(&config, key, *row))?;
+        }
+    } else {
+        print_table(&config, &rows, out)?;
+    }
+    Ok(Outcome::Success)
+}
+
+/// Tracked states × tracked treaties (unknown where the log says nothing),
+/// plus, with `all`, every other key the log has a status for.
+fn rows_to_show<'a>(
+    config: &Config,
+    projection: &'a Projection,
+    all: bool,
+) -> Vec<(Key, Option<&'a StatusRow>)> {
+    let mut rows = Vec::new();
+    for state in &config.tracking.states {
+        for treaty in &config.tracking.treaties {
+            let key = (state.clone(), treaty.clone());
+            let row = projection.get(&key);
+            rows.push((key, row));
+        }
+    }
+    if all {
+        for (key, row) in projection {
+            if !config.tracking.states.contains(&key.0)
+                || !config.tracking.treaties.contains(&key.1)
+            {
+                rows.push((key.clone(), Some(row)));
+            }
+        }
+    }
+    rows
+}
+
+/// When a notified withdrawal is expected to take effect, per the treaty's notice period.
+fn expected_effective(config: &Config, treaty: &str, row: &StatusRow) -> Option<chrono::NaiveDate> {
+    if row.status != Status::WithdrawalNotified {
+        return None;
+    }
+    config
+        .treaties
+        .get(treaty)?
+        .withdrawal_notice
+        .effective_date(row.since.date_naive())
+}
+
+fn status_json(
+    config: &Config,
+    (state, treaty): &Key,
+    row: Option<&StatusRow>,
+) -> serde_json::Value {
+    let status = row.map_or(Status::Unknown, |r| r.status);
+    json!({
+        "state": state,
+        "treaty": treaty,
+        "status": status,
+        "since": row.map(|r| r.since.to_rfc3339()),
+        "since_seq": row.map(|r| r.since_seq),
+        "sources": row.map(|r| r.sources.clone()).unwrap_or_default(),
+        "evidence": row.and_then(|r| r.evidence.as_ref()).map(|e| &e.sentence),
+        "evidence_link": row.and_then(|r| r.evidence.as_ref()).and_then(|e| e.link.as_ref()),
+        "manual": row.is_some_and(|r| r.manual),
+        "expected_effective": row.and_then(|r| expected_effective(config, treaty, r)).map(|d| d.to_string()),
+    })
+}
+
+fn print_table(
+    config: &Config,
+    rows: &[(Key, Option<&StatusRow>)],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let header = ["STATE", "TREATY", "STATUS", "SINCE", "SOURCES", "EVIDENCE"];
+    let mut lines = vec![header.map(String::from).to_vec()];
+    for ((state, treaty), row) in rows {
+        let Some(row) = row else {
+            lines.push(vec![
+                state.clone(),
+                treaty.clone(),
+                "unknown".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+            continue;
+        };
+        let mut status = row.status.label();
+        if let Some(date) = expected_effective(config, treaty, row) {
+            let conflict = config
+                .treaties
+                .get(treaty)
+                .is_some_and(|t| t.armed_conflict_clause);
+            status.push_str(&format!(
+                " (effective {date}{})",
+                if conflict { " unless at war" } else { "" }
+            ));
+        }
+        if row.manual {
+            status.push_str(" [analyst]");
+        }
+        let evidence = row
+            .evidence
+            .as_ref()
+            .map(|e| {
+                e.link
+                    .clone()
+                    .unwrap_or_else(|| format!("\"{}\"", shorten(&e.sentence, 60)))
+            })
+            .unwrap_or_else(|| "-".into());
+        lines.push(vec![
+            state.clone(),
+            treaty.clone(),
+            status,
+            row.since.format("%Y-%m-%d").to_string(),
+            row.sources.join(","),
+            evidence,
+        ]);
+    }
+    write_columns(&lines, out)?;
+    Ok(())
+}
+
+/// Writes rows as left-aligned columns separated by two spaces.
+pub(super) fn write_columns(lines: &[Vec<String>], out: &mut dyn Write) -> std::io::Result<()> {
+    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            lines
+                .iter()
+                .filter_map(|l| l.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in lines {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            if c + 1 == line.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                text.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())?;
+    }
+    Ok(())
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+pub(super) fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+pub(super) fn replay(ctx: &Context, args: &ReplayArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let config = ctx.config()?;
+    let mut store = ctx.store(&config)?;
+    let rebuilt = store.rebuild(&policy(&config), None)?;
+    let stored = store.projection()?;
+    let differences = diff(&stored, &rebuilt);
+    if differences.is_empty() {
+        writeln!(
+            out,
+            "replay: {} status rows rebuilt from {} events; identical to the stored table",
+            rebuilt.len(),
+            store.last_seq()?
+        )?;
+        return Ok(Outcome::Success);
+    }
+    for line in &differences {
+        writeln!(out, "{line}")?;
+    }
+    if args.fix {
+        store.replace_projection(&rebuilt)?;
+        writeln!(
+            out,
+            "replay: {} rows differed; the stored table was replaced by the rebuilt one",
+            differences.len()
+        )?;
+        Ok(Outcome::Success)
+    } else {
+        writeln!(
+            out,
+            "replay: {} rows differ from the log; run `treatywatch replay --fix` to rebuild the table",
+            differences.len()
+        )?;
+        Ok(Outcome::Findings)
+    }
+}
+
+fn describe(row: Option<&StatusRow>) -> String {
+    match row {
+        None => "absent".into(),
+        Some(r) => format!(
+            "{} since {} (event {})",
+            r.status,
+            fmt_time(r.since),
+            r.since_seq
+        ),
+    }
+}
+
+fn fmt_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// One line per key whose stored row differs from the rebuilt one.
+fn diff(stored: &Projection, rebuilt: &Projection) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&Key> = stored.keys().chain(rebuilt.keys()).collect();
+    keys.into_iter()
+        .filter(|k| stored.get(*k) != rebuilt.get(*k))
+        .map(|k| {
+            format!(
+                "differs: {} {}: stored {}, log says {}",
+                k.0,
+                k.1,
+                describe(stored.get(k)),
+                describe(rebuilt.get(k))
+            )
+        })
+        .collect()
+}

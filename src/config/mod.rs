@@ -1,0 +1,560 @@
+//! Configuration: `feeds.toml` and the data files it references, loaded and
+//! checked into one `Config`.
+//!
+//! Two layers, as in ripgrep's low/high args: `raw` mirrors the TOML with
+//! spans; `load` validates it into the types below (parsed URLs, durations,
+//! resolved paths, known codes) and reports every problem as a
+//! `path:line:col: message` diagnostic. Nothing else reads config files.
+
+pub mod diagnostic;
+pub mod gazetteer;
+mod raw;
+pub mod treaties;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use url::Url;
+
+pub use diagnostic::Diagnostic;
+use diagnostic::SourceText;
+pub use gazetteer::Gazetteer;
+pub use treaties::{Treaties, Treaty};
+
+/// Where the config is looked for when neither `--config` nor
+/// `TREATYWATCH_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "config/feeds.toml";
+/// Database location, relative to the config file's folder.
+pub const DEFAULT_DB_PATH: &str = "data/treatywatch.db";
+pub const DEFAULT_STATES_FILE: &str = "states.toml";
+pub const DEFAULT_TREATIES_FILE: &str = "treaties.toml";
+pub const DEFAULT_FEED_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// Polling more often than this is impolite to any news site.
+pub const MIN_FEED_INTERVAL: Duration = Duration::from_secs(60);
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(10 * 60);
+/// Folder for .eml digests, relative to the config file's folder.
+pub const DEFAULT_DIGEST_FOLDER: &str = "data/digests";
+pub const DEFAULT_FROM: &str = "treatywatch <treatywatch@localhost>";
+
+/// The validated configuration every command works from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The feeds.toml this was loaded from.
+    pub path: PathBuf,
+    pub db_path: PathBuf,
+    pub feeds: Vec<Feed>,
+    pub tracking: Tracking,
+    pub notify: Notify,
+    pub gazetteer: Gazetteer,
+    pub treaties: Treaties,
+}
+
+#[derive(Debug, Clone)]
+pub struct Feed {
+    /// Stable identifier, used in the log and in logs; `[a-z0-9_-]+`.
+    pub id: String,
+    pub name: String,
+    pub url: Url,
+    pub interval: Duration,
+    pub enabled: bool,
+    /// An authoritative source (a depositary's notifications) moves a status
+    /// on its own, whatever the treaty's `min_sources`.
+    pub authoritative: bool,
+}
+
+/// The states × treaties whose status is shown and notified.
+#[derive(Debug, Clone, Default)]
+pub struct Tracking {
+    pub states: Vec<String>,
+    pub treaties: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Notify {
+    pub from: String,
+    pub to: Vec<String>,
+    pub debounce: Duration,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// Write each digest as an .eml file into a folder.
+    File {
+        folder: PathBuf,
+    },
+    Smtp(Smtp),
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<PasswordSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    StartTls,
+    Tls,
+}
+
+/// Where an SMTP password comes from; never the config file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    Env(String),
+    /// A file such as a systemd credential (`$CREDENTIALS_DIRECTORY/smtp`).
+    File(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}; pass --config PATH or set TREATYWATCH_CONFIG", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ConfigError {
+    /// The individual problems, for callers that print or count them.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Unreadable { .. } => &[],
+            ConfigError::Invalid(d) => d,
+        }
+    }
+}
+
+fn render(diags: &[Diagnostic]) -> String {
+    let lines: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsMode::None => "none",
+            TlsMode::StartTls => "starttls",
+            TlsMode::Tls => "tls",
+        })
+    }
+}
+
+/// Loads and validates `path` and every file it references.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let src = SourceText::new(path, text);
+    let raw: raw::FeedsFile =
+        toml::from_str(&src.text).map_err(|e| ConfigError::Invalid(vec![src.from_toml(&e)]))?;
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut v = Validator {
+        src: &src,
+        base: &base,
+        problems: Vec::new(),
+    };
+
+    let data = raw.data.as_ref();
+    let gazetteer = v
+        .data_file(
+            data.and_then(|d| d.states.as_ref()),
+            DEFAULT_STATES_FILE,
+            "states",
+            gazetteer::parse,
+        )
+        .unwrap_or_default();
+    let treaties = v
+        .data_file(
+            data.and_then(|d| d.treaties.as_ref()),
+            DEFAULT_TREATIES_FILE,
+            "treaties",
+            treaties::parse,
+        )
+        .unwrap_or_default();
+    let data_ok = v.problems.is_empty();
+
+    let db_path = match raw.storage.as_ref().and_then(|s| s.path.as_ref()) {
+        Some(p) => v.path(p),
+        None => base.join(DEFAULT_DB_PATH),
+    };
+    let feeds = v.feeds(raw.feed);
+    let tracking = v.tracking(raw.tracking.as_ref(), &gazetteer, &treaties, data_ok);
+    let notify = v.notify(raw.notify);
+
+    if v.problems.is_empty() {
+        Ok(Config {
+            path: path.to_path_buf(),
+            db_path,
+            feeds,
+            tracking,
+            notify,
+            gazetteer,
+            treaties,
+        })
+    } else {
+        Err(ConfigError::Invalid(v.problems))
+    }
+}
+
+/// Accumulates diagnostics while turning raw values into checked ones.
+struct Validator<'a> {
+    src: &'a SourceText,
+    base: &'a Path,
+    problems: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push(self.src.at(span, message));
+    }
+
+    fn path(&self, p: &Spanned<String>) -> PathBuf {
+        let p = Path::new(p.get_ref());
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(
+                    value.span(),
+                    format!(
+                        "{what} {:?} is not a duration ({e}); write something like \"15m\", \"1h 30m\" or \"2h\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reads and parses a data file referenced from `[data]`; a missing file
+    /// is reported at the reference (or at the top when the default is used).
+    fn data_file<T>(
+        &mut self,
+        reference: Option<&Spanned<String>>,
+        default: &str,
+        key: &str,
+        parse: fn(&SourceText) -> Result<T, Vec<Diagnostic>>,
+    ) -> Option<T> {
+        let (path, span) = match reference {
+            Some(r) => (self.path(r), r.span()),
+            None => (self.base.join(default), 0..0),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match parse(&SourceText::new(&path, text)) {
+                Ok(v) => Some(v),
+                Err(d) => {
+                    self.problems.extend(d);
+                    None
+                }
+            },
+            Err(e) => {
+                self.err(
+                    span,
+                    format!(
+                        "cannot read {key} file {}: {e}; fix `{key} = \"…\"` under [data] (paths are relative to this file's folder)",
+                        path.display()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn feeds(&mut self, raw: Vec<raw::Feed>) -> Vec<Feed> {
+        let mut seen = HashSet::new();
+        let mut feeds = Vec::with_capacity(raw.len());
+        for f in raw {
+            let id = f.id.get_ref().clone();
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            {
+                self.err(
+                    f.id.span(),
+                    format!("feed id {id:?} may only use a-z, 0-9, '-' and '_' (it is stored in the event log); rename it"),
+                );
+            } else if !seen.insert(id.clone()) {
+                self.err(
+                    f.id.span(),
+                    format!("feed id {id:?} is used twice; give each [[feed]] its own id"),
+                );
+            }
+            let url = match Url::parse(f.url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+                Ok(u) => {
+                    self.err(
+                        f.url.span(),
+                        format!("feed {id}: url {:?} uses scheme {:?}; only http:// and https:// feeds can be polled", f.url.get_ref(), u.scheme()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.err(f.url.span(), format!("feed {id}: url {:?} is not a valid URL ({e}); write a full http(s):// address", f.url.get_ref()));
+                    None
+                }
+            };
+            let interval = match &f.interval {
+                None => Some(DEFAULT_FEED_INTERVAL),
+                Some(s) => match self.duration(s, "interval") {
+                    Some(d) if d < MIN_FEED_INTERVAL => {
+                        self.err(s.span(), format!("feed {id}: interval {:?} is shorter than the minimum of 1m; poll less often", s.get_ref()));
+                        None
+                    }
+                    other => other,
+                },
+            };
+            if let (Some(url), Some(interval)) = (url, interval) {
+                feeds.push(Feed {
+                    name: f.name.unwrap_or_else(|| id.clone()),
+                    id,
+                    url,
+                    interval,
+                    enabled: f.enabled.unwrap_or(true),
+                    authoritative: f.authoritative.unwrap_or(false),
+                });
+            }
+        }
+        feeds
+    }
+
+    fn tracking(
+        &mut self,
+        raw: Option<&Spanned<raw::Tracking>>,
+        gazetteer: &Gazetteer,
+        treaties: &Treaties,
+        data_ok: bool,
+    ) -> Tracking {
+        let Some(raw) = raw else {
+            self.err(0..0, "missing [tracking] table; add `[tracking]` with `states = [\"UKR\"]` and `treaties = [\"ottawa\"]`");
+            return Tracking::default();
+        };
+        let mut tracking = Tracking::default();
+        for s in &raw.get_ref().states {
+            let code = s.get_ref();
+            if data_ok && gazetteer.state(code).is_none() {
+                let hint = if gazetteer.state(&code.to_uppercase()).is_some() {
+                    format!("; codes are upper case: write {:?}", code.to_uppercase())
+                } else {
+                    "; use an ISO 3166-1 alpha-3 code defined in the states file".to_string()
+                };
+                self.err(
+                    s.span(),
+                    format!("unknown state code {code:?} in [tracking] states{hint}"),
+                );
+            } else if tracking.states.contains(code) {
+                self.err(
+                    s.span(),
+                    format!("state {code} is tracked twice; remove one"),
+                );
+            } else {
+                tracking.states.push(code.clone());
+            }
+        }
+        for t in &raw.get_ref().treaties {
+            let id = t.get_ref();
+            if data_ok && treaties.get(id).is_none() {
+                let known: Vec<&str> = treaties.list.iter().map(|t| t.id.as_str()).collect();
+                self.err(
+                    t.span(),
+                    format!(
+                        "unknown treaty id {id:?} in [tracking] treaties; known ids: {}",
+                        known.join(", ")
+                    ),
+                );
+            } else if tracking.treaties.contains(id) {
+                self.err(
+                    t.span(),
+                    format!("treaty {id} is tracked twice; remove one"),
+                );
+            } else {
+                tracking.treaties.push(id.clone());
+            }
+        }
+        if raw.get_ref().states.is_empty() || raw.get_ref().treaties.is_empty() {
+            self.err(
+                raw.span(),
+                "[tracking] needs at least one state and one treaty",
+            );
+        }
+        tracking
+    }
+
+    fn notify(&mut self, raw: Option<raw::Notify>) -> Notify {
+        let Some(raw) = raw else {
+            return Notify {
+                from: DEFAULT_FROM.to_string(),
+                to: Vec::new(),
+                debounce: DEFAULT_DEBOUNCE,
+                transport: Transport::File {
+                    folder: self.base.join(DEFAULT_DIGEST_FOLDER),
+                },
+            };
+        };
+        let from = match &raw.from {
+            Some(f) => {
+                self.address(f, "from");
+                f.get_ref().clone()
+            }
+            None => DEFAULT_FROM.to_string(),
+        };
+        for t in &raw.to {
+            self.address(t, "to");
+        }
+        let debounce = match &raw.debounce {
+            Some(d) => self.duration(d, "debounce").unwrap_or(DEFAULT_DEBOUNCE),
+            None => DEFAULT_DEBOUNCE,
+        };
+        let transport = match raw.transport.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("file") => {
+                if let Some(smtp) = &raw.smtp {
+                    self.err(smtp.span(), "[notify.smtp] is set but transport is \"file\"; set `transport = \"smtp\"` under [notify] or remove [notify.smtp]");
+                }
+                Transport::File {
+                    folder: raw
+                        .folder
+                        .as_ref()
+                        .map_or_else(|| self.base.join(DEFAULT_DIGEST_FOLDER), |f| self.path(f)),
+                }
+            }
+            Some("smtp") => match raw.smtp {
+                Some(smtp) => Transport::Smtp(self.smtp(smtp.into_inner())),
+                None => {
+                    let span = raw.transport.as_ref().map_or(0..0, Spanned::span);
+                    self.err(span, "transport is \"smtp\" but there is no [notify.smtp] table; add one with at least `host`");
+                    Transport::File {
+                        folder: self.base.join(DEFAULT_DIGEST_FOLDER),
+                    }
+                }
+            },
+            Some(other) => {
+                let span = raw.transport.as_ref().map_or(0..0, Spanned::span);
+                self.err(span, format!("unknown transport {other:?}; write \"file\" (digests as .eml files) or \"smtp\""));
+                Transport::File {
+                    folder: self.base.join(DEFAULT_DIGEST_FOLDER),
+                }
+            }
+        };
+        Notify {
+            from,
+            to: raw.to.into_iter().map(Spanned::into_inner).collect(),
+            debounce,
+            transport,
+        }
+    }
+
+    fn smtp(&mut self, raw: raw::Smtp) -> Smtp {
+        if let Some(p) = &raw.password {
+            self.err(
+                p.span(),
+                "inline SMTP passwords are refused: a config file is not a secret store; use `password_env = \"VAR\"` or `password_file = \"/run/credentials/treatywatch.service/smtp\"`",
+            );
+        }
+        let tls = match raw.tls.as_ref().map(|t| t.get_ref().as_str()) {
+            None | Some("starttls") => TlsMode::StartTls,
+            Some("tls") => TlsMode::Tls,
+            Some("none") => TlsMode::None,
+            Some(other) => {
+                let span = raw.tls.as_ref().map_or(0..0, Spanned::span);
+                self.err(
+                    span,
+                    format!("unknown tls mode {other:?}; write \"starttls\", \"tls\" or \"none\""),
+                );
+                TlsMode::StartTls
+            }
+        };
+        let port = match &raw.port {
+            None => match tls {
+                TlsMode::Tls => 465,
+                TlsMode::StartTls => 587,
+                TlsMode::None => 25,
+            },
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|&p| p != 0)
+                .unwrap_or_else(|| {
+                    self.err(
+                        p.span(),
+                        format!("SMTP port {} is out of range; use 1–65535", p.get_ref()),
+                    );
+                    587
+                }),
+        };
+        let password = match (&raw.password_env, &raw.password_file) {
+            (Some(e), Some(_)) => {
+                self.err(
+                    e.span(),
+                    "set either password_env or password_file, not both",
+                );
+                None
+            }
+            (Some(e), None) => Some(PasswordSource::Env(e.get_ref().clone())),
+            (None, Some(f)) => Some(PasswordSource::File(self.path(f))),
+            (None, None) => None,
+        };
+        if password.is_some() && raw.username.is_none() {
+            let span = raw
+                .password_env
+                .as_ref()
+                .or(raw.password_file.as_ref())
+                .map_or(0..0, Spanned::span);
+            self.err(span, "a password is configured but no `username`; add `username = \"…\"` under [notify.smtp]");
+        }
+        if raw.host.get_ref().trim().is_empty() {
+            self.err(
+                raw.host.span(),
+                "SMTP host is empty; write the mail server's name, such as \"smtp.example.org\"",
+            );
+        }
+        Smtp {
+            host: raw.host.into_inner(),
+            port,
+            tls,
+            username: raw.username,
+            password,
+        }
+    }
+
+    /// Checks the shape of an address, either `user@host` or
+    /// `Name <user@host>`; the mail library checks it fully when sending.
+    fn address(&mut self, value: &Spanned<String>, key: &str) {
+        let s = value.get_ref().trim();
+        let addr = match (s.rfind('<'), s.strip_suffix('>')) {
+            (Some(i), Some(inner)) => &inner[i + 1..],
+            _ => s,
+        };
+        let valid = match addr.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.is_empty()
+                    && !addr.contains(char::is_whitespace)
+                    && !domain.contains('@')
+            }
+            None => false,
+        };
+        if !valid {
+            self.err(value.span(), format!("{key} address {:?} is not an e-mail address; write \"user@example.org\" or \"Name <user@example.org>\"", value.get_ref()));
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The serde mirror of `feeds.toml`: exactly what the file says, with spans.
+//!
+//! Nothing here is validated beyond TOML types and unknown keys; `config::load`
+//! turns these into the checked `Config` the rest of the program uses.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsFile {
+    pub storage: Option<Storage>,
+    pub data: Option<DataFiles>,
+    pub tracking: Option<Spanned<Tracking>>,
+    pub notify: Option<Notify>,
+    #[serde(default)]
+    pub feed: Vec<Feed>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub path: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFiles {
+    pub states: Option<Spanned<String>>,
+    pub treaties: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracking {
+    pub states: Vec<Spanned<String>>,
+    pub treaties: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feed {
+    pub id: Spanned<String>,
+    pub url: Spanned<String>,
+    pub name: Option<String>,
+    pub interval: Option<Spanned<String>>,
+    pub enabled: Option<bool>,
+    pub authoritative: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub from: Option<Spanned<String>>,
+    #[serde(default)]
+    pub to: Vec<Spanned<String>>,
+    pub debounce: Option<Spanned<String>>,
+    pub transport: Option<Spanned<String>>,
+    pub folder: Option<Spanned<String>>,
+    pub smtp: Option<Spanned<Smtp>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: Spanned<String>,
+    pub port: Option<Spanned<i64>>,
+    pub tls: Option<Spanned<String>>,
+    pub username: Option<String>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    /// Accepted by the parser only so it can be refused with a useful message.
+    pub password: Option<Spanned<toml::Value>>,
+}

@@ -1,0 +1,256 @@
+//! Treaty data: names news uses, withdrawal clauses, and how much evidence a
+//! status change needs.
+//!
+//! Loads `treaties.toml` (its header documents the fields) into `Treaties`.
+//! The notice-period arithmetic lives here because it is a fact about the
+//! treaty, not about any one state.
+
+use std::collections::HashMap;
+
+use chrono::{Days, Months, NaiveDate};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::diagnostic::{Diagnostic, SourceText};
+
+#[derive(Debug, Clone)]
+pub struct Treaty {
+    pub id: String,
+    pub name: String,
+    /// What digests and subject lines print ("Ottawa Convention").
+    pub short_name: String,
+    pub aliases: Vec<String>,
+    /// Year adopted; news writes "the 1997 treaty".
+    pub year: Option<u16>,
+    pub depositary: String,
+    pub withdrawal_article: String,
+    pub withdrawal_notice: Notice,
+    /// The withdrawal does not take effect while the withdrawing state is in
+    /// an armed conflict (e.g. Ottawa Art. 20(3)): an expected effective date
+    /// is then only a lower bound.
+    pub armed_conflict_clause: bool,
+    pub suspension: Suspension,
+    /// Distinct sources needed before a reported stage moves the status.
+    pub min_sources: u32,
+    pub notes: String,
+}
+
+/// Time between depositing a withdrawal and its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The treaty has no withdrawal clause.
+    None,
+    Days(u32),
+    Months(u32),
+    Years(u32),
+}
+
+impl Notice {
+    fn parse(s: &str) -> Option<Notice> {
+        if s == "none" {
+            return Some(Notice::None);
+        }
+        let (n, unit) = s.split_once(' ')?;
+        let n: u32 = n.parse().ok()?;
+        match unit {
+            "day" | "days" => Some(Notice::Days(n)),
+            "month" | "months" => Some(Notice::Months(n)),
+            "year" | "years" => Some(Notice::Years(n)),
+            _ => None,
+        }
+    }
+
+    /// The date a withdrawal notified on `notified` takes effect, if the
+    /// treaty allows withdrawal at all.
+    pub fn effective_date(self, notified: NaiveDate) -> Option<NaiveDate> {
+        match self {
+            Notice::None => None,
+            Notice::Days(n) => notified.checked_add_days(Days::new(n.into())),
+            Notice::Months(n) => notified.checked_add_months(Months::new(n)),
+            Notice::Years(n) => notified.checked_add_months(Months::new(n.checked_mul(12)?)),
+        }
+    }
+}
+
+/// How the treaty treats a state 'suspending' it. Either way a suspension is
+/// never a withdrawal: the state remains a party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suspension {
+    /// The treaty provides no suspension.
+    NoClause,
+    /// The treaty itself provides for suspension.
+    TreatyClause,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Treaties {
+    pub list: Vec<Treaty>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Treaties {
+    pub fn get(&self, id: &str) -> Option<&Treaty> {
+        self.by_id.get(id).map(|&i| &self.list[i])
+    }
+
+    /// The printable short name of a treaty id, or the id itself when unknown.
+    pub fn name_of<'a>(&'a self, id: &'a str) -> &'a str {
+        self.get(id).map_or(id, |t| t.short_name.as_str())
+    }
+
+    /// Per-treaty corroboration thresholds, for the status fold.
+    pub fn min_sources(&self) -> HashMap<String, u32> {
+        self.list
+            .iter()
+            .map(|t| (t.id.clone(), t.min_sources))
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    treaty: Vec<RawTreaty>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTreaty {
+    id: Spanned<String>,
+    name: String,
+    short_name: String,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
+    year: Option<u16>,
+    depositary: String,
+    #[serde(default)]
+    withdrawal_article: String,
+    withdrawal_notice: Spanned<String>,
+    #[serde(default)]
+    armed_conflict_clause: bool,
+    suspension: Suspension,
+    min_sources: Option<Spanned<i64>>,
+    #[serde(default)]
+    notes: String,
+}
+
+/// Parses and checks a treaties file, returning every problem found.
+pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
+    let raw: RawFile = toml::from_str(&src.text).map_err(|e| vec![src.from_toml(&e)])?;
+    let mut problems = Vec::new();
+    let mut treaties = Treaties::default();
+    let mut alias_owner: HashMap<String, String> = HashMap::new();
+
+    for t in raw.treaty {
+        let id = t.id.get_ref().clone();
+        if !is_snake_id(&id) {
+            problems.push(src.at(
+                t.id.span(),
+                format!("treaty id {id:?} must be lower-case letters, digits and '_' (such as \"new_start\")"),
+            ));
+            continue;
+        }
+        if treaties.by_id.contains_key(&id) {
+            problems.push(src.at(
+                t.id.span(),
+                format!("treaty {id:?} is defined twice; remove one of the [[treaty]] entries"),
+            ));
+            continue;
+        }
+        let Some(notice) = Notice::parse(t.withdrawal_notice.get_ref()) else {
+            problems.push(src.at(
+                t.withdrawal_notice.span(),
+                format!(
+                    "withdrawal_notice {:?} of treaty {id} is not understood; write \"<n> days\", \"<n> months\", \"<n> years\" or \"none\"",
+                    t.withdrawal_notice.get_ref()
+                ),
+            ));
+            continue;
+        };
+        let min_sources = match &t.min_sources {
+            None => 1,
+            Some(m) => match u32::try_from(*m.get_ref()) {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    problems.push(src.at(
+                        m.span(),
+                        format!(
+                            "min_sources of treaty {id} must be 1 or more, not {}",
+                            m.get_ref()
+                        ),
+                    ));
+                    continue;
+                }
+            },
+        };
+        let mut aliases = Vec::new();
+        for a in t.aliases {
+            let folded = a.get_ref().to_lowercase();
+            match alias_owner.get(&folded) {
+                Some(other) if other != &id => problems.push(src.at(
+                    a.span(),
+                    format!("alias {:?} is listed for both {other} and {id}; keep it for one treaty only", a.get_ref()),
+                )),
+                _ => {
+                    alias_owner.insert(folded, id.clone());
+                }
+            }
+            aliases.push(a.into_inner());
+        }
+        treaties.by_id.insert(id.clone(), treaties.list.len());
+        treaties.list.push(Treaty {
+            id,
+            name: t.name,
+            short_name: t.short_name,
+            aliases,
+            year: t.year,
+            depositary: t.depositary,
+            withdrawal_article: t.withdrawal_article,
+            withdrawal_notice: notice,
+            armed_conflict_clause: t.armed_conflict_clause,
+            suspension: t.suspension,
+            min_sources,
+            notes: t.notes,
+        });
+    }
+    if problems.is_empty() {
+        Ok(treaties)
+    } else {
+        Err(problems)
+    }
+}
+
+fn is_snake_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notice_periods_add_calendar_units() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let check = |notice: &str, from: &str, expected: Option<&str>| {
+            let n = Notice::parse(notice).unwrap();
+            assert_eq!(
+                n.effective_date(d(from)),
+                expected.map(d),
+                "{notice} from {from}"
+            );
+        };
+        check("6 months", "2025-06-27", Some("2025-12-27"));
+        check("6 months", "2025-08-31", Some("2026-02-28"));
+        check("90 days", "2025-01-01", Some("2025-04-01"));
+        check("1 year", "2024-02-29", Some("2025-02-28"));
+        check("none", "2025-01-01", None);
+        assert_eq!(Notice::parse("6 fortnights"), None);
+        assert_eq!(Notice::parse("six months"), None);
+    }
+}

@@ -1,0 +1,502 @@
+//! The spine of treatywatch: actions, statuses, the closed `Event` enum kept
+//! in the log, and the pure fold from events to a status per (state, treaty).
+//!
+//! No I/O and no clock here: the store feeds stored events in, the fold says
+//! what the status table is. `store` keeps the table up to date by running
+//! the same fold per key, so `replay` and the incremental path cannot drift.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON payload layout written for every event kind; bump it
+/// when a payload changes shape, and keep reading the old one.
+pub const PAYLOAD_VERSION: u32 = 1;
+
+/// Source name recorded on analyst events.
+pub const ANALYST_SOURCE: &str = "analyst";
+
+/// What a piece of news says a state did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Signed,
+    /// Ratification, accession, acceptance or approval: the state becomes a party.
+    Ratified,
+    WithdrawalAnnounced,
+    /// The legislature voted or the withdrawal law was enacted.
+    WithdrawalApproved,
+    /// The instrument of withdrawal was deposited with the depositary.
+    WithdrawalNotified,
+    WithdrawalEffective,
+    /// A withdrawing state revoked its withdrawal and stays a party.
+    WithdrawalReversed,
+}
+
+/// Where a state stands with a treaty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Unknown,
+    NonParty,
+    Signatory,
+    Party,
+    WithdrawalAnnounced,
+    WithdrawalApproved,
+    WithdrawalNotified,
+    Withdrawn,
+}
+
+macro_rules! names {
+    ($ty:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),*];
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),* }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($name => Ok($ty::$variant),)*
+                    _ => Err(format!(
+                        "unknown {} {s:?}; expected one of: {}",
+                        stringify!($ty).to_lowercase(),
+                        [$($name),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+names!(Action {
+    Signed => "signed",
+    Ratified => "ratified",
+    WithdrawalAnnounced => "withdrawal_announced",
+    WithdrawalApproved => "withdrawal_approved",
+    WithdrawalNotified => "withdrawal_notified",
+    WithdrawalEffective => "withdrawal_effective",
+    WithdrawalReversed => "withdrawal_reversed",
+});
+
+names!(Status {
+    Unknown => "unknown",
+    NonParty => "non_party",
+    Signatory => "signatory",
+    Party => "party",
+    WithdrawalAnnounced => "withdrawal_announced",
+    WithdrawalApproved => "withdrawal_approved",
+    WithdrawalNotified => "withdrawal_notified",
+    Withdrawn => "withdrawn",
+});
+
+impl Status {
+    /// Human wording for digests and tables ("withdrawal announced").
+    pub fn label(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+
+    fn is_withdrawing(self) -> bool {
+        matches!(
+            self,
+            Status::WithdrawalAnnounced | Status::WithdrawalApproved | Status::WithdrawalNotified
+        )
+    }
+
+    /// The status `action` would move a state to from `self`, or `None` when
+    /// the action is background: an earlier stage than where the state
+    /// already is, or one that makes no sense from here.
+    pub fn advanced_by(self, action: Action) -> Option<Status> {
+        use Status::*;
+        let target = match action {
+            Action::Signed => Signatory,
+            Action::Ratified => Party,
+            Action::WithdrawalAnnounced => WithdrawalAnnounced,
+            Action::WithdrawalApproved => WithdrawalApproved,
+            Action::WithdrawalNotified => WithdrawalNotified,
+            Action::WithdrawalEffective => Withdrawn,
+            Action::WithdrawalReversed => {
+                return self.is_withdrawing().then_some(Party);
+            }
+        };
+        let forward = match action {
+            // A withdrawn state can join again (accession after withdrawal).
+            Action::Ratified => matches!(self, Unknown | NonParty | Signatory | Withdrawn),
+            Action::Signed => matches!(self, Unknown | NonParty),
+            // Withdrawal stages imply membership: from unknown they still count.
+            _ => matches!(self, Unknown | Party) || (self.is_withdrawing() && target > self),
+        };
+        forward.then_some(target)
+    }
+}
+
+/// The evidence behind a detection, kept so a digest and `status` can show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The sentence the rule fired on.
+    pub sentence: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// A classifier rule found that `state` took `action` on `treaty`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detection {
+    pub state: String,
+    pub treaty: String,
+    pub action: Action,
+    /// Id of the rule that fired.
+    pub rule: String,
+    /// Feed id (or "analyst", "cli") the item came from.
+    pub source: String,
+    /// Stable key of the item within its source.
+    pub item_key: String,
+    pub evidence: Evidence,
+    /// The source is authoritative (a depositary): no corroboration needed.
+    #[serde(default)]
+    pub authoritative: bool,
+    /// Seen during a first sync of old items: recorded, but never emailed.
+    #[serde(default)]
+    pub backfill: bool,
+}
+
+/// An analyst's correction: the status is this, whatever the news said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assertion {
+    pub state: String,
+    pub treaty: String,
+    pub status: Status,
+    pub note: String,
+}
+
+/// An analyst withdrew a wrong detection or assertion; the fold ignores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retraction {
+    pub target_seq: i64,
+    pub state: String,
+    pub treaty: String,
+    pub note: String,
+}
+
+/// The projected status of (state, treaty) moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub state: String,
+    pub treaty: String,
+    pub from: Status,
+    pub to: Status,
+    /// The event whose append caused the change.
+    pub cause_seq: i64,
+    /// Distinct sources that carried the new status.
+    pub sources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Caused by backfilled items: recorded, never emailed.
+    #[serde(default)]
+    pub backfill: bool,
+}
+
+/// Everything the log can hold. Closed on purpose: every consumer matches
+/// on it, and a new kind is a deliberate, reviewed change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// A rule found evidence of a treaty action in a news item.
+    Detection(Detection),
+    /// An analyst set a status by hand (`treatywatch assert`).
+    Asserted(Assertion),
+    /// An analyst withdrew a wrong event (`treatywatch retract`).
+    Retracted(Retraction),
+    /// A status moved; appended in the same transaction as its cause.
+    StatusChanged(StatusChange),
+}
+
+impl EventBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::Detection(_) => "detection",
+            EventBody::Asserted(_) => "asserted",
+            EventBody::Retracted(_) => "retracted",
+            EventBody::StatusChanged(_) => "status_changed",
+        }
+    }
+
+    /// The (state, treaty) the event is about.
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            EventBody::Detection(d) => (&d.state, &d.treaty),
+            EventBody::Asserted(a) => (&a.state, &a.treaty),
+            EventBody::Retracted(r) => (&r.state, &r.treaty),
+            EventBody::StatusChanged(c) => (&c.state, &c.treaty),
+        }
+    }
+
+    /// Whether the fold reads this event (status changes are its output).
+    pub fn is_observation(&self) -> bool {
+        !matches!(self, EventBody::StatusChanged(_))
+    }
+
+    /// Identity of the observation: appending an event whose key is already
+    /// in the log is a no-op, so re-polls and restarts never duplicate.
+    pub fn dedupe_key(&self, occurred_at: DateTime<Utc>) -> String {
+        match self {
+            EventBody::Detection(d) => format!(
+                "detection|{}|{}|{}|{}|{}",
+                d.source, d.item_key, d.state, d.treaty, d.action
+            ),
+            EventBody::Asserted(a) => format!(
+                "asserted|{}|{}|{}|{}|{}",
+                a.state,
+                a.treaty,
+                a.status,
+                occurred_at.to_rfc3339(),
+                a.note
+            ),
+            EventBody::Retracted(r) => format!("retracted|{}", r.target_seq),
+            EventBody::StatusChanged(c) => {
+                format!("status_changed|{}|{}|{}", c.cause_seq, c.state, c.treaty)
+            }
+        }
+    }
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// When it happened in the world (item published, analyst's date).
+    pub occurred_at: DateTime<Utc>,
+    pub body: EventBody,
+}
+
+/// An event as stored, with its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// The projected status of one (state, treaty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRow {
+    pub status: Status,
+    /// Earliest evidence date for the current status.
+    pub since: DateTime<Utc>,
+    /// The event whose arrival moved the status here.
+    pub since_seq: i64,
+    /// Distinct sources that carried the current status.
+    pub sources: Vec<String>,
+    pub evidence: Option<Evidence>,
+    /// Set by an analyst's assertion rather than by news.
+    pub manual: bool,
+    /// Every supporting detection was backfill.
+    pub backfill: bool,
+}
+
+pub type Key = (String, String);
+
+/// The status table: (state, treaty) → row. Keys never observed are absent
+/// and read as `unknown`.
+pub type Projection = BTreeMap<Key, StatusRow>;
+
+/// What the fold needs from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Per-treaty corroboration threshold; treaties not listed need one source.
+    pub min_sources: HashMap<String, u32>,
+}
+
+impl Policy {
+    fn min_sources(&self, treaty: &str) -> usize {
+        self.min_sources.get(treaty).copied().unwrap_or(1).max(1) as usize
+    }
+}
+
+/// One detection waiting for corroboration.
+#[derive(Debug, Clone)]
+struct Support {
+    action: Action,
+    target: Status,
+    source: String,
+    authoritative: bool,
+    backfill: bool,
+    occurred_at: DateTime<Utc>,
+    seq: i64,
+    evidence: Evidence,
+}
+
+/// A report of a later withdrawal stage also supports the earlier ones
+/// (notified implies announced); otherwise only the same target counts.
+fn supports(reported: Status, candidate: Status) -> bool {
+    reported == candidate
+        || (candidate.is_withdrawing() || candidate == Status::Withdrawn)
+            && (reported.is_withdrawing() || reported == Status::Withdrawn)
+            && reported >= candidate
+}
+
+/// The fold for one (state, treaty): its row plus detections still short of
+/// corroboration.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFold {
+    row: Option<StatusRow>,
+    pending: Vec<Support>,
+}
+
+impl KeyFold {
+    pub fn status(&self) -> Status {
+        self.row.as_ref().map_or(Status::Unknown, |r| r.status)
+    }
+
+    pub fn row(&self) -> Option<&StatusRow> {
+        self.row.as_ref()
+    }
+
+    /// Applies one observation (retracted ones must be filtered out before).
+    pub fn apply(&mut self, event: &StoredEvent, policy: &Policy) {
+        match &event.body {
+            EventBody::Detection(d) => self.detect(event, d, policy),
+            EventBody::Asserted(a) => {
+                self.pending.clear();
+                self.row = Some(StatusRow {
+                    status: a.status,
+                    since: event.occurred_at,
+                    since_seq: event.seq,
+                    sources: vec![ANALYST_SOURCE.to_string()],
+                    evidence: Some(Evidence {
+                        sentence: a.note.clone(),
+                        link: None,
+                        title: None,
+                    }),
+                    manual: true,
+                    backfill: false,
+                });
+            }
+            EventBody::Retracted(_) | EventBody::StatusChanged(_) => {}
+        }
+    }
+
+    fn detect(&mut self, event: &StoredEvent, d: &Detection, policy: &Policy) {
+        let current = self.status();
+        let Some(target) = current.advanced_by(d.action) else {
+            return;
+        };
+        self.pending.push(Support {
+            action: d.action,
+            target,
+            source: d.source.clone(),
+            authoritative: d.authoritative,
+            backfill: d.backfill,
+            occurred_at: event.occurred_at,
+            seq: event.seq,
+            evidence: d.evidence.clone(),
+        });
+        let needed = policy.min_sources(&d.treaty);
+        // The furthest candidate that enough sources (or one authority) carry.
+        let mut candidates: Vec<Status> = self.pending.iter().map(|s| s.target).collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        candidates.dedup();
+        for candidate in candidates {
+            let backing: Vec<&Support> = self
+                .pending
+                .iter()
+                .filter(|s| supports(s.target, candidate))
+                .collect();
+            let sources: BTreeSet<&str> = backing.iter().map(|s| s.source.as_str()).collect();
+            if sources.len() < needed && !backing.iter().any(|s| s.authoritative) {
+                continue;
+            }
+            let first = backing
+                .iter()
+                .min_by_key(|s| (s.occurred_at, s.seq))
+                .expect("a candidate has at least one supporter");
+            self.row = Some(StatusRow {
+                status: candidate,
+                since: first.occurred_at,
+                since_seq: event.seq,
+                sources: sources.iter().map(|s| s.to_string()).collect(),
+                evidence: Some(first.evidence.clone()),
+                manual: false,
+                backfill: backing.iter().all(|s| s.backfill),
+            });
+            if d.action == Action::WithdrawalReversed {
+                // Older withdrawal reports are superseded by the reversal.
+                self.pending.clear();
+            } else {
+                // Keep reports of stages still ahead of the new status.
+                self.pending
+                    .retain(|s| candidate.advanced_by(s.action) == Some(s.target));
+            }
+            return;
+        }
+    }
+}
+
+/// The sequence numbers retracted anywhere in `events`.
+pub fn retracted_seqs<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> HashSet<i64> {
+    events
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Retracted(r) => Some(r.target_seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Folds one key's events, in log order, skipping retracted ones.
+pub fn fold_key<'a>(
+    events: impl IntoIterator<Item = &'a StoredEvent>,
+    retracted: &HashSet<i64>,
+    policy: &Policy,
+) -> KeyFold {
+    let mut fold = KeyFold::default();
+    for e in events {
+        if e.body.is_observation() && !retracted.contains(&e.seq) {
+            fold.apply(e, policy);
+        }
+    }
+    fold
+}
+
+/// The status table from the whole log. With `as_of`, only events that
+/// occurred by then count; retractions count wherever they stand, because a
+/// retraction corrects the record rather than reporting something new.
+pub fn project(
+    events: &[StoredEvent],
+    policy: &Policy,
+    as_of: Option<DateTime<Utc>>,
+) -> Projection {
+    let retracted = retracted_seqs(events);
+    let mut by_key: BTreeMap<Key, Vec<&StoredEvent>> = BTreeMap::new();
+    for e in events {
+        if as_of.is_some_and(|t| e.occurred_at > t) {
+            continue;
+        }
+        let (state, treaty) = e.body.key();
+        by_key
+            .entry((state.to_string(), treaty.to_string()))
+            .or_default()
+            .push(e);
+    }
+    by_key
+        .into_iter()
+        .filter_map(|(key, evs)| {
+            let mut evs = evs;
+            evs.sort_by_key(|e| e.seq);
+            fold_key(evs, &retracted, policy).row.map(|row| (key, row))
+        })
+        .collect()
+}

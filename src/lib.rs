@@ -1,0 +1,8 @@
+//! treatywatch: watch news feeds for changes in which states are bound by
+//! which treaties. See ARCHITECTURE.md for the map of the code.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod store;

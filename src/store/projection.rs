@@ -1,0 +1,114 @@
+//! The `status` table: the fold of the log per (state, treaty), stored so
+//! `status` is a cheap read, and rebuilt from the log by `replay`.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{Result, Store, parse_timestamp, timestamp};
+use crate::domain::{Policy, Projection, StatusRow, fold_key};
+
+impl Store {
+    /// The status table as stored.
+    pub fn projection(&self) -> Result<Projection> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT state, treaty, {ROW_COLUMNS} FROM status ORDER BY state, treaty"
+        ))?;
+        let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), row_from(r, 2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The status table folded from the log alone; with `as_of`, as it stood
+    /// then (see `domain::project` for what counts).
+    pub fn rebuild(&self, policy: &Policy, as_of: Option<DateTime<Utc>>) -> Result<Projection> {
+        let retracted = self.retracted()?;
+        let mut projection = Projection::new();
+        self.for_each_key(as_of, |key, events| {
+            if let Some(row) = fold_key(events, &retracted, policy).row() {
+                projection.insert(key.clone(), row.clone());
+            }
+        })?;
+        Ok(projection)
+    }
+
+    /// Replaces the stored status table with `projection` (for `replay --fix`).
+    pub fn replace_projection(&mut self, projection: &Projection) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM status", [])?;
+        for ((state, treaty), row) in projection {
+            write_row(&tx, state, treaty, Some(row))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+const ROW_COLUMNS: &str = "status, since, since_seq, sources, evidence, manual, backfill";
+
+fn row_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StatusRow> {
+    let json_err = |i, e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let status: String = r.get(at)?;
+    let sources: String = r.get(at + 3)?;
+    let evidence: Option<String> = r.get(at + 4)?;
+    Ok(StatusRow {
+        status: status.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e.into())
+        })?,
+        since: parse_timestamp(&r.get::<_, String>(at + 1)?)?,
+        since_seq: r.get(at + 2)?,
+        sources: serde_json::from_str(&sources).map_err(|e| json_err(at + 3, e))?,
+        evidence: evidence
+            .map(|e| serde_json::from_str(&e))
+            .transpose()
+            .map_err(|e| json_err(at + 4, e))?,
+        manual: r.get(at + 5)?,
+        backfill: r.get(at + 6)?,
+    })
+}
+
+pub(super) fn read_row(conn: &Connection, state: &str, treaty: &str) -> Result<Option<StatusRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM status WHERE state = ?1 AND treaty = ?2"
+        ))?
+        .query_row([state, treaty], |r| row_from(r, 0))
+        .optional()?)
+}
+
+/// Stores `row` for the key, or removes the key when the fold has no row.
+pub(super) fn write_row(
+    conn: &Connection,
+    state: &str,
+    treaty: &str,
+    row: Option<&StatusRow>,
+) -> Result<()> {
+    match row {
+        None => {
+            conn.prepare_cached("DELETE FROM status WHERE state = ?1 AND treaty = ?2")?
+                .execute([state, treaty])?;
+        }
+        Some(row) => {
+            conn.prepare_cached(
+                "INSERT INTO status (state, treaty, status, since, since_seq, sources, evidence, manual, backfill)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (state, treaty) DO UPDATE SET
+                   status = excluded.status, since = excluded.since, since_seq = excluded.since_seq,
+                   sources = excluded.sources, evidence = excluded.evidence,
+                   manual = excluded.manual, backfill = excluded.backfill",
+            )?
+            .execute(params![
+                state,
+                treaty,
+                row.status.as_str(),
+                timestamp(row.since),
+                row.since_seq,
+                serde_json::to_string(&row.sources).expect("strings serialize"),
+                row.evidence.as_ref().map(|e| serde_json::to_string(e).expect("evidence serializes")),
+                row.manual,
+                row.backfill,
+            ])?;
+        }
+    }
+    Ok(())
+}
