@@ -500,3 +500,72 @@ pub fn project(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Action as A, Status as S, *};
+
+    #[test]
+    fn which_actions_move_which_statuses() {
+        // (from, action, to or None for background)
+        let cases = [
+            (S::Unknown, A::Signed, Some(S::Signatory)),
+            (S::Unknown, A::Ratified, Some(S::Party)),
+            (
+                S::Unknown,
+                A::WithdrawalAnnounced,
+                Some(S::WithdrawalAnnounced),
+            ),
+            (S::Unknown, A::WithdrawalReversed, None),
+            (S::NonParty, A::Signed, Some(S::Signatory)),
+            (S::NonParty, A::WithdrawalNotified, None),
+            (S::Signatory, A::Signed, None),
+            (S::Signatory, A::Ratified, Some(S::Party)),
+            (S::Party, A::Ratified, None),
+            (S::Party, A::Signed, None),
+            (S::Party, A::WithdrawalApproved, Some(S::WithdrawalApproved)),
+            (S::Party, A::WithdrawalReversed, None),
+            (S::WithdrawalAnnounced, A::WithdrawalAnnounced, None),
+            (
+                S::WithdrawalAnnounced,
+                A::WithdrawalNotified,
+                Some(S::WithdrawalNotified),
+            ),
+            (
+                S::WithdrawalAnnounced,
+                A::WithdrawalReversed,
+                Some(S::Party),
+            ),
+            (S::WithdrawalNotified, A::WithdrawalApproved, None),
+            (
+                S::WithdrawalNotified,
+                A::WithdrawalEffective,
+                Some(S::Withdrawn),
+            ),
+            (S::WithdrawalNotified, A::WithdrawalReversed, Some(S::Party)),
+            (S::Withdrawn, A::WithdrawalReversed, None),
+            (S::Withdrawn, A::WithdrawalEffective, None),
+            (S::Withdrawn, A::Ratified, Some(S::Party)),
+            (S::Withdrawn, A::Signed, None),
+        ];
+        for (from, action, to) in cases {
+            assert_eq!(from.advanced_by(action), to, "{from} + {action}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(*s));
+        }
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(*a));
+        }
+        assert!(
+            "member"
+                .parse::<Status>()
+                .unwrap_err()
+                .contains("withdrawal_notified")
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! `treatywatch check`: every problem a user can make in the configuration
+//! is reported as `file:line:col: message` naming the fix, with exit 2.
+//!
+//! Cases mark the position they expect the report at with `‸`.
+
+use crate::support::{ConfigDir, MINIMAL};
+
+const MARK: char = '‸';
+
+/// Writes `feeds` (with the mark removed) and checks that `check` exits 2 and
+/// reports `fragment` at the marked line and column of `file`.
+fn check_bad_in(file: &str, feeds: &str, other: Option<&str>, fragment: &str) {
+    let (target, marked) = match other {
+        Some(text) => (file, text),
+        None => ("feeds.toml", feeds),
+    };
+    let offset = marked.find(MARK).expect("case has a ‸ mark");
+    let before = &marked[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+
+    let dir = ConfigDir::new(&feeds.replace(MARK, ""));
+    if let Some(text) = other {
+        dir.write(file, &text.replace(MARK, ""));
+    }
+    let output = dir.cmd(&["check"]).output().expect("run check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit status; stderr:\n{stderr}"
+    );
+    let expected = format!("{}:{line}:{col}: ", dir.dir.path().join(target).display());
+    let report = stderr
+        .lines()
+        .find(|l| l.starts_with(&expected))
+        .unwrap_or_else(|| panic!("no report at {expected}; stderr:\n{stderr}"));
+    assert!(
+        report.contains(fragment),
+        "report {report:?} lacks {fragment:?}"
+    );
+}
+
+fn check_bad(feeds: &str, fragment: &str) {
+    check_bad_in("feeds.toml", feeds, None, fragment);
+}
+
+/// MINIMAL with `extra` appended as one more feed table.
+fn with_feed(extra: &str) -> String {
+    format!("{MINIMAL}\n[[feed]]\n{extra}\n")
+}
+
+#[test]
+fn shipped_config_is_valid_and_summarised() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/feeds.toml");
+    let output = assert_cmd::Command::cargo_bin("treatywatch")
+        .expect("binary")
+        .args(["--config", config, "check"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("feeds") && stdout.contains("treaties") && stdout.contains("tracking"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
+}
+
+#[test]
+fn minimal_config_is_valid() {
+    let dir = ConfigDir::new(MINIMAL);
+    dir.cmd(&["check"]).assert().success();
+}
+
+#[test]
+fn unknown_key_names_the_key() {
+    check_bad(
+        &with_feed("id = \"b\"\nurl = \"https://b.example.org/\"\n‸intervl = \"1h\""),
+        "unknown field `intervl`",
+    );
+}
+
+#[test]
+fn wrong_type_is_reported_at_the_value() {
+    check_bad(
+        &with_feed("id = \"b\"\nurl = \"https://b.example.org/\"\ninterval = ‸15"),
+        "invalid type",
+    );
+}
+
+#[test]
+fn bad_duration_suggests_a_format() {
+    check_bad(
+        &with_feed(
+            "id = \"b\"\nurl = \"https://b.example.org/\"\ninterval = ‸\"15 minutes please\"",
+        ),
+        "write something like \"15m\"",
+    );
+}
+
+#[test]
+fn too_short_interval_is_refused() {
+    check_bad(
+        &with_feed("id = \"b\"\nurl = \"https://b.example.org/\"\ninterval = ‸\"10s\""),
+        "shorter than the minimum",
+    );
+}
+
+#[test]
+fn duplicate_feed_id_points_at_the_second() {
+    check_bad(
+        &with_feed("id = ‸\"wire\"\nurl = \"https://b.example.org/\""),
+        "feed id \"wire\" is used twice",
+    );
+}
+
+#[test]
+fn feed_id_with_spaces_is_refused() {
+    check_bad(
+        &with_feed("id = ‸\"my feed\"\nurl = \"https://b.example.org/\""),
+        "may only use a-z",
+    );
+}
+
+#[test]
+fn invalid_url_is_refused() {
+    check_bad(
+        &with_feed("id = \"b\"\nurl = ‸\"news.example.org/rss\""),
+        "not a valid URL",
+    );
+}
+
+#[test]
+fn non_http_url_is_refused() {
+    check_bad(
+        &with_feed("id = \"b\"\nurl = ‸\"ftp://news.example.org/rss\""),
+        "only http:// and https://",
+    );
+}
+
+#[test]
+fn unknown_state_code_is_refused() {
+    check_bad(
+        &MINIMAL.replace("[\"UKR\", \"POL\"]", "[\"UKR\", ‸\"XYZ\"]"),
+        "unknown state code \"XYZ\"",
+    );
+}
+
+#[test]
+fn lower_case_state_code_gets_a_hint() {
+    check_bad(
+        &MINIMAL.replace("[\"UKR\", \"POL\"]", "[\"UKR\", ‸\"pol\"]"),
+        "write \"POL\"",
+    );
+}
+
+#[test]
+fn unknown_treaty_id_lists_the_known_ones() {
+    check_bad(
+        &MINIMAL.replace("[\"ottawa\"]", "[‸\"otawa\"]"),
+        "known ids: ottawa, ctbt",
+    );
+}
+
+#[test]
+fn missing_data_file_is_reported_at_its_reference() {
+    check_bad(
+        &MINIMAL.replace("states = \"states.toml\"", "states = ‸\"stats.toml\""),
+        "cannot read states file",
+    );
+}
+
+#[test]
+fn toml_syntax_error_is_located() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nfrom = \"unterminated‸\n"),
+        "expected `\"`",
+    );
+}
+
+#[test]
+fn inline_smtp_password_is_refused() {
+    let feeds = format!(
+        "{MINIMAL}\n[notify]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"smtp.example.org\"\nusername = \"u\"\npassword = ‸\"hunter2\"\n"
+    );
+    check_bad(&feeds, "password_env");
+}
+
+#[test]
+fn unknown_transport_is_refused() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\ntransport = ‸\"pigeon\"\n"),
+        "write \"file\"",
+    );
+}
+
+#[test]
+fn bad_recipient_address_is_refused() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nto = [‸\"desk at example.org\"]\n"),
+        "not an e-mail address",
+    );
+}
+
+#[test]
+fn unknown_tls_mode_is_refused() {
+    let feeds = format!(
+        "{MINIMAL}\n[notify]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"smtp.example.org\"\ntls = ‸\"ssl3\"\n"
+    );
+    check_bad(&feeds, "\"starttls\", \"tls\" or \"none\"");
+}
+
+#[test]
+fn missing_tracking_table_is_refused() {
+    check_bad(
+        &format!(
+            "‸{}",
+            MINIMAL.replace(
+                "[tracking]\nstates = [\"UKR\", \"POL\"]\ntreaties = [\"ottawa\"]\n",
+                ""
+            )
+        ),
+        "missing [tracking]",
+    );
+}
+
+#[test]
+fn group_with_unknown_member_is_reported_in_the_states_file() {
+    let states = std::fs::read_to_string(format!("{}/states.toml", crate::support::FIXTURES))
+        .expect("fixture");
+    let broken = states.replace(
+        "members = [\"UKR\", \"POL\"]",
+        "members = [\"UKR\", ‸\"PLN\"]",
+    );
+    check_bad_in(
+        "states.toml",
+        MINIMAL,
+        Some(&broken),
+        "unknown state code \"PLN\"",
+    );
+}
+
+#[test]
+fn bad_notice_period_is_reported_in_the_treaties_file() {
+    let treaties = std::fs::read_to_string(format!("{}/treaties.toml", crate::support::FIXTURES))
+        .expect("fixture");
+    let broken = treaties.replacen(
+        "withdrawal_notice = \"6 months\"",
+        "withdrawal_notice = ‸\"half a year\"",
+        1,
+    );
+    check_bad_in(
+        "treaties.toml",
+        MINIMAL,
+        Some(&broken),
+        "write \"<n> days\"",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let feeds = MINIMAL
+        .replace("[\"UKR\", \"POL\"]", "[\"UKR\", \"XYZ\"]")
+        .replace("interval = \"15m\"", "interval = \"soon\"");
+    let dir = ConfigDir::new(&feeds);
+    let output = dir.cmd(&["check"]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("XYZ") && stderr.contains("soon"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problems"), "{stderr}");
+}
+
+#[test]
+fn missing_config_file_says_how_to_point_at_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let output = assert_cmd::Command::cargo_bin("treatywatch")
+        .expect("binary")
+        .env_remove("TREATYWATCH_CONFIG")
+        .args([
+            "--config",
+            &dir.path().join("nope.toml").to_string_lossy(),
+            "check",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--config"));
+}

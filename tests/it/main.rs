@@ -1,0 +1,16 @@
+//! Integration tests, one binary. Each module is one area of behaviour:
+//!
+//! - `config_check`: `treatywatch check` on good and broken configurations.
+//! - `event_log`: the SQLite log: append-only, deduplicated, migrations.
+//! - `projection`: corroboration, corrections and the incremental table.
+//! - `fold_props`: property tests: the fold is deterministic and the
+//!   incrementally kept table equals a rebuild from the log.
+//! - `cli`: the analyst's workflow through the binary (assert, retract,
+//!   status --as-of, replay, events).
+
+mod cli;
+mod config_check;
+mod event_log;
+mod fold_props;
+mod projection;
+mod support;
