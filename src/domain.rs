@@ -161,7 +161,8 @@ pub struct Detection {
     pub rule: String,
     /// Feed id (or "analyst", "cli") the item came from.
     pub source: String,
-    /// Stable key of the item within its source.
+    /// Stable identity of the item (`feed::Item::key`), shared by feeds
+    /// that carry the same article.
     pub item_key: String,
     pub evidence: Evidence,
     /// The source is authoritative (a depositary): no corroboration needed.
@@ -252,9 +253,11 @@ impl EventBody {
     /// in the log is a no-op, so re-polls and restarts never duplicate.
     pub fn dedupe_key(&self, occurred_at: DateTime<Utc>) -> String {
         match self {
+            // Not the source: the same article carried by two feeds is one
+            // observation, not two.
             EventBody::Detection(d) => format!(
-                "detection|{}|{}|{}|{}|{}",
-                d.source, d.item_key, d.state, d.treaty, d.action
+                "detection|{}|{}|{}|{}",
+                d.item_key, d.state, d.treaty, d.action
             ),
             EventBody::Asserted(a) => format!(
                 "asserted|{}|{}|{}|{}|{}",

@@ -5,4 +5,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod feed;
+pub mod fetch;
+pub mod ingest;
+pub mod poll;
 pub mod store;

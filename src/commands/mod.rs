@@ -3,6 +3,7 @@
 //! `CommandError`; `main` only maps those to exit codes.
 
 mod log;
+mod poll;
 mod status;
 
 use std::io::Write;
@@ -65,7 +66,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Assert(args) => log::assert(&ctx, &args, out),
         Command::Retract(args) => log::retract(&ctx, &args, out),
         Command::Run => Err(CommandError::NotYet("`treatywatch run`", 6)),
-        Command::Poll => Err(CommandError::NotYet("`treatywatch poll`", 3)),
+        Command::Poll => poll::poll(&ctx, out),
         Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
         Command::Digest(_) => Err(CommandError::NotYet("`treatywatch digest`", 5)),
         Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),

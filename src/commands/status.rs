@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::{Context, Outcome, Result, parse_date, policy};
 use crate::cli::{ReplayArgs, StatusArgs};
-use crate::config::Config;
+use crate::config::{Config, Feed};
 use crate::domain::{Key, Projection, Status, StatusRow};
+use crate::store::FeedState;
 
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
@@ -25,14 +26,116 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         None => store.projection()?,
     };
     let rows = rows_to_show(&config, &projection, args.all);
+    let feeds = feed_health(&config, &store)?;
     if args.json {
         for (key, row) in &rows {
             writeln!(out, "{}", status_json(&config, key, *row))?;
         }
+        for (feed, state) in &feeds {
+            writeln!(out, "{}", feed_json(feed, state.as_ref()))?;
+        }
     } else {
         print_table(&config, &rows, out)?;
+        writeln!(out)?;
+        print_feeds(&feeds, out)?;
     }
     Ok(Outcome::Success)
+}
+
+/// Every configured feed with what the store knows of its polling (`None`
+/// when never polled at its current URL).
+fn feed_health<'a>(
+    config: &'a Config,
+    store: &crate::store::Store,
+) -> Result<Vec<(&'a Feed, Option<FeedState>)>> {
+    let states = store.feed_states()?;
+    Ok(config
+        .feeds
+        .iter()
+        .map(|f| {
+            let state = states
+                .iter()
+                .find(|s| s.feed_id == f.id && s.url == f.url.as_str())
+                .cloned();
+            (f, state)
+        })
+        .collect())
+}
+
+fn feed_json(feed: &Feed, state: Option<&FeedState>) -> serde_json::Value {
+    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+    json!({
+        "feed": feed.id,
+        "url": feed.url.as_str(),
+        "enabled": feed.enabled,
+        "last_attempt": time(state.and_then(|s| s.last_attempt)),
+        "last_success": time(state.and_then(|s| s.last_success)),
+        "last_status": state.and_then(|s| s.last_status),
+        "consecutive_failures": state.map_or(0, |s| s.consecutive_failures),
+        "last_error": state.and_then(|s| s.last_error.as_deref()),
+        "next_poll": time(state.and_then(|s| s.next_poll)),
+        "gone": state.is_some_and(|s| s.gone),
+        "moved_to": state.and_then(|s| s.moved_to.as_deref()),
+        "last_item_at": time(state.and_then(|s| s.last_item_at)),
+    })
+}
+
+fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Result<()> {
+    let when = |t: Option<DateTime<Utc>>| {
+        t.map_or_else(
+            || "-".to_string(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    let mut lines = vec![
+        [
+            "FEED",
+            "LAST SUCCESS",
+            "STATUS",
+            "FAILURES",
+            "NEXT POLL",
+            "PROBLEM",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for (feed, state) in feeds {
+        let Some(s) = state else {
+            let note = if feed.enabled {
+                "never polled"
+            } else {
+                "disabled"
+            };
+            lines.push(vec![
+                feed.id.clone(),
+                "-".into(),
+                "-".into(),
+                "0".into(),
+                "-".into(),
+                note.into(),
+            ]);
+            continue;
+        };
+        let problem = if s.gone {
+            "410 Gone: remove the feed or change its url".to_string()
+        } else if let Some(e) = &s.last_error {
+            shorten(e, 70)
+        } else if let Some(m) = &s.moved_to {
+            format!("moved permanently to {m}")
+        } else {
+            "-".into()
+        };
+        lines.push(vec![
+            feed.id.clone(),
+            when(s.last_success),
+            s.last_status.map_or_else(|| "-".into(), |c| c.to_string()),
+            s.consecutive_failures.to_string(),
+            when(s.next_poll),
+            problem,
+        ]);
+    }
+    write_columns(&lines, out)?;
+    Ok(())
 }
 
 /// Tracked states × tracked treaties (unknown where the log says nothing),

@@ -20,6 +20,9 @@ use std::time::Duration;
 use toml::Spanned;
 use url::Url;
 
+use crate::fetch::schedule::DEFAULT_BACKOFF_CAP;
+use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
+
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
@@ -39,6 +42,11 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(10 * 60);
 /// Folder for .eml digests, relative to the config file's folder.
 pub const DEFAULT_DIGEST_FOLDER: &str = "data/digests";
 pub const DEFAULT_FROM: &str = "treatywatch <treatywatch@localhost>";
+/// Items published longer ago than this are old news: recorded and
+/// classified, but the status changes they cause are never emailed.
+pub const DEFAULT_BACKFILL_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// More parallel fetches than this gains nothing and looks like abuse.
+pub const MAX_CONCURRENCY: usize = 64;
 
 /// The validated configuration every command works from.
 #[derive(Debug, Clone)]
@@ -49,6 +57,7 @@ pub struct Config {
     pub feeds: Vec<Feed>,
     pub tracking: Tracking,
     pub notify: Notify,
+    pub fetch: FetchSettings,
     pub gazetteer: Gazetteer,
     pub treaties: Treaties,
 }
@@ -64,6 +73,28 @@ pub struct Feed {
     /// An authoritative source (a depositary's notifications) moves a status
     /// on its own, whatever the treaty's `min_sources`.
     pub authoritative: bool,
+}
+
+/// How feeds are fetched and scheduled (`[fetch]`).
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub limits: Limits,
+    /// Fetches in flight at once.
+    pub concurrency: usize,
+    /// Longest wait between retries of a failing feed.
+    pub backoff_cap: Duration,
+    pub backfill_age: Duration,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        FetchSettings {
+            limits: Limits::default(),
+            concurrency: DEFAULT_CONCURRENCY,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+            backfill_age: DEFAULT_BACKFILL_AGE,
+        }
+    }
 }
 
 /// The states × treaties whose status is shown and notified.
@@ -194,6 +225,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let feeds = v.feeds(raw.feed);
     let tracking = v.tracking(raw.tracking.as_ref(), &gazetteer, &treaties, data_ok);
     let notify = v.notify(raw.notify);
+    let fetch = v.fetch(raw.fetch);
 
     if v.problems.is_empty() {
         Ok(Config {
@@ -202,12 +234,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             feeds,
             tracking,
             notify,
+            fetch,
             gazetteer,
             treaties,
         })
     } else {
         Err(ConfigError::Invalid(v.problems))
     }
+}
+
+/// Bytes in "5 MiB", "512 KiB", "2 MB" or a bare number of bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// Accumulates diagnostics while turning raw values into checked ones.
@@ -279,6 +330,61 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    fn fetch(&mut self, raw: Option<raw::Fetch>) -> FetchSettings {
+        let mut settings = FetchSettings::default();
+        let Some(raw) = raw else { return settings };
+        let duration =
+            |v: &mut Self, value: &Option<Spanned<String>>, key: &str, slot: &mut Duration| {
+                if let Some(value) = value {
+                    match v.duration(value, key) {
+                        Some(d) if d.is_zero() => {
+                            v.err(value.span(), format!("{key} must be longer than zero"))
+                        }
+                        Some(d) => *slot = d,
+                        None => {}
+                    }
+                }
+            };
+        duration(
+            self,
+            &raw.connect_timeout,
+            "connect_timeout",
+            &mut settings.limits.connect_timeout,
+        );
+        duration(self, &raw.timeout, "timeout", &mut settings.limits.timeout);
+        duration(
+            self,
+            &raw.backoff_cap,
+            "backoff_cap",
+            &mut settings.backoff_cap,
+        );
+        duration(
+            self,
+            &raw.backfill_age,
+            "backfill_age",
+            &mut settings.backfill_age,
+        );
+        if let Some(size) = &raw.max_body {
+            match parse_size(size.get_ref()) {
+                Some(n) if n > 0 => settings.limits.max_body = n,
+                _ => self.err(size.span(), format!("max_body {:?} is not a size; write e.g. \"5 MiB\", \"512 KiB\" or \"1000000\" (bytes)", size.get_ref())),
+            }
+        }
+        if let Some(n) = &raw.concurrency {
+            match usize::try_from(*n.get_ref()) {
+                Ok(c) if (1..=MAX_CONCURRENCY).contains(&c) => settings.concurrency = c,
+                _ => self.err(
+                    n.span(),
+                    format!(
+                        "concurrency must be between 1 and {MAX_CONCURRENCY}, not {}",
+                        n.get_ref()
+                    ),
+                ),
+            }
+        }
+        settings
     }
 
     fn feeds(&mut self, raw: Vec<raw::Feed>) -> Vec<Feed> {

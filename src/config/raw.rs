@@ -13,8 +13,20 @@ pub struct FeedsFile {
     pub data: Option<DataFiles>,
     pub tracking: Option<Spanned<Tracking>>,
     pub notify: Option<Notify>,
+    pub fetch: Option<Fetch>,
     #[serde(default)]
     pub feed: Vec<Feed>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fetch {
+    pub connect_timeout: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub max_body: Option<Spanned<String>>,
+    pub concurrency: Option<Spanned<i64>>,
+    pub backoff_cap: Option<Spanned<String>>,
+    pub backfill_age: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,26 +36,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome> {
         let tx = self.conn.transaction()?;
-        let mut outcome = AppendOutcome::default();
-        // Touched key -> the last new event on it (the cause of any change).
-        let mut touched: BTreeMap<Key, i64> = BTreeMap::new();
-        for event in events {
-            match insert(&tx, event, now)? {
-                Some(seq) => {
-                    outcome.appended.push(seq);
-                    if event.body.is_observation() {
-                        let (state, treaty) = event.body.key();
-                        touched.insert((state.to_string(), treaty.to_string()), seq);
-                    }
-                }
-                None => outcome.duplicates += 1,
-            }
-        }
-        for ((state, treaty), cause_seq) in touched {
-            if let Some(change) = refresh_key(&tx, &state, &treaty, cause_seq, policy, now)? {
-                outcome.changes.push(change);
-            }
-        }
+        let outcome = append_in(&tx, events, policy, now)?;
         tx.commit()?;
         Ok(outcome)
     }
@@ -128,6 +109,37 @@ impl Store {
         let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// The body of `Store::append`, inside a caller's transaction so ingesting a
+/// feed can commit items, events and feed health together.
+pub(super) fn append_in(
+    tx: &Transaction<'_>,
+    events: &[NewEvent],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<AppendOutcome> {
+    let mut outcome = AppendOutcome::default();
+    // Touched key -> the last new event on it (the cause of any change).
+    let mut touched: BTreeMap<Key, i64> = BTreeMap::new();
+    for event in events {
+        match insert(tx, event, now)? {
+            Some(seq) => {
+                outcome.appended.push(seq);
+                if event.body.is_observation() {
+                    let (state, treaty) = event.body.key();
+                    touched.insert((state.to_string(), treaty.to_string()), seq);
+                }
+            }
+            None => outcome.duplicates += 1,
+        }
+    }
+    for ((state, treaty), cause_seq) in touched {
+        if let Some(change) = refresh_key(tx, &state, &treaty, cause_seq, policy, now)? {
+            outcome.changes.push(change);
+        }
+    }
+    Ok(outcome)
 }
 
 /// Inserts one event unless its dedupe key is already present.

@@ -5,6 +5,7 @@
 //! projection kept beside it (`projection.rs`). One `Store` is one
 //! connection; the daemon gives it to a single writer task.
 
+mod feeds;
 mod log;
 mod projection;
 
@@ -15,11 +16,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations, SchemaVersion};
 
+pub use feeds::{FeedState, ItemChange};
 pub use log::AppendOutcome;
 
 /// The schema, one migration per file, applied in order. Append only: a
 /// released migration is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_event_log.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_event_log.sql"),
+    include_str!("../../migrations/0002_feeds_items.sql"),
+];
 
 /// How long a statement waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

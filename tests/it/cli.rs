@@ -20,8 +20,11 @@ fn statuses(dir: &ConfigDir, extra: &[&str]) -> Vec<(String, String, String)> {
     args.extend_from_slice(extra);
     stdout(dir, &args)
         .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("one JSON object per line");
+        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON object per line"))
+        // Feed health lines follow the status lines.
+        .filter(|v| v.get("state").is_some())
+        .map(|v| {
+            let l = v.to_string();
             assert!(v.get("since").is_some(), "status lines carry `since`: {l}");
             let s = |k: &str| v[k].as_str().expect(k).to_string();
             (s("state"), s("treaty"), s("status"))

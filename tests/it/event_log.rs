@@ -156,6 +156,30 @@ fn an_unopenable_database_path_is_a_clear_error() {
 }
 
 #[test]
+fn a_duplicate_leaves_no_trace_but_may_use_up_a_number() {
+    // Sequence numbers are increasing, not dense: SQLite may spend one on
+    // an insert that the dedupe key turns into a no-op. Readers page by
+    // "after seq", so gaps are harmless.
+    let (_dir, mut store) = temp_store();
+    let e = detection("UKR", "ottawa", Action::Signed, "wire", "x", at(2025, 1, 1));
+    store
+        .append(
+            &[e.clone(), e.clone(), e],
+            &Policy::default(),
+            at(2025, 1, 2),
+        )
+        .expect("append");
+    let seqs: Vec<i64> = store
+        .events_after(0, 10)
+        .expect("read")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs.len(), 2, "one detection and its change: {seqs:?}");
+    assert!(seqs[0] < seqs[1]);
+}
+
+#[test]
 fn events_after_pages_through_the_log_in_order() {
     let (_dir, mut store) = temp_store();
     let events: Vec<_> = (0..25)
@@ -164,8 +188,8 @@ fn events_after_pages_through_the_log_in_order() {
                 "UKR",
                 "ottawa",
                 Action::Signed,
-                &format!("feed{i}"),
-                "x",
+                "wire",
+                &format!("item{i}"),
                 at(2025, 1, 1),
             )
         })

@@ -1,0 +1,139 @@
+//! `poll`: fetch every feed once, ingest, print one line per feed.
+
+use std::io::{IsTerminal, Write};
+
+use chrono::Utc;
+
+use super::status::write_columns;
+use super::{CommandError, Context, Outcome, Result};
+use crate::feed::Item;
+use crate::fetch::Fetcher;
+use crate::ingest::{FeedOutcome, FeedReport, Finding};
+
+/// A progress line is drawn on a terminal when there are more feeds than this.
+const PROGRESS_ABOVE: usize = 10;
+
+pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
+    let config = ctx.config()?;
+    let mut store = ctx.store(&config)?;
+    let fetcher = Fetcher::new(config.fetch.limits)
+        .map_err(|e| CommandError::Usage(format!("cannot set up HTTP: {e}")))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CommandError::Output)?;
+    let feeds: Vec<_> = config.feeds.iter().collect();
+    let classify = |_: &Item| -> Vec<Finding> { Vec::new() };
+    let show_progress = feeds.len() > PROGRESS_ABOVE && std::io::stderr().is_terminal();
+    let mut progress = |done: usize, total: usize| {
+        if show_progress {
+            eprint!("\rpolled {done}/{total} feeds");
+            if done == total {
+                eprint!("\r\x1b[K");
+            }
+        }
+    };
+    let reports = crate::poll::poll_feeds(
+        rt.handle(),
+        &fetcher,
+        &mut store,
+        &config,
+        &feeds,
+        &classify,
+        &mut progress,
+    )?;
+    let lines: Vec<Vec<String>> = reports.iter().map(summary_line).collect();
+    write_columns(&lines, out)?;
+    writeln!(out, "{}", total_line(&reports))?;
+    let failed = reports.iter().any(|r| r.outcome.is_failure());
+    Ok(if failed {
+        Outcome::Findings
+    } else {
+        Outcome::Success
+    })
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn summary_line(report: &FeedReport) -> Vec<String> {
+    let (code, text) = match &report.outcome {
+        FeedOutcome::Fetched {
+            status,
+            new,
+            changed,
+            detections,
+            changes,
+            moved_to,
+        } => {
+            let mut text = format!(
+                "{} new, {} changed, {}, {}",
+                new,
+                changed,
+                plural(*detections, "detection", "detections"),
+                plural(changes.len(), "status change", "status changes")
+            );
+            if let Some(url) = moved_to {
+                text.push_str(&format!(
+                    "; moved permanently to {url}: update its url in the config"
+                ));
+            }
+            (status.to_string(), text)
+        }
+        FeedOutcome::NotModified => ("304".into(), "not modified".into()),
+        FeedOutcome::Failed {
+            error,
+            status,
+            failures,
+            next_poll,
+        } => {
+            let when = next_poll
+                .map(|t| format!("; next try {}", t.format("%Y-%m-%d %H:%M UTC")))
+                .unwrap_or_default();
+            let code = status.map_or_else(|| "error".into(), |s| s.to_string());
+            (
+                code,
+                format!(
+                    "{error} ({}){when}",
+                    plural(*failures as usize, "failure", "failures in a row")
+                ),
+            )
+        }
+        FeedOutcome::Skipped(reason) => ("skip".into(), reason.clone()),
+    };
+    vec![report.feed_id.clone(), code, text]
+}
+
+fn total_line(reports: &[FeedReport]) -> String {
+    let (mut ok, mut failed, mut new, mut changed, mut detections, mut changes) =
+        (0, 0, 0, 0, 0, 0);
+    for r in reports {
+        match &r.outcome {
+            FeedOutcome::Fetched {
+                new: n,
+                changed: c,
+                detections: d,
+                changes: ch,
+                ..
+            } => {
+                ok += 1;
+                new += n;
+                changed += c;
+                detections += d;
+                changes += ch.len();
+            }
+            FeedOutcome::NotModified => ok += 1,
+            o if o.is_failure() => failed += 1,
+            _ => {}
+        }
+    }
+    format!(
+        "total: {} at {}: {ok} fetched, {failed} failed; {new} new items, {changed} changed, {}, {}",
+        plural(reports.len(), "feed", "feeds"),
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        plural(detections, "detection", "detections"),
+        plural(changes, "status change", "status changes"),
+    )
+}

@@ -1,0 +1,378 @@
+//! Feed documents to `Item`s: encoding detection, feed-rs, HTML to text.
+//!
+//! Owns everything between the bytes a server sent and the plain-text items
+//! the classifier reads. RSS 0.9x/1.0/2.0, Atom and JSON Feed all go through
+//! feed-rs; this module decodes legacy encodings first (feed-rs is only
+//! reliable on UTF-8), contains a parser panic to the one feed it came from,
+//! and derives a stable key for every entry. No I/O.
+
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, Utc};
+use encoding_rs::{Encoding, UTF_8};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// Entries beyond this many in one document are ignored: no real news feed
+/// carries more, and a hostile one must not cost unbounded work.
+pub const MAX_ITEMS_PER_FEED: usize = 2_000;
+
+/// One news item, as the rest of the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Stable identity of the item, shared by feeds that carry the same
+    /// article: `id:` + guid (qualified by host when it is not a URL), else
+    /// `link:` + link, else `hash:` + a hash of title and date.
+    pub key: String,
+    pub title: String,
+    /// Plain text: HTML reduced to text, entities decoded.
+    pub text: String,
+    pub link: Option<String>,
+    /// Published, else updated, time.
+    pub published: Option<DateTime<Utc>>,
+    /// Hash of what the classifier reads; a change means "classify again".
+    pub content_hash: String,
+}
+
+/// A parsed document.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFeed {
+    pub items: Vec<Item>,
+    /// RSS `<ttl>`: minutes the publisher asks readers to wait between polls.
+    pub ttl_minutes: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeedError {
+    #[error("not a feed: {0}")]
+    Invalid(String),
+    #[error("the feed parser failed on this document (it is likely malformed): {0}")]
+    ParserPanicked(String),
+}
+
+/// Parses a feed document. `content_type` is the HTTP header, used for its
+/// charset; `base` resolves relative links.
+pub fn parse(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    base: Option<&Url>,
+) -> Result<ParsedFeed, FeedError> {
+    let utf8 = to_utf8(bytes, content_type);
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(base.map(Url::as_str))
+        // An empty id marks "the document gave none": we derive our own key,
+        // because feed-rs would otherwise invent a random one.
+        .id_generator(|_, _, _| String::new())
+        .sanitize_content(false)
+        .build();
+    let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(utf8.as_ref())))
+        .map_err(|panic| FeedError::ParserPanicked(panic_message(&panic)))?
+        .map_err(|e| FeedError::Invalid(e.to_string()))?;
+    let host = base.and_then(Url::host_str).unwrap_or("");
+    let items = parsed
+        .entries
+        .into_iter()
+        .take(MAX_ITEMS_PER_FEED)
+        .map(|entry| item(entry, host))
+        .collect();
+    Ok(ParsedFeed {
+        items,
+        ttl_minutes: parsed.ttl,
+    })
+}
+
+fn item(entry: feed_rs::model::Entry, host: &str) -> Item {
+    let title = entry
+        .title
+        .map(|t| html_to_text(&t.content))
+        .unwrap_or_default();
+    let body = entry
+        .content
+        .and_then(|c| c.body)
+        .or_else(|| entry.summary.map(|s| s.content))
+        .map(|b| html_to_text(&b))
+        .unwrap_or_default();
+    let link = entry
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .or(entry.links.first())
+        .map(|l| l.href.trim().to_string())
+        .filter(|l| !l.is_empty());
+    let published = entry.published.or(entry.updated);
+    let id = entry.id.trim();
+    let key = if !id.is_empty() {
+        if id.contains("://") || id.starts_with("urn:") || id.starts_with("tag:") {
+            format!("id:{id}")
+        } else {
+            // A bare "1234" is only unique within its site.
+            format!("id:{host}/{id}")
+        }
+    } else if let Some(link) = &link {
+        format!("link:{link}")
+    } else {
+        let date = published.map(|d| d.to_rfc3339()).unwrap_or_default();
+        format!("hash:{}", hex_sha256(&[title.as_bytes(), date.as_bytes()]))
+    };
+    let content_hash = hex_sha256(&[
+        title.as_bytes(),
+        body.as_bytes(),
+        link.as_deref().unwrap_or("").as_bytes(),
+    ]);
+    Item {
+        key,
+        title,
+        text: body,
+        link,
+        published,
+        content_hash,
+    }
+}
+
+fn hex_sha256(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update((p.len() as u64).to_le_bytes());
+        hasher.update(p);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The document as UTF-8, with any XML declaration removed (it may name the
+/// old encoding, which would make the parser decode twice).
+///
+/// Which encoding: a byte-order mark wins; then the XML declaration; then the
+/// HTTP charset; else UTF-8. The declaration is preferred over the header
+/// because servers send a default charset far more often than documents lie
+/// about their own.
+fn to_utf8<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, [u8]> {
+    let declared = || {
+        let head = &bytes[..bytes.len().min(1024)];
+        xml_declared_encoding(head)
+            .or_else(|| content_type.and_then(charset_of))
+            .and_then(|label| Encoding::for_label(label.as_bytes()))
+    };
+    let encoding = Encoding::for_bom(bytes)
+        .map(|(e, _)| e)
+        .or_else(declared)
+        .unwrap_or(UTF_8);
+    // `decode` strips a BOM and replaces malformed sequences, so what
+    // follows is always valid UTF-8.
+    let (text, _, _) = encoding.decode(bytes);
+    match strip_xml_declaration(&text) {
+        Some(rest) => Cow::Owned(rest.as_bytes().to_vec()),
+        None => match text {
+            Cow::Borrowed(_) => Cow::Borrowed(bytes_without_bom(bytes)),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        },
+    }
+}
+
+fn bytes_without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+fn strip_xml_declaration(text: &str) -> Option<&str> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with("<?xml") {
+        return None;
+    }
+    trimmed.find("?>").map(|end| &trimmed[end + 2..])
+}
+
+/// `encoding="…"` from an XML declaration at the start of `head`.
+fn xml_declared_encoding(head: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(head);
+    let decl = head.trim_start().strip_prefix("<?xml")?;
+    let decl = &decl[..decl.find("?>")?];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let value = &rest[1..];
+    Some(value[..value.find(quote)?].trim().to_string())
+}
+
+/// The `charset` parameter of a Content-Type header.
+fn charset_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// Reduces HTML to plain text: tags removed (block tags become line breaks),
+/// script and style contents dropped, entities decoded, whitespace collapsed.
+/// Linear in the input and never fails, whatever the markup.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let after = &rest[lt + 1..];
+        let starts_tag =
+            after.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'));
+        let gt = if starts_tag { after.find('>') } else { None };
+        let Some(gt) = gt else {
+            // A '<' that opens no tag is text ("a < b").
+            out.push('<');
+            rest = after;
+            continue;
+        };
+        let tag = &after[..gt];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        rest = &after[gt + 1..];
+        if !tag.starts_with('/') && (name == "script" || name == "style") {
+            let close = format!("</{name}");
+            rest = match find_ascii_case_insensitive(rest, &close) {
+                Some(i) => rest[i..].find('>').map_or("", |j| &rest[i + j + 1..]),
+                None => "",
+            };
+            continue;
+        }
+        // Inline tags (<b>, <a>) vanish; block tags end a line.
+        if is_block(&name) {
+            out.push('\n');
+        }
+    }
+    out.push_str(rest);
+    let decoded = html_escape::decode_html_entities(&out);
+    collapse_whitespace(&decoded)
+}
+
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "p" | "br"
+            | "div"
+            | "li"
+            | "ul"
+            | "ol"
+            | "tr"
+            | "td"
+            | "th"
+            | "table"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "blockquote"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "figure"
+            | "figcaption"
+            | "hr"
+            | "pre"
+    )
+}
+
+fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
+    let n = needle.len();
+    haystack
+        .as_bytes()
+        .windows(n)
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Runs of spaces and tabs become one space; blank lines become one break.
+fn collapse_whitespace(s: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for line in s.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if !words.is_empty() {
+            lines.push(words.join(" "));
+        }
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_becomes_plain_text() {
+        let check = |html: &str, text: &str| assert_eq!(html_to_text(html), text, "{html}");
+        check(
+            "<p>Kyiv &amp; Warsaw</p><p>second</p>",
+            "Kyiv & Warsaw\nsecond",
+        );
+        check("a<script>alert('x<p>')</script>b", "ab");
+        check("a<STYLE type=x>p{}</style>b", "ab");
+        check("x < y and <b>bold</b>", "x < y and bold");
+        check("unclosed <script>forever", "unclosed");
+        check(
+            "&lt;tag&gt; &quot;q&quot; &#8217; &eacute;",
+            "<tag> \"q\" \u{2019} é",
+        );
+        check("  many   spaces\n\n\n lines ", "many spaces\nlines");
+        check("<a href='x'>link</a> text", "link text");
+        check("", "");
+    }
+
+    #[test]
+    fn encodings_are_found_in_bom_declaration_or_header() {
+        let check = |bytes: &[u8], ct: Option<&str>, expected: &str| {
+            assert_eq!(
+                String::from_utf8(to_utf8(bytes, ct).into_owned()).unwrap(),
+                expected
+            );
+        };
+        // "Київ" in windows-1251.
+        let cp1251 = b"<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>\xCA\xE8\xBF\xE2</a>";
+        check(cp1251, None, "<a>Київ</a>");
+        check(
+            b"<a>\xE9t\xE9</a>",
+            Some("text/xml; charset=ISO-8859-1"),
+            "<a>été</a>",
+        );
+        check(
+            b"\xEF\xBB\xBF<a>x</a>",
+            Some("text/xml; charset=windows-1251"),
+            "<a>x</a>",
+        );
+        check(b"\xFF\xFE<\x00a\x00>\x00", None, "<a>");
+        check(b"<a>\xFF</a>", None, "<a>\u{FFFD}</a>");
+    }
+
+    #[test]
+    fn declared_encoding_and_charset_are_read() {
+        assert_eq!(
+            xml_declared_encoding(b"<?xml version='1.0' encoding = 'KOI8-R' ?>"),
+            Some("KOI8-R".into())
+        );
+        assert_eq!(xml_declared_encoding(b"<?xml version='1.0'?>"), None);
+        assert_eq!(xml_declared_encoding(b"<?xml encoding=\"x"), None);
+        assert_eq!(
+            charset_of("application/rss+xml; Charset=\"UTF-8\""),
+            Some("UTF-8".into())
+        );
+        assert_eq!(charset_of("text/xml"), None);
+    }
+}
