@@ -5,12 +5,16 @@
 //! - `projection`: corroboration, corrections and the incremental table.
 //! - `fold_props`: property tests: the fold is deterministic and the
 //!   incrementally kept table equals a rebuild from the log.
+//! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
+//!   serving fixture feeds well and badly.
 //! - `cli`: the analyst's workflow through the binary (assert, retract,
 //!   status --as-of, replay, events).
 
 mod cli;
 mod config_check;
 mod event_log;
+mod feed_server;
 mod fold_props;
+mod polling;
 mod projection;
 mod support;

@@ -1,0 +1,468 @@
+//! `treatywatch poll` against a real HTTP server on loopback serving our
+//! fixture feeds, well and badly. In every case the other feeds of the same
+//! poll are ingested, nothing panics, and the feed's health says what went
+//! wrong.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::feed_server::{FeedServer, Reply};
+
+const FEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/feeds");
+const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FEEDS}/{name}")).expect("fixture feed")
+}
+
+const RSS: &str = "application/rss+xml";
+
+/// A config folder (shipped data files, our feeds.toml) and a server.
+struct PollEnv {
+    dir: tempfile::TempDir,
+    server: FeedServer,
+}
+
+impl PollEnv {
+    /// `feeds` are (id, path on the server).
+    fn new(feeds: &[(&str, &str)]) -> PollEnv {
+        let dir = tempfile::tempdir().expect("dir");
+        for entry in std::fs::read_dir(SHIPPED).expect("config dir").flatten() {
+            let name = entry.file_name();
+            if name != "feeds.toml" && entry.path().extension().is_some_and(|e| e == "toml") {
+                std::fs::copy(entry.path(), dir.path().join(&name)).expect("copy data file");
+            }
+        }
+        let env = PollEnv {
+            dir,
+            server: FeedServer::start(),
+        };
+        env.write_config(feeds);
+        env
+    }
+
+    fn write_config(&self, feeds: &[(&str, &str)]) {
+        let mut toml = String::from(
+            "[tracking]\nstates = [\"UKR\", \"POL\", \"EST\", \"FIN\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\", \"ccm\", \"istanbul\"]\n\n\
+             [fetch]\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\nmax_body = \"256 KiB\"\n",
+        );
+        for (id, path) in feeds {
+            toml.push_str(&format!(
+                "\n[[feed]]\nid = \"{id}\"\nurl = \"{}\"\ninterval = \"15m\"\n",
+                self.server.url(path)
+            ));
+        }
+        let mut f = std::fs::File::create(self.dir.path().join("feeds.toml")).expect("feeds.toml");
+        f.write_all(toml.as_bytes()).expect("write");
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        assert_cmd::Command::cargo_bin("treatywatch")
+            .expect("binary")
+            .env_remove("TREATYWATCH_CONFIG")
+            .arg("--config")
+            .arg(self.dir.path().join("feeds.toml"))
+            .args(args)
+            .output()
+            .expect("run")
+    }
+
+    /// Runs `poll`; returns its exit code and each feed's summary line.
+    fn poll(&self) -> (Option<i32>, Vec<String>) {
+        let out = self.run(&["poll"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "poll panicked:\n{stderr}");
+        let stdout = String::from_utf8(out.stdout).expect("utf-8");
+        assert!(
+            stdout
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("total:")),
+            "no total line:\n{stdout}"
+        );
+        (
+            out.status.code(),
+            stdout.lines().map(str::to_string).collect(),
+        )
+    }
+
+    /// The summary line of `feed`, with column padding collapsed to one space.
+    fn line(lines: &[String], feed: &str) -> String {
+        let line = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(feed))
+            .unwrap_or_else(|| panic!("no line for {feed}: {lines:#?}"));
+        line.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The feed health object `status --json` prints for `feed`.
+    fn health(&self, feed: &str) -> Value {
+        let out = self.run(&["status", "--json"]);
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .find(|v| v["feed"] == feed)
+            .unwrap_or_else(|| panic!("no health for {feed}"))
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("data/treatywatch.db")).expect("db")
+    }
+
+    fn items(&self, feed: &str) -> Vec<String> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare("SELECT title FROM items WHERE feed_id = ?1 ORDER BY title")
+            .expect("query");
+        stmt.query_map([feed], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    }
+}
+
+#[test]
+fn every_feed_format_is_ingested() {
+    let formats = [
+        ("rss2", "/rss2.xml", "rss2.xml"),
+        ("atom", "/atom.xml", "atom.xml"),
+        ("rss1", "/rss1.rdf", "rss1.rdf"),
+        ("rss091", "/rss091.xml", "rss091.xml"),
+        ("json", "/feed.json", "feed.json"),
+    ];
+    let env = PollEnv::new(&formats.map(|(id, path, _)| (id, path)));
+    for (_, path, file) in formats {
+        let ct = if file.ends_with(".json") {
+            "application/feed+json"
+        } else {
+            RSS
+        };
+        env.server.set(path, Reply::feed(fixture(file), ct));
+    }
+    let (code, lines) = env.poll();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    let expected = [
+        ("rss2", 2),
+        ("atom", 2),
+        ("rss1", 1),
+        ("rss091", 1),
+        ("json", 1),
+    ];
+    for (feed, n) in expected {
+        assert!(
+            PollEnv::line(&lines, feed).contains(&format!("200 {n} new")),
+            "{feed}: {lines:#?}"
+        );
+        assert_eq!(env.items(feed).len(), n, "{feed} items stored");
+    }
+    // HTML is reduced to text: no tags, no script.
+    let body: String = env
+        .db()
+        .query_row(
+            "SELECT body FROM items WHERE title LIKE 'Zelensky%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("rss2 item");
+    assert!(
+        body.starts_with("Ukraine's President") && !body.contains('<') && !body.contains("track()"),
+        "{body}"
+    );
+}
+
+#[test]
+fn second_poll_is_conditional_and_costs_no_body() {
+    let env = PollEnv::new(&[("wire", "/rss2.xml")]);
+    env.server.set(
+        "/rss2.xml",
+        Reply::feed(fixture("rss2.xml"), RSS).with_etag("\"v1\""),
+    );
+    env.poll();
+    let events_after_first = env.run(&["events", "--json"]).stdout;
+    let (code, lines) = env.poll();
+    assert_eq!(code, Some(0));
+    assert!(PollEnv::line(&lines, "wire").contains("304"), "{lines:#?}");
+    let seen = env.server.seen("/rss2.xml");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1].headers.get("if-none-match").map(String::as_str),
+        Some("\"v1\"")
+    );
+    assert_eq!(
+        (seen[1].status, seen[1].body_bytes),
+        (304, 0),
+        "no body sent the second time"
+    );
+    assert_eq!(
+        env.run(&["events", "--json"]).stdout,
+        events_after_first,
+        "nothing appended"
+    );
+    assert_eq!(env.health("wire")["last_status"], 304);
+}
+
+#[test]
+fn unchanged_feed_without_validators_appends_nothing_new() {
+    let env = PollEnv::new(&[("wire", "/rss2.xml")]);
+    env.server
+        .set("/rss2.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    env.poll();
+    let (_, lines) = env.poll();
+    assert!(
+        PollEnv::line(&lines, "wire").contains("200 0 new, 0 changed"),
+        "{lines:#?}"
+    );
+}
+
+/// Each broken feed, served beside a good one in the same poll.
+#[test]
+fn a_bad_feed_is_recorded_and_never_stops_the_others() {
+    let gzip_bomb = {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..16 {
+            enc.write_all(&zeros).expect("compress");
+        }
+        enc.finish().expect("gzip")
+    };
+    let oversized = format!(
+        "<rss version=\"2.0\"><channel><title>{}</title></channel></rss>",
+        "x".repeat(300 * 1024)
+    );
+    // (feed id, reply, what its health's last_error must say, last_status)
+    let cases: Vec<(&str, Reply, &str, Value)> = vec![
+        ("missing", Reply::status(404), "HTTP 404", Value::from(404)),
+        ("gone", Reply::status(410), "410 Gone", Value::from(410)),
+        (
+            "limited",
+            Reply::status(429).with_header("Retry-After", "7200"),
+            "HTTP 429",
+            Value::from(429),
+        ),
+        (
+            "broken-server",
+            Reply::status(500),
+            "HTTP 500",
+            Value::from(500),
+        ),
+        ("stalled", Reply::Stall, "no complete response", Value::Null),
+        (
+            "oversized",
+            Reply::feed(oversized, RSS),
+            "larger than",
+            Value::Null,
+        ),
+        (
+            "bomb",
+            Reply::feed(gzip_bomb, RSS).with_header("Content-Encoding", "gzip"),
+            "larger than",
+            Value::Null,
+        ),
+        (
+            "invalid",
+            Reply::feed(fixture("invalid.xml"), RSS),
+            "not a feed",
+            Value::from(200),
+        ),
+        (
+            "loop",
+            Reply::Redirect {
+                code: 302,
+                to: "/loop".into(),
+            },
+            "redirects",
+            Value::Null,
+        ),
+        (
+            "not-a-feed",
+            Reply::feed("<html><body>Hello</body></html>", "text/html"),
+            "not a feed",
+            Value::from(200),
+        ),
+    ];
+    let mut feeds: Vec<(&str, String)> = cases
+        .iter()
+        .map(|(id, ..)| (*id, format!("/{id}")))
+        .collect();
+    feeds.push(("good", "/good".into()));
+    let feed_refs: Vec<(&str, &str)> = feeds.iter().map(|(id, p)| (*id, p.as_str())).collect();
+    let env = PollEnv::new(&feed_refs);
+    for (id, reply, ..) in &cases {
+        env.server.set(&format!("/{id}"), reply.clone());
+    }
+    env.server
+        .set("/good", Reply::feed(fixture("rss2.xml"), RSS));
+
+    let (code, lines) = env.poll();
+    assert_eq!(code, Some(1), "some feeds failed: exit 1\n{lines:#?}");
+    assert!(
+        PollEnv::line(&lines, "good").contains("200 2 new"),
+        "{lines:#?}"
+    );
+    assert_eq!(env.items("good").len(), 2);
+    let now = chrono::Utc::now();
+    for (id, _, fragment, status) in &cases {
+        let health = env.health(id);
+        let error = health["last_error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(fragment),
+            "{id}: last_error {error:?} lacks {fragment:?}"
+        );
+        assert_eq!(health["consecutive_failures"], 1, "{id}");
+        assert_eq!(&health["last_status"], status, "{id}");
+        assert!(health["last_success"].is_null(), "{id}");
+        assert!(
+            PollEnv::line(&lines, id).contains(fragment),
+            "{id} summary: {lines:#?}"
+        );
+    }
+    // Retry-After: 7200 pushes the next poll at least two hours out.
+    let next: chrono::DateTime<chrono::Utc> = env.health("limited")["next_poll"]
+        .as_str()
+        .expect("next_poll")
+        .parse()
+        .expect("time");
+    assert!(
+        next - now >= chrono::Duration::seconds(7100),
+        "429 next poll {next}"
+    );
+    assert_eq!(env.health("gone")["gone"], true);
+
+    // A second poll: the gone feed is not requested again, the others are
+    // retried (never given up on) and their failure counts grow.
+    let before = env.server.seen("/gone").len();
+    let (_, lines) = env.poll();
+    assert_eq!(
+        env.server.seen("/gone").len(),
+        before,
+        "410 feeds are not polled again"
+    );
+    assert!(PollEnv::line(&lines, "gone").contains("410"), "{lines:#?}");
+    assert_eq!(env.health("missing")["consecutive_failures"], 2);
+}
+
+#[test]
+fn windows_1251_feed_is_decoded() {
+    let env = PollEnv::new(&[("kyiv", "/cp1251.xml")]);
+    env.server.set(
+        "/cp1251.xml",
+        Reply::feed(fixture("cp1251.xml"), "text/xml"),
+    );
+    let (code, _) = env.poll();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        env.items("kyiv"),
+        ["Україна виходить з Оттавської конвенції"]
+    );
+}
+
+#[test]
+fn latin1_declared_only_in_the_header_is_decoded() {
+    let env = PollEnv::new(&[("latin", "/latin1.xml")]);
+    let doc = b"<rss version=\"2.0\"><channel><title>t</title><item><title>Caf\xe9 diplomacy in Gen\xe8ve</title><guid>https://l.example.org/1</guid></item></channel></rss>".to_vec();
+    env.server.set(
+        "/latin1.xml",
+        Reply::feed(doc, "application/rss+xml; charset=ISO-8859-1"),
+    );
+    env.poll();
+    assert_eq!(env.items("latin"), ["Café diplomacy in Genève"]);
+}
+
+#[test]
+fn an_item_whose_content_changes_is_taken_again() {
+    let env = PollEnv::new(&[("live", "/live.xml")]);
+    env.server
+        .set("/live.xml", Reply::feed(fixture("changing-v1.xml"), RSS));
+    let (_, lines) = env.poll();
+    assert!(
+        PollEnv::line(&lines, "live").contains("1 new, 0 changed"),
+        "{lines:#?}"
+    );
+    env.server
+        .set("/live.xml", Reply::feed(fixture("changing-v2.xml"), RSS));
+    let (_, lines) = env.poll();
+    assert!(
+        PollEnv::line(&lines, "live").contains("0 new, 1 changed"),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        env.items("live"),
+        ["Latvian parliament votes to withdraw from Istanbul Convention"]
+    );
+}
+
+#[test]
+fn the_same_item_in_two_feeds_is_stored_for_each() {
+    let env = PollEnv::new(&[("syndicate-a", "/a.xml"), ("syndicate-b", "/b.xml")]);
+    env.server
+        .set("/a.xml", Reply::feed(fixture("shared-a.xml"), RSS));
+    env.server
+        .set("/b.xml", Reply::feed(fixture("shared-b.xml"), RSS));
+    let (code, _) = env.poll();
+    assert_eq!(code, Some(0));
+    assert_eq!(env.items("syndicate-a").len(), 1);
+    assert_eq!(env.items("syndicate-b").len(), 1);
+}
+
+#[test]
+fn a_permanent_redirect_is_followed_and_reported() {
+    let env = PollEnv::new(&[("moved", "/old.xml")]);
+    env.server.set(
+        "/old.xml",
+        Reply::Redirect {
+            code: 301,
+            to: "/new.xml".into(),
+        },
+    );
+    env.server
+        .set("/new.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    let (code, lines) = env.poll();
+    assert_eq!(code, Some(0));
+    let line = &PollEnv::line(&lines, "moved");
+    assert!(
+        line.contains("2 new")
+            && line.contains("moved permanently to")
+            && line.contains("/new.xml"),
+        "{line}"
+    );
+    assert!(
+        env.health("moved")["moved_to"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/new.xml"))
+    );
+}
+
+#[test]
+fn a_temporary_redirect_is_followed_silently() {
+    let env = PollEnv::new(&[("hop", "/hop.xml")]);
+    env.server.set(
+        "/hop.xml",
+        Reply::Redirect {
+            code: 302,
+            to: "/rss2.xml".into(),
+        },
+    );
+    env.server
+        .set("/rss2.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    let (_, lines) = env.poll();
+    let line = &PollEnv::line(&lines, "hop");
+    assert!(line.contains("2 new") && !line.contains("moved"), "{line}");
+}
+
+#[test]
+fn a_recovered_feed_resets_its_failure_count() {
+    let env = PollEnv::new(&[("flaky", "/flaky.xml")]);
+    env.server.set("/flaky.xml", Reply::status(503));
+    env.poll();
+    env.poll();
+    assert_eq!(env.health("flaky")["consecutive_failures"], 2);
+    env.server
+        .set("/flaky.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    let (code, _) = env.poll();
+    assert_eq!(code, Some(0));
+    let health = env.health("flaky");
+    assert_eq!(health["consecutive_failures"], 0);
+    assert!(health["last_error"].is_null() && health["last_success"].is_string());
+}
