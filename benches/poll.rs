@@ -19,14 +19,27 @@ const ITEMS: usize = 20;
 
 /// A deterministic feed of `ITEMS` news-like items, about 1 KB each.
 fn feed(n: usize) -> String {
-    const STATES: [&str; 6] = ["Ukraine", "Poland", "Finland", "Estonia", "Latvia", "Lithuania"];
-    let mut xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>Feed {n}</title><link>https://f{n}.example.org/</link><description>bench</description>");
+    const STATES: [&str; 6] = [
+        "Ukraine",
+        "Poland",
+        "Finland",
+        "Estonia",
+        "Latvia",
+        "Lithuania",
+    ];
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><title>Feed {n}</title><link>https://f{n}.example.org/</link><description>bench</description>"
+    );
     for i in 0..ITEMS {
         let state = STATES[(n + i) % STATES.len()];
         let body = if i % 5 == 0 {
-            format!("{state}'s parliament voted on Thursday to withdraw from the Ottawa Convention banning anti-personnel mines. The government said the decision reflects the security situation in the region. Opposition lawmakers criticised the move, saying it would damage the country's reputation. ")
+            format!(
+                "{state}'s parliament voted on Thursday to withdraw from the Ottawa Convention banning anti-personnel mines. The government said the decision reflects the security situation in the region. Opposition lawmakers criticised the move, saying it would damage the country's reputation. "
+            )
         } else {
-            format!("Officials in {state} met counterparts from neighbouring countries to discuss trade, energy prices and infrastructure funding for the coming year. The talks covered rail links, grid connections and a new port terminal. Ministers said further meetings would follow in the autumn, and that a joint statement was expected. ")
+            format!(
+                "Officials in {state} met counterparts from neighbouring countries to discuss trade, energy prices and infrastructure funding for the coming year. The talks covered rail links, grid connections and a new port terminal. Ministers said further meetings would follow in the autumn, and that a joint statement was expected. "
+            )
         };
         let _ = write!(
             xml,
@@ -52,7 +65,11 @@ fn run(config: &std::path::Path) -> (Duration, u64, String) {
     let mut peak_kb = 0;
     loop {
         if let Ok(status) = std::fs::read_to_string(&status_file) {
-            if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok()) {
+            if let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+            {
                 peak_kb = peak_kb.max(kb);
             }
         }
@@ -63,7 +80,11 @@ fn run(config: &std::path::Path) -> (Duration, u64, String) {
     }
     let wall = start.elapsed();
     let output = child.wait_with_output().expect("output");
-    let total = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().to_string();
+    let total = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     (wall, peak_kb, total)
 }
 
@@ -76,20 +97,40 @@ fn main() {
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
         }
     }
-    let mut toml = String::from("[tracking]\nstates = [\"UKR\", \"POL\", \"FIN\", \"EST\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\"]\n");
+    let mut toml = String::from(
+        "[tracking]\nstates = [\"UKR\", \"POL\", \"FIN\", \"EST\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\"]\n",
+    );
     for n in 0..FEEDS {
         let path = format!("/f{n}.xml");
-        server.set(&path, Reply::feed(feed(n), "application/rss+xml").with_etag(&format!("\"{n}-v1\"")));
-        let _ = write!(toml, "\n[[feed]]\nid = \"f{n}\"\nurl = \"{}\"\n", server.url(&path));
+        server.set(
+            &path,
+            Reply::feed(feed(n), "application/rss+xml").with_etag(&format!("\"{n}-v1\"")),
+        );
+        let _ = write!(
+            toml,
+            "\n[[feed]]\nid = \"f{n}\"\nurl = \"{}\"\n",
+            server.url(&path)
+        );
     }
     let config = dir.path().join("feeds.toml");
     std::fs::write(&config, toml).expect("write config");
 
     println!("poll cycle: {FEEDS} feeds × {ITEMS} items from 127.0.0.1");
-    for (label, items) in [("first cycle (200)", FEEDS * ITEMS), ("second cycle (304)", 0)] {
+    for (label, items) in [
+        ("first cycle (200)", FEEDS * ITEMS),
+        ("second cycle (304)", 0),
+    ] {
         let (wall, peak_kb, total) = run(&config);
-        let rate = if items > 0 { format!("{:.0} items/s", items as f64 / wall.as_secs_f64()) } else { "no items".into() };
-        println!("  {label:<20} wall {:>7.3} s   {rate:>14}   peak RSS {:>6.1} MB", wall.as_secs_f64(), peak_kb as f64 / 1024.0);
+        let rate = if items > 0 {
+            format!("{:.0} items/s", items as f64 / wall.as_secs_f64())
+        } else {
+            "no items".into()
+        };
+        println!(
+            "  {label:<20} wall {:>7.3} s   {rate:>14}   peak RSS {:>6.1} MB",
+            wall.as_secs_f64(),
+            peak_kb as f64 / 1024.0
+        );
         println!("  {:<20} {total}", "");
     }
 }

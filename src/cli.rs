@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::DEFAULT_CONFIG_PATH;
+use crate::logging::LogFormat;
 
 /// Watch news feeds for changes in which states are bound by which treaties.
 ///
@@ -24,6 +25,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Log format and default level: the daemon logs progress at info;
+    /// one-shot commands only warnings (their output is the report).
+    pub fn log_settings(&self) -> (LogFormat, &'static str) {
+        match &self.command {
+            Command::Run(args) => (args.log_format, "info"),
+            _ => (LogFormat::Human, "warn"),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The feeds.toml to use; the data files it names are found beside it.
@@ -37,7 +49,12 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: poll on schedule, notify, reload on SIGHUP, stop on SIGTERM.
-    Run,
+    ///
+    /// Under systemd (Type=notify) it reports READY=1 once the database is
+    /// open and the config loaded, pings the watchdog while the database
+    /// answers, and keeps a STATUS= line current. Logs go to journald when
+    /// systemd started it, else to stderr.
+    Run(RunArgs),
     /// Poll every feed once, ingest, notify as the daemon would, then exit.
     Poll,
     /// Validate the configuration and every data file it references.
@@ -70,6 +87,13 @@ pub enum Command {
     Retract(RetractArgs),
     /// Re-run the current rules over stored items and append the differences.
     Reclassify,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Log format: auto (journald under systemd, else human), human or json.
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,11 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod feed;
 pub mod fetch;
 pub mod ingest;
+pub mod logging;
 pub mod poll;
 pub mod store;

@@ -30,6 +30,8 @@ pub enum CommandError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
     /// The user asked for something that cannot be done; the message says why.
     #[error("{0}")]
     Usage(String),
@@ -65,7 +67,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Replay(args) => status::replay(&ctx, &args, out),
         Command::Assert(args) => log::assert(&ctx, &args, out),
         Command::Retract(args) => log::retract(&ctx, &args, out),
-        Command::Run => Err(CommandError::NotYet("`treatywatch run`", 6)),
+        Command::Run(_) => match crate::daemon::run(&ctx.config_path, ctx.db_override.as_deref()) {
+            Ok(()) => Ok(Outcome::Success),
+            Err(crate::daemon::DaemonError::Config(e)) => Err(CommandError::Config(e)),
+            Err(e) => Err(e.into()),
+        },
         Command::Poll => poll::poll(&ctx, out),
         Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
         Command::Digest(_) => Err(CommandError::NotYet("`treatywatch digest`", 5)),

@@ -58,6 +58,8 @@ pub struct Config {
     pub tracking: Tracking,
     pub notify: Notify,
     pub fetch: FetchSettings,
+    /// Where `run` serves Prometheus metrics, if anywhere (loopback only).
+    pub metrics: Option<std::net::SocketAddr>,
     pub gazetteer: Gazetteer,
     pub treaties: Treaties,
 }
@@ -226,6 +228,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let tracking = v.tracking(raw.tracking.as_ref(), &gazetteer, &treaties, data_ok);
     let notify = v.notify(raw.notify);
     let fetch = v.fetch(raw.fetch);
+    let metrics = v.metrics(raw.daemon.as_ref().and_then(|d| d.metrics.as_ref()));
 
     if v.problems.is_empty() {
         Ok(Config {
@@ -235,6 +238,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             tracking,
             notify,
             fetch,
+            metrics,
             gazetteer,
             treaties,
         })
@@ -327,6 +331,24 @@ impl Validator<'_> {
                         path.display()
                     ),
                 );
+                None
+            }
+        }
+    }
+
+    fn metrics(&mut self, raw: Option<&Spanned<String>>) -> Option<std::net::SocketAddr> {
+        let raw = raw?;
+        match raw.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_loopback() => Some(addr),
+            Ok(addr) => {
+                self.err(
+                    raw.span(),
+                    format!("metrics address {addr} is not a loopback address; metrics are only served on 127.0.0.1 or [::1] (put a proxy in front to expose them)"),
+                );
+                None
+            }
+            Err(e) => {
+                self.err(raw.span(), format!("metrics address {:?} is not an address ({e}); write e.g. \"127.0.0.1:9184\"", raw.get_ref()));
                 None
             }
         }

@@ -14,6 +14,7 @@ pub struct FeedsFile {
     pub tracking: Option<Spanned<Tracking>>,
     pub notify: Option<Notify>,
     pub fetch: Option<Fetch>,
+    pub daemon: Option<Daemon>,
     #[serde(default)]
     pub feed: Vec<Feed>,
 }
@@ -83,4 +84,10 @@ pub struct Smtp {
     pub password_file: Option<Spanned<String>>,
     /// Accepted by the parser only so it can be refused with a useful message.
     pub password: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Daemon {
+    pub metrics: Option<Spanned<String>>,
 }

@@ -7,11 +7,13 @@
 //!   incrementally kept table equals a rebuild from the log.
 //! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
 //!   serving fixture feeds well and badly.
+//! - `daemon`: `run` under a fake systemd: READY, reload, stop.
 //! - `cli`: the analyst's workflow through the binary (assert, retract,
 //!   status --as-of, replay, events).
 
 mod cli;
 mod config_check;
+mod daemon;
 mod event_log;
 mod feed_server;
 mod fold_props;

@@ -12,21 +12,21 @@ use crate::feed_server::{FeedServer, Reply};
 const FEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/feeds");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
 
-fn fixture(name: &str) -> Vec<u8> {
+pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FEEDS}/{name}")).expect("fixture feed")
 }
 
-const RSS: &str = "application/rss+xml";
+pub const RSS: &str = "application/rss+xml";
 
 /// A config folder (shipped data files, our feeds.toml) and a server.
-struct PollEnv {
-    dir: tempfile::TempDir,
-    server: FeedServer,
+pub struct PollEnv {
+    pub dir: tempfile::TempDir,
+    pub server: FeedServer,
 }
 
 impl PollEnv {
     /// `feeds` are (id, path on the server).
-    fn new(feeds: &[(&str, &str)]) -> PollEnv {
+    pub fn new(feeds: &[(&str, &str)]) -> PollEnv {
         let dir = tempfile::tempdir().expect("dir");
         for entry in std::fs::read_dir(SHIPPED).expect("config dir").flatten() {
             let name = entry.file_name();
@@ -42,7 +42,7 @@ impl PollEnv {
         env
     }
 
-    fn write_config(&self, feeds: &[(&str, &str)]) {
+    pub fn write_config(&self, feeds: &[(&str, &str)]) {
         let mut toml = String::from(
             "[tracking]\nstates = [\"UKR\", \"POL\", \"EST\", \"FIN\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\", \"ccm\", \"istanbul\"]\n\n\
              [fetch]\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\nmax_body = \"256 KiB\"\n",
@@ -57,7 +57,11 @@ impl PollEnv {
         f.write_all(toml.as_bytes()).expect("write");
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("feeds.toml")
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
         assert_cmd::Command::cargo_bin("treatywatch")
             .expect("binary")
             .env_remove("TREATYWATCH_CONFIG")

@@ -1,0 +1,200 @@
+//! `treatywatch run`: the long-running service.
+//!
+//! Tasks on a tokio runtime — the scheduler (`scheduler.rs`) with its
+//! fetches, a notifier tick, the signal handler, the watchdog and the
+//! optional metrics endpoint — talk over bounded channels to one writer
+//! thread (`writer.rs`) that owns the database. SIGHUP reloads the config
+//! (an invalid one is logged and ignored); SIGTERM/SIGINT stop new work,
+//! let in-flight fetches finish briefly, drain the writer and return.
+
+mod metrics;
+mod scheduler;
+mod status;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, ConfigError};
+use crate::fetch::{FetchError, Fetcher};
+use crate::store::{Store, StoreError};
+pub use status::Metrics;
+
+/// How often the writer looks for digests to send and notice periods that ended.
+pub const TICK: Duration = Duration::from_secs(30);
+/// In-flight fetches get this long to finish after SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Messages queued for the writer before fetches wait.
+const WRITER_QUEUE: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot set up HTTP: {0}")]
+    Http(#[from] FetchError),
+    #[error("cannot start: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonError> {
+    let config = Arc::new(config::load(config_path)?);
+    let db_path: PathBuf = db_override.map_or_else(|| config.db_path.clone(), Path::to_path_buf);
+    let store = Store::open(&db_path)?;
+    let states = store
+        .feed_states()?
+        .into_iter()
+        .map(|s| (s.feed_id.clone(), s))
+        .collect();
+    let fetcher = Fetcher::new(config.fetch.limits)?;
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_feeds(config.feeds.len());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (to_writer, inbox) = mpsc::channel(WRITER_QUEUE);
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let writer = writer::Writer {
+        store,
+        config: config.clone(),
+        metrics: metrics.clone(),
+        done: done_tx,
+    };
+    let writer_thread = std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || writer.run(inbox))?;
+
+    let (reload_tx, reload_rx) = watch::channel(config.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let result = runtime.block_on(async {
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        if let Some(addr) = config.metrics {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            info!(%addr, "serving metrics");
+            tokio::spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone()));
+        }
+        let scheduler = scheduler::Scheduler {
+            config: config.clone(),
+            fetcher,
+            states,
+            writer: to_writer.clone(),
+            done: done_rx,
+            reload: reload_rx,
+            shutdown: stop_rx.clone(),
+            metrics: metrics.clone(),
+            grace: STOP_GRACE,
+        };
+        let scheduler = tokio::spawn(scheduler.run());
+        let ticker = tokio::spawn(tick(to_writer.clone(), stop_rx.clone()));
+        let watchdog = tokio::spawn(watchdog(to_writer.clone(), stop_rx.clone()));
+
+        let _ = sd_notify::notify(&[NotifyState::Ready]);
+        metrics.publish_status();
+        info!(feeds = config.feeds.len(), db = %db_path.display(), "treatywatch running");
+
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => {
+                    let _ = sd_notify::notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now()?]);
+                    reload(config_path, &reload_tx, &to_writer).await;
+                    let _ = sd_notify::notify(&[NotifyState::Ready]);
+                    metrics.publish_status();
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+            }
+        }
+        info!("stopping: no new fetches; finishing what is in flight");
+        let _ = sd_notify::notify(&[NotifyState::Stopping]);
+        let _ = stop_tx.send(true);
+        drop(to_writer);
+        let _ = tokio::join!(scheduler, ticker, watchdog);
+        Ok::<(), DaemonError>(())
+    });
+    // Every sender is gone now, so the writer drains its queue and returns.
+    if writer_thread.join().is_err() {
+        error!("the writer thread panicked");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    info!("stopped");
+    result
+}
+
+/// Loads the config again; a valid one replaces the running one, an invalid
+/// one is logged and the daemon goes on with what it had.
+async fn reload(
+    path: &Path,
+    reload: &watch::Sender<Arc<Config>>,
+    writer: &mpsc::Sender<writer::ToWriter>,
+) {
+    let path = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || config::load(&path)).await {
+        Ok(Ok(config)) => {
+            let config = Arc::new(config);
+            let _ = writer.send(writer::ToWriter::Reload(config.clone())).await;
+            let _ = reload.send(config);
+        }
+        Ok(Err(e)) => {
+            for line in e.to_string().lines() {
+                error!("{line}");
+            }
+            warn!(
+                "configuration NOT reloaded: fix the errors above and send SIGHUP again; still running on the previous configuration"
+            );
+        }
+        Err(e) => error!("reload failed: {e}"),
+    }
+}
+
+async fn tick(writer: mpsc::Sender<writer::ToWriter>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if writer.send(writer::ToWriter::Tick).await.is_err() {
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Pings systemd's watchdog, but only while the writer can reach the
+/// database: a wedged daemon should be restarted, not kept alive.
+async fn watchdog(writer: mpsc::Sender<writer::ToWriter>, mut stop: watch::Receiver<bool>) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let mut interval = tokio::time::interval(period / 2);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                let (reply, answer) = oneshot::channel();
+                if writer.send(writer::ToWriter::Ping(reply)).await.is_err() {
+                    return;
+                }
+                match tokio::time::timeout(period / 2, answer).await {
+                    Ok(Ok(true)) => {
+                        let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                    }
+                    _ => warn!("database did not answer the watchdog ping"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

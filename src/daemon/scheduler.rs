@@ -1,0 +1,224 @@
+//! The scheduler: decides which feeds are due, starts their fetches (at
+//! most `concurrency` at once) and hands results to the writer. It keeps
+//! each feed's last known state, updated by the writer after every ingest.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::status::Metrics;
+use super::writer::{FeedDone, ToWriter};
+use crate::config::{Config, Feed};
+use crate::fetch::{Fetcher, Validators};
+use crate::ingest;
+use crate::store::FeedState;
+
+/// The scheduler wakes at least this often to look for due feeds.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Feeds due at start are spread over this long so they do not all fire at once.
+const START_SPREAD: Duration = Duration::from_secs(5);
+
+pub struct Scheduler {
+    pub config: Arc<Config>,
+    pub fetcher: Fetcher,
+    pub states: HashMap<String, FeedState>,
+    pub writer: mpsc::Sender<ToWriter>,
+    pub done: mpsc::UnboundedReceiver<FeedDone>,
+    pub reload: watch::Receiver<Arc<Config>>,
+    pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<Metrics>,
+    /// How long in-flight fetches may finish after a stop is requested.
+    pub grace: Duration,
+}
+
+/// One batch of feeds started together, for the "last cycle" figure.
+struct Batch {
+    started: Instant,
+    left: usize,
+}
+
+impl Scheduler {
+    pub async fn run(mut self) {
+        let permits = Arc::new(Semaphore::new(self.config.fetch.concurrency.max(1)));
+        let mut due: HashMap<String, DateTime<Utc>> = HashMap::new();
+        self.plan(&mut due, Utc::now());
+        let mut in_flight: HashMap<String, u64> = HashMap::new();
+        let mut batches: HashMap<u64, Batch> = HashMap::new();
+        let mut next_batch = 0u64;
+        let mut tasks = JoinSet::new();
+        loop {
+            let now = Utc::now();
+            let ready: Vec<Feed> = self
+                .config
+                .feeds
+                .iter()
+                .filter(|f| {
+                    !in_flight.contains_key(&f.id) && due.get(&f.id).is_some_and(|t| *t <= now)
+                })
+                .cloned()
+                .collect();
+            if !ready.is_empty() {
+                next_batch += 1;
+                batches.insert(
+                    next_batch,
+                    Batch {
+                        started: Instant::now(),
+                        left: ready.len(),
+                    },
+                );
+                debug!(feeds = ready.len(), "starting fetches");
+            }
+            for feed in ready {
+                due.remove(&feed.id);
+                in_flight.insert(feed.id.clone(), next_batch);
+                let state = ingest::starting_state(self.states.get(&feed.id).cloned(), &feed);
+                let validators = Validators {
+                    etag: state.etag.clone(),
+                    last_modified: state.last_modified.clone(),
+                };
+                let (fetcher, writer, permits) =
+                    (self.fetcher.clone(), self.writer.clone(), permits.clone());
+                tasks.spawn(async move {
+                    let Ok(_permit) = permits.acquire_owned().await else {
+                        return;
+                    };
+                    let result = fetcher.fetch(&feed.url, &validators, Utc::now()).await;
+                    let message = ToWriter::Fetched {
+                        feed: Box::new(feed),
+                        state: Box::new(state),
+                        result: Box::new(result),
+                    };
+                    // A closed writer means we are shutting down; the feed is polled next start.
+                    let _ = writer.send(message).await;
+                });
+            }
+            let sleep = due
+                .values()
+                .min()
+                .map(|t| (*t - now).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                Some(done) = self.done.recv() => {
+                    let id = done.state.feed_id.clone();
+                    if let Some(batch_id) = in_flight.remove(&id)
+                        && let Some(batch) = batches.get_mut(&batch_id)
+                    {
+                        batch.left -= 1;
+                        if batch.left == 0 {
+                            self.metrics.record_cycle(batch.started.elapsed());
+                            batches.remove(&batch_id);
+                            self.metrics.publish_status();
+                        }
+                    }
+                    if let Some(next) = done.state.next_poll.filter(|_| !done.state.gone) {
+                        due.insert(id.clone(), next);
+                    }
+                    self.states.insert(id, done.state);
+                }
+                Ok(()) = self.reload.changed() => {
+                    let config = self.reload.borrow_and_update().clone();
+                    self.apply(config, &mut due, &in_flight);
+                }
+                _ = self.shutdown.changed() => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        self.stop(tasks).await;
+    }
+
+    /// Due times for every pollable feed: the stored next poll, or soon
+    /// (spread a little) for feeds never polled or overdue.
+    fn plan(&self, due: &mut HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) {
+        let pollable: Vec<&Feed> = self
+            .config
+            .feeds
+            .iter()
+            .filter(|f| {
+                ingest::skip_reason(
+                    f,
+                    &ingest::starting_state(self.states.get(&f.id).cloned(), f),
+                )
+                .is_none()
+            })
+            .collect();
+        let count = pollable.len().max(1) as u32;
+        for (i, feed) in pollable.into_iter().enumerate() {
+            if due.contains_key(&feed.id) {
+                continue;
+            }
+            let stored = ingest::starting_state(self.states.get(&feed.id).cloned(), feed).next_poll;
+            let spread = START_SPREAD.mul_f64(i as f64 / f64::from(count));
+            let soon = now + chrono::Duration::from_std(spread).unwrap_or_default();
+            due.insert(feed.id.clone(), stored.map_or(soon, |t| t.max(now)));
+        }
+    }
+
+    /// Takes a reloaded config: removed feeds stop, new or changed ones are
+    /// planned, and limits apply to the next fetches.
+    fn apply(
+        &mut self,
+        config: Arc<Config>,
+        due: &mut HashMap<String, DateTime<Utc>>,
+        in_flight: &HashMap<String, u64>,
+    ) {
+        let old: HashMap<String, Feed> = self
+            .config
+            .feeds
+            .iter()
+            .map(|f| (f.id.clone(), f.clone()))
+            .collect();
+        let ids: HashSet<&str> = config.feeds.iter().map(|f| f.id.as_str()).collect();
+        due.retain(|id, _| ids.contains(id.as_str()));
+        for feed in &config.feeds {
+            let changed = old.get(&feed.id).is_none_or(|o| {
+                o.url != feed.url || o.enabled != feed.enabled || o.interval != feed.interval
+            });
+            if changed && !in_flight.contains_key(&feed.id) {
+                due.remove(&feed.id);
+            }
+        }
+        let added = config
+            .feeds
+            .iter()
+            .filter(|f| !old.contains_key(&f.id))
+            .count();
+        let removed = old.keys().filter(|id| !ids.contains(id.as_str())).count();
+        self.metrics.set_feeds(config.feeds.len());
+        self.metrics
+            .retain_feeds(&ids.iter().copied().collect::<Vec<_>>());
+        self.config = config;
+        self.plan(due, Utc::now());
+        info!(
+            feeds = self.config.feeds.len(),
+            added, removed, "configuration reloaded"
+        );
+    }
+
+    /// Lets in-flight fetches finish for up to `grace`, then abandons the
+    /// rest: they appended nothing, so their feeds are simply polled again
+    /// at the next start.
+    async fn stop(self, mut tasks: JoinSet<()>) {
+        let pending = tasks.len();
+        if pending > 0 {
+            info!(pending, "waiting for fetches in flight");
+        }
+        let drained = tokio::time::timeout(self.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                abandoned = tasks.len(),
+                "fetches still running at shutdown were abandoned; those feeds are polled again at the next start"
+            );
+            tasks.abort_all();
+        }
+    }
+}

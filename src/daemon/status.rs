@@ -1,0 +1,158 @@
+//! What the daemon tells systemd and Prometheus: the STATUS= line, the
+//! watchdog, and counters. Shared by the scheduler and the writer.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+/// Counters and gauges, read by the metrics endpoint.
+#[derive(Default)]
+pub struct Metrics {
+    pub polls: AtomicU64,
+    pub items: AtomicU64,
+    pub detections: AtomicU64,
+    pub status_changes: AtomicU64,
+    pub digests_sent: AtomicU64,
+    pub digests_pending: AtomicU64,
+    /// Milliseconds the last completed cycle took.
+    pub cycle_ms: AtomicU64,
+    /// Feed id → (failures total, failing now).
+    failures: Mutex<BTreeMap<String, (u64, bool)>>,
+    feeds: AtomicU64,
+}
+
+impl Metrics {
+    pub fn set_feeds(&self, n: usize) {
+        self.feeds.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_poll(&self, feed: &str, failed: bool) {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = failures.entry(feed.to_string()).or_default();
+        entry.1 = failed;
+        if failed {
+            entry.0 += 1;
+        }
+    }
+
+    pub fn failing(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(_, now)| *now)
+            .count()
+    }
+
+    /// Forgets feeds no longer configured.
+    pub fn retain_feeds(&self, ids: &[&str]) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| ids.contains(&k.as_str()));
+    }
+
+    /// The line `systemctl status` shows.
+    pub fn status_line(&self) -> String {
+        let cycle = self.cycle_ms.load(Ordering::Relaxed);
+        let cycle = if cycle == 0 {
+            "no cycle yet".to_string()
+        } else {
+            format!("last cycle {:.1} s", cycle as f64 / 1000.0)
+        };
+        format!(
+            "{} feeds, {cycle}, {} failing, {} digests pending",
+            self.feeds.load(Ordering::Relaxed),
+            self.failing(),
+            self.digests_pending.load(Ordering::Relaxed)
+        )
+    }
+
+    pub fn publish_status(&self) {
+        let line = self.status_line();
+        let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
+    }
+
+    pub fn record_cycle(&self, took: Duration) {
+        self.cycle_ms
+            .store(took.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            "treatywatch_feeds",
+            "Feeds configured.",
+            "gauge",
+            get(&self.feeds),
+        );
+        counter(
+            "treatywatch_polls_total",
+            "Feed polls completed.",
+            "counter",
+            get(&self.polls),
+        );
+        counter(
+            "treatywatch_items_total",
+            "New or changed items ingested.",
+            "counter",
+            get(&self.items),
+        );
+        counter(
+            "treatywatch_detections_total",
+            "Detections appended.",
+            "counter",
+            get(&self.detections),
+        );
+        counter(
+            "treatywatch_status_changes_total",
+            "Status changes recorded.",
+            "counter",
+            get(&self.status_changes),
+        );
+        counter(
+            "treatywatch_digests_sent_total",
+            "Digests delivered.",
+            "counter",
+            get(&self.digests_sent),
+        );
+        counter(
+            "treatywatch_digests_pending",
+            "Digests waiting to be sent.",
+            "gauge",
+            get(&self.digests_pending),
+        );
+        let _ = write!(
+            out,
+            "# HELP treatywatch_cycle_seconds Duration of the last poll cycle.\n# TYPE treatywatch_cycle_seconds gauge\ntreatywatch_cycle_seconds {:.3}\n",
+            get(&self.cycle_ms) as f64 / 1000.0
+        );
+        out.push_str("# HELP treatywatch_feed_failures_total Failed polls per feed.\n# TYPE treatywatch_feed_failures_total counter\n");
+        for (feed, (total, _)) in self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "treatywatch_feed_failures_total{{feed=\"{}\"}} {total}",
+                feed.replace(['"', '\\', '\n'], "_")
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,148 @@
+//! The single writer: one thread that owns the database. Everything that
+//! changes the store arrives here as a message, in order, so appends never
+//! race and blocking SQLite calls never run on the async workers.
+
+use std::hash::BuildHasher as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::status::Metrics;
+use crate::config::{Config, Feed};
+use crate::domain::Policy;
+use crate::feed::Item;
+use crate::fetch::{FetchError, Fetched};
+use crate::ingest::{self, FeedOutcome, Finding, IngestContext};
+use crate::store::{FeedState, Store};
+
+pub enum ToWriter {
+    /// A fetch finished; ingest it.
+    Fetched {
+        feed: Box<Feed>,
+        state: Box<FeedState>,
+        result: Box<Result<Fetched, FetchError>>,
+    },
+    /// Periodic work: pending digests and time-driven changes.
+    Tick,
+    /// A new configuration took effect.
+    Reload(Arc<Config>),
+    /// Is the database answering? (for the watchdog)
+    Ping(oneshot::Sender<bool>),
+}
+
+/// Sent back to the scheduler after each ingest.
+pub struct FeedDone {
+    pub state: FeedState,
+}
+
+pub struct Writer {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub done: mpsc::UnboundedSender<FeedDone>,
+}
+
+impl Writer {
+    /// Runs until every sender of `inbox` is gone, then returns: messages
+    /// already queued at shutdown are still handled.
+    pub fn run(mut self, mut inbox: mpsc::Receiver<ToWriter>) {
+        while let Some(message) = inbox.blocking_recv() {
+            match message {
+                ToWriter::Fetched {
+                    feed,
+                    state,
+                    result,
+                } => self.ingest(&feed, *state, *result),
+                ToWriter::Tick => self.tick(),
+                ToWriter::Reload(config) => self.config = config,
+                ToWriter::Ping(reply) => {
+                    let _ = reply.send(self.store.last_seq().is_ok());
+                }
+            }
+        }
+        info!("writer stopped; database closed cleanly");
+    }
+
+    fn ingest(&mut self, feed: &Feed, state: FeedState, result: Result<Fetched, FetchError>) {
+        let policy = Policy {
+            min_sources: self.config.treaties.min_sources(),
+        };
+        let classify = |_: &Item| -> Vec<Finding> { Vec::new() };
+        let jitter = (std::collections::hash_map::RandomState::new().hash_one(&feed.id) % 10_000)
+            as f64
+            / 10_000.0;
+        let ctx = IngestContext {
+            settings: &self.config.fetch,
+            policy: &policy,
+            classify: &classify,
+            now: Utc::now(),
+            jitter,
+        };
+        let fallback = state.clone();
+        match ingest::ingest(&mut self.store, feed, state, result, &ctx) {
+            Ok(report) => {
+                let failed = report.outcome.is_failure();
+                self.metrics.record_poll(&feed.id, failed);
+                match &report.outcome {
+                    FeedOutcome::Fetched {
+                        new,
+                        changed,
+                        detections,
+                        changes,
+                        moved_to,
+                        status,
+                    } => {
+                        self.metrics
+                            .items
+                            .fetch_add((new + changed) as u64, Ordering::Relaxed);
+                        self.metrics
+                            .detections
+                            .fetch_add(*detections as u64, Ordering::Relaxed);
+                        self.metrics
+                            .status_changes
+                            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+                        if new + changed > 0 {
+                            info!(feed = %feed.id, status, new, changed, detections, changes = changes.len(), "ingested");
+                        }
+                        if let Some(url) = moved_to {
+                            warn!(feed = %feed.id, to = %url, "feed moved permanently; update its url in the config");
+                        }
+                    }
+                    FeedOutcome::Failed {
+                        error,
+                        failures,
+                        next_poll,
+                        ..
+                    } => {
+                        warn!(feed = %feed.id, failures, next_poll = ?next_poll, "poll failed: {error}");
+                    }
+                    FeedOutcome::NotModified | FeedOutcome::Skipped(_) => {}
+                }
+                match self.store.feed_state(&feed.id) {
+                    Ok(Some(state)) => {
+                        let _ = self.done.send(FeedDone { state });
+                    }
+                    Ok(None) => {}
+                    Err(e) => error!(feed = %feed.id, "cannot read back feed state: {e}"),
+                }
+                self.metrics.publish_status();
+            }
+            // The feed is retried after its interval; the daemon goes on.
+            Err(e) => {
+                error!(feed = %feed.id, "could not record the poll: {e}");
+                let mut state = fallback;
+                state.next_poll = Some(
+                    ctx.now
+                        + chrono::Duration::from_std(feed.interval)
+                            .unwrap_or(chrono::Duration::MAX),
+                );
+                let _ = self.done.send(FeedDone { state });
+            }
+        }
+    }
+
+    fn tick(&mut self) {}
+}

@@ -1,0 +1,59 @@
+//! Where log lines go: journald when systemd started us, human-readable
+//! stderr otherwise, JSON lines on request. `RUST_LOG` filters as usual.
+//!
+//! Fields are stable (`feed`, `seq`, `state`, `treaty`) so one item can be
+//! followed from poll to digest.
+
+use std::str::FromStr;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// journald under systemd (JOURNAL_STREAM set), else human on stderr.
+    #[default]
+    Auto,
+    Human,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(LogFormat::Auto),
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format {s:?}; use auto, human or json")),
+        }
+    }
+}
+
+/// Installs the global subscriber. `default_level` applies when RUST_LOG is
+/// unset (commands want "warn", the daemon "info").
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let registry = tracing_subscriber::registry();
+    let journald = (format == LogFormat::Auto && std::env::var_os("JOURNAL_STREAM").is_some())
+        .then(|| tracing_journald::layer().ok())
+        .flatten();
+    // Each arm installs a differently typed stack, so each calls init itself.
+    let _ = match (journald, format) {
+        (Some(layer), _) => registry.with(filter()).with(layer).try_init(),
+        (None, LogFormat::Json) => registry
+            .with(filter())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        (None, _) => registry
+            .with(filter())
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+}

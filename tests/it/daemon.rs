@@ -1,0 +1,158 @@
+//! `treatywatch run` as systemd would run it: a child process with
+//! NOTIFY_SOCKET pointing at a socket this test reads, feeds on loopback,
+//! SIGHUP with a good and a broken config, then SIGTERM.
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::feed_server::Reply;
+use crate::polling::{PollEnv, RSS, fixture};
+
+/// Generous deadlines for waiting on the child; they bound a hang, they do
+/// not measure speed.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+/// Waits until `ready()` holds or the deadline passes.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads notify datagrams until one contains `wanted`.
+fn expect_notify(socket: &UnixDatagram, wanted: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(Instant::now() < deadline, "no {wanted} from the daemon");
+        if let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).to_string();
+            if message
+                .lines()
+                .any(|l| l == wanted || l.starts_with(wanted))
+            {
+                return message;
+            }
+        }
+    }
+}
+
+#[test]
+fn daemon_reports_ready_polls_reloads_and_stops_cleanly() {
+    let env = PollEnv::new(&[("first", "/first.xml")]);
+    env.server
+        .set("/first.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    env.server
+        .set("/second.xml", Reply::feed(fixture("atom.xml"), RSS));
+
+    let socket_path = env.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let log_path = env.dir.path().join("daemon.log");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
+        .env_remove("TREATYWATCH_CONFIG")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("RUST_LOG", "info")
+        .arg("--config")
+        .arg(env.config_path())
+        .args(["run", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("start daemon");
+    let log = || {
+        let mut text = String::new();
+        let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    };
+
+    expect_notify(&socket, "READY=1");
+    wait_for("the configured feed to be polled", || {
+        !env.server.seen("/first.xml").is_empty()
+    });
+    wait_for("a STATUS line", || {
+        expect_notify(&socket, "STATUS=").contains("feeds")
+    });
+
+    // A valid new config: the added feed gets polled.
+    env.write_config(&[("first", "/first.xml"), ("second", "/second.xml")]);
+    signal(&child, "HUP");
+    wait_for("the added feed to be polled", || {
+        !env.server.seen("/second.xml").is_empty()
+    });
+    assert!(log().contains("configuration reloaded"), "{}", log());
+
+    // A broken config: logged, refused, and the daemon keeps running.
+    std::fs::write(
+        env.config_path(),
+        "[tracking]\nstates = [\"XYZ\"]\ntreaties = [\"ottawa\"]\n",
+    )
+    .expect("break config");
+    signal(&child, "HUP");
+    wait_for("the reload to be refused", || {
+        log().contains("NOT reloaded")
+    });
+    assert!(
+        log().contains("unknown state code"),
+        "the errors are logged: {}",
+        log()
+    );
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still running on the old config"
+    );
+
+    signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("daemon did not stop within 10 s of SIGTERM:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{}", log());
+
+    // Restore a valid config and check the log and table agree.
+    env.write_config(&[("first", "/first.xml"), ("second", "/second.xml")]);
+    let replay = env.run(&["replay"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+}
+
+#[test]
+fn daemon_refuses_to_start_on_a_broken_config() {
+    let env = PollEnv::new(&[]);
+    std::fs::write(
+        env.config_path(),
+        "[tracking]\nstates = [\"UKR\"]\ntreaties = [\"nope\"]\n",
+    )
+    .expect("write");
+    let out = env.run(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("feeds.toml:3:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
