@@ -64,15 +64,11 @@ fn run(config: &std::path::Path) -> (Duration, u64, String) {
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kb = 0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file) {
-            if let Some(kb) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
-            {
-                peak_kb = peak_kb.max(kb);
-            }
-        }
+        let peak = std::fs::read_to_string(&status_file).ok().and_then(|status| {
+            let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+            line.trim().trim_end_matches(" kB").parse::<u64>().ok()
+        });
+        peak_kb = peak_kb.max(peak.unwrap_or(0));
         if child.try_wait().expect("wait").is_some() {
             break;
         }
