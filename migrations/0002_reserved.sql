@@ -1,0 +1,1 @@
+-- reserved for polling (issue 3)
