@@ -5,4 +5,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod notice;
+pub mod notify;
 pub mod store;

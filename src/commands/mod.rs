@@ -2,6 +2,7 @@
 //! stdout. Every command returns an `Outcome` (the exit status) or a
 //! `CommandError`; `main` only maps those to exit codes.
 
+mod digest;
 mod log;
 mod status;
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
 use crate::domain::Policy;
+use crate::notify::NotifyError;
 use crate::store::{Store, StoreError};
 
 /// How a command ended when it did not fail outright.
@@ -29,6 +31,8 @@ pub enum CommandError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     /// The user asked for something that cannot be done; the message says why.
     #[error("{0}")]
     Usage(String),
@@ -67,7 +71,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Run => Err(CommandError::NotYet("`treatywatch run`", 6)),
         Command::Poll => Err(CommandError::NotYet("`treatywatch poll`", 3)),
         Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
-        Command::Digest(_) => Err(CommandError::NotYet("`treatywatch digest`", 5)),
+        Command::Digest(args) => digest::digest(&ctx, &args, out),
         Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
     }
 }
