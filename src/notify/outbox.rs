@@ -193,6 +193,9 @@ pub fn run_pending(
                 continue;
             }
         };
+        // Open first: a setup problem (no password) must not freeze changes
+        // into a digest that later news could otherwise have joined.
+        let t = open(&mut transport, config, &mut report)?;
         let batch = store.freeze_batch(
             &NewBatch {
                 recipient: &key,
@@ -204,7 +207,6 @@ pub fn run_pending(
             },
             now,
         )?;
-        let t = open(&mut transport, config, &mut report)?;
         attempt(store, t, &batch, recipient, now, &mut report)?;
     }
     Ok(report)

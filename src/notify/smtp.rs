@@ -103,8 +103,9 @@ impl Transport for SmtpSender {
     }
 }
 
-/// 4xx → deferred, 5xx → refused, anything else (refused connection, TLS,
-/// timeout, garbled reply) → unreachable. All stay pending.
+/// 4xx → deferred, 5xx → refused, TLS or authentication trouble → session,
+/// anything else (refused connection, timeout) → unreachable. All stay
+/// pending.
 fn classify(server: &str, e: &lettre::transport::smtp::Error) -> DeliveryError {
     // lettre's message already carries the code and the server's words.
     let detail = e.to_string();
@@ -113,7 +114,39 @@ fn classify(server: &str, e: &lettre::transport::smtp::Error) -> DeliveryError {
         DeliveryError::Deferred { server, detail }
     } else if e.is_permanent() {
         DeliveryError::Refused { server, detail }
+    } else if e.is_tls() || e.is_client() || e.is_response() {
+        DeliveryError::Session { server, detail }
     } else {
         DeliveryError::Unreachable { server, detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_come_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("smtp");
+        std::fs::write(&file, "s3cret\n").expect("write");
+        assert_eq!(
+            read_password(&PasswordSource::File(file.clone())).expect("read"),
+            "s3cret",
+            "the newline a credential file ends with is not part of it"
+        );
+        let missing = read_password(&PasswordSource::File(dir.path().join("nope")))
+            .expect_err("missing file");
+        assert!(missing.to_string().contains("password_file"), "{missing}");
+        let unset = read_password(&PasswordSource::Env(
+            "TREATYWATCH_TEST_VARIABLE_NOBODY_SETS".into(),
+        ))
+        .expect_err("unset variable");
+        assert!(
+            unset
+                .to_string()
+                .contains("TREATYWATCH_TEST_VARIABLE_NOBODY_SETS is not set"),
+            "{unset}"
+        );
     }
 }

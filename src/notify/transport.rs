@@ -40,6 +40,10 @@ pub enum DeliveryError {
         "SMTP server {server} refused the message ({detail}); check the recipient and the server's policy"
     )]
     Refused { server: String, detail: String },
+    #[error(
+        "SMTP session with {server} failed ({detail}); check tls, username and password under [notify.smtp]"
+    )]
+    Session { server: String, detail: String },
     #[error("address {address:?} cannot be used in an SMTP envelope: {detail}")]
     Address { address: String, detail: String },
     #[error("cannot write digest {}: {source}; check that the [notify] folder is writable", path.display())]

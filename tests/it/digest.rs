@@ -715,3 +715,35 @@ fn preview_prints_the_pending_digest_and_changes_nothing() {
         .expect("run");
     assert!(String::from_utf8_lossy(&output.stdout).contains("nothing pending"));
 }
+
+#[test]
+fn smtp_login_problems_keep_the_digest_pending() {
+    let server = SmtpServer::start();
+    let mut desk = Desk::new(&format!(
+        "to = [\"desk@example.org\"]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"tw\"\npassword_file = \"smtp-password\"\n",
+        server.port
+    ));
+    desk.news("UKR", Action::WithdrawalNotified, "a", t0());
+
+    let err = notify::run_pending(&mut desk.store, &desk.config, t0(), Flush::Now)
+        .expect_err("no password file yet");
+    assert!(err.to_string().contains("smtp-password"), "{err}");
+    assert_eq!(
+        desk.store.queued().expect("outbox").len(),
+        1,
+        "the change waits"
+    );
+
+    // With the password, a server that offers no login (plain text, no
+    // AUTH) is not sent to unauthenticated behind the user's back.
+    desk.dir.write("smtp-password", "s3cret\n");
+    let report = desk.run(t0(), Flush::Now);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0].error.contains("username and password"),
+        "{:?}",
+        report.failed[0]
+    );
+    assert!(server.accepted().is_empty());
+    assert_eq!(desk.store.pending_batches().expect("batches").len(), 1);
+}
