@@ -213,7 +213,7 @@ pub struct StatusChange {
 /// (state, treaty): the fold ignores it, the notifier's outbox is built on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestSent {
-    /// The bare address the digest went to.
+    /// The bare, lower-cased address the digest went to.
     pub recipient: String,
     /// Lowest and highest sequence number of the status changes it reported.
     pub first_seq: i64,

@@ -747,3 +747,49 @@ fn smtp_login_problems_keep_the_digest_pending() {
     assert!(server.accepted().is_empty());
     assert_eq!(desk.store.pending_batches().expect("batches").len(), 1);
 }
+
+#[test]
+fn a_database_from_before_digests_does_not_mail_its_history() {
+    let desk = Desk::smtp(SmtpServer::unused_port(), "");
+    let path = desk.config.db_path.clone();
+    let Desk { dir, config, store } = desk;
+    drop(store);
+    std::fs::remove_file(&path).expect("start from an old database instead");
+
+    // A schema-1 database with a status change already in it.
+    let conn = rusqlite::Connection::open(&path).expect("raw");
+    conn.execute_batch(include_str!("../../migrations/0001_event_log.sql"))
+        .expect("schema 1");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("version");
+    let change = EventBody::StatusChanged(treatywatch::domain::StatusChange {
+        state: "UKR".into(),
+        treaty: "ottawa".into(),
+        from: Status::Party,
+        to: Status::WithdrawalAnnounced,
+        cause_seq: 1,
+        sources: vec!["wire".into()],
+        evidence: None,
+        backfill: false,
+    });
+    conn.execute(
+        "INSERT INTO events (kind, state, treaty, occurred_at, recorded_at, payload, payload_version, dedupe_key)
+         VALUES ('status_changed', 'UKR', 'ottawa', '2025-06-29T12:00:00.000000Z', '2025-06-29T12:00:00.000000Z', ?1, 1, 'old')",
+        [serde_json::to_string(&change).expect("json")],
+    )
+    .expect("old change");
+    drop(conn);
+
+    let mut desk = Desk {
+        store: Store::open(&path).expect("migrate"),
+        dir,
+        config,
+    };
+    assert_eq!(
+        desk.store.notify_cursor().expect("cursor"),
+        1,
+        "starts at the end"
+    );
+    let report = desk.run(t0(), Flush::Now);
+    assert_eq!((report.routed, report.sent.len()), (0, 0), "{report:?}");
+}
