@@ -68,7 +68,13 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the event log.
     Events(EventsArgs),
-    /// Render the digest that would be sent now.
+    /// Show the pending digests (the default, `--preview`) or send them now (`--send`).
+    ///
+    /// Preview prints each pending digest as text, with whom it goes to and
+    /// when it is due, and changes nothing. Send records withdrawals whose
+    /// notice period has run, then delivers everything pending at once,
+    /// ignoring the debounce window and retry backoff; exit 1 if any digest
+    /// could not be delivered (it stays pending).
     Digest(DigestArgs),
     /// Rebuild the status table from the log and compare it with the stored one.
     ///

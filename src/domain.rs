@@ -209,6 +209,23 @@ pub struct StatusChange {
     pub backfill: bool,
 }
 
+/// A digest reporting some status changes was handed to the mail server
+/// (or written to the digest folder) for one recipient. It is about no
+/// (state, treaty): the fold ignores it, the notifier's outbox is built on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestSent {
+    /// The bare, lower-cased address the digest went to.
+    pub recipient: String,
+    /// Lowest and highest sequence number of the status changes it reported.
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Every status change it reported; other events lie between them.
+    pub changes: Vec<i64>,
+    /// The Message-ID header, derived from the range and the recipient, so a
+    /// resend after a crash carries the same one.
+    pub message_id: String,
+}
+
 /// Everything the log can hold. Closed on purpose: every consumer matches
 /// on it, and a new kind is a deliberate, reviewed change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +239,8 @@ pub enum EventBody {
     Retracted(Retraction),
     /// A status moved; appended in the same transaction as its cause.
     StatusChanged(StatusChange),
+    /// A digest was accepted for delivery to one recipient (see `notify`).
+    DigestSent(DigestSent),
 }
 
 impl EventBody {
@@ -231,22 +250,26 @@ impl EventBody {
             EventBody::Asserted(_) => "asserted",
             EventBody::Retracted(_) => "retracted",
             EventBody::StatusChanged(_) => "status_changed",
+            EventBody::DigestSent(_) => "digest_sent",
         }
     }
 
-    /// The (state, treaty) the event is about.
-    pub fn key(&self) -> (&str, &str) {
+    /// The (state, treaty) the event is about; `None` for events about no
+    /// one key (a sent digest), which are stored with NULL state and treaty.
+    pub fn key(&self) -> Option<(&str, &str)> {
         match self {
-            EventBody::Detection(d) => (&d.state, &d.treaty),
-            EventBody::Asserted(a) => (&a.state, &a.treaty),
-            EventBody::Retracted(r) => (&r.state, &r.treaty),
-            EventBody::StatusChanged(c) => (&c.state, &c.treaty),
+            EventBody::Detection(d) => Some((&d.state, &d.treaty)),
+            EventBody::Asserted(a) => Some((&a.state, &a.treaty)),
+            EventBody::Retracted(r) => Some((&r.state, &r.treaty)),
+            EventBody::StatusChanged(c) => Some((&c.state, &c.treaty)),
+            EventBody::DigestSent(_) => None,
         }
     }
 
-    /// Whether the fold reads this event (status changes are its output).
+    /// Whether the fold reads this event: status changes are its output and
+    /// sent digests are about mail, not about any status.
     pub fn is_observation(&self) -> bool {
-        !matches!(self, EventBody::StatusChanged(_))
+        !matches!(self, EventBody::StatusChanged(_) | EventBody::DigestSent(_))
     }
 
     /// Identity of the observation: appending an event whose key is already
@@ -271,6 +294,8 @@ impl EventBody {
             EventBody::StatusChanged(c) => {
                 format!("status_changed|{}|{}|{}", c.cause_seq, c.state, c.treaty)
             }
+            // One Message-ID is one digest: recording it twice is a no-op.
+            EventBody::DigestSent(s) => format!("digest_sent|{}", s.message_id),
         }
     }
 }
@@ -388,7 +413,7 @@ impl KeyFold {
                     backfill: false,
                 });
             }
-            EventBody::Retracted(_) | EventBody::StatusChanged(_) => {}
+            EventBody::Retracted(_) | EventBody::StatusChanged(_) | EventBody::DigestSent(_) => {}
         }
     }
 
@@ -488,7 +513,9 @@ pub fn project(
         if as_of.is_some_and(|t| e.occurred_at > t) {
             continue;
         }
-        let (state, treaty) = e.body.key();
+        let Some((state, treaty)) = e.body.key() else {
+            continue;
+        };
         by_key
             .entry((state.to_string(), treaty.to_string()))
             .or_default()

@@ -11,4 +11,6 @@ pub mod fetch;
 pub mod ingest;
 pub mod logging;
 pub mod poll;
+pub mod notice;
+pub mod notify;
 pub mod store;

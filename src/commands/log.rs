@@ -41,7 +41,7 @@ pub(super) fn events(ctx: &Context, args: &EventsArgs, out: &mut dyn Write) -> R
 }
 
 fn event_line(e: &StoredEvent) -> Vec<String> {
-    let (state, treaty) = e.body.key();
+    let (state, treaty) = e.body.key().unwrap_or(("-", "-"));
     let summary = match &e.body {
         EventBody::Detection(d) => format!(
             "{} (rule {}, {}): \"{}\"",
@@ -55,6 +55,15 @@ fn event_line(e: &StoredEvent) -> Vec<String> {
         EventBody::StatusChanged(c) => {
             format!("{} → {} (caused by #{})", c.from, c.to, c.cause_seq)
         }
+        EventBody::DigestSent(d) => format!(
+            "to {} reporting #{}…#{} ({} change{}), {}",
+            d.recipient,
+            d.first_seq,
+            d.last_seq,
+            d.changes.len(),
+            if d.changes.len() == 1 { "" } else { "s" },
+            d.message_id
+        ),
     };
     vec![
         format!("#{}", e.seq),
@@ -129,7 +138,12 @@ pub(super) fn retract(ctx: &Context, args: &RetractArgs, out: &mut dyn Write) ->
             "--note must say why the event is wrong; it is kept in the log".into(),
         ));
     }
-    let (state, treaty) = target.body.key();
+    let Some((state, treaty)) = target.body.key() else {
+        return Err(CommandError::Usage(format!(
+            "event #{} is about no state and treaty; nothing to retract",
+            args.seq
+        )));
+    };
     let now = Utc::now();
     let event = NewEvent {
         occurred_at: now,

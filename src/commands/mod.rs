@@ -2,6 +2,7 @@
 //! stdout. Every command returns an `Outcome` (the exit status) or a
 //! `CommandError`; `main` only maps those to exit codes.
 
+mod digest;
 mod log;
 mod poll;
 mod status;
@@ -14,6 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use crate::cli::{Cli, Command};
 use crate::config::{self, Config, ConfigError};
 use crate::domain::Policy;
+use crate::notify::NotifyError;
 use crate::store::{Store, StoreError};
 
 /// How a command ended when it did not fail outright.
@@ -32,6 +34,8 @@ pub enum CommandError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     /// The user asked for something that cannot be done; the message says why.
     #[error("{0}")]
     Usage(String),
@@ -74,7 +78,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         },
         Command::Poll => poll::poll(&ctx, out),
         Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
-        Command::Digest(_) => Err(CommandError::NotYet("`treatywatch digest`", 5)),
+        Command::Digest(args) => digest::digest(&ctx, &args, out),
         Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
     }
 }

@@ -167,14 +167,7 @@ fn rows_to_show<'a>(
 
 /// When a notified withdrawal is expected to take effect, per the treaty's notice period.
 fn expected_effective(config: &Config, treaty: &str, row: &StatusRow) -> Option<chrono::NaiveDate> {
-    if row.status != Status::WithdrawalNotified {
-        return None;
-    }
-    config
-        .treaties
-        .get(treaty)?
-        .withdrawal_notice
-        .effective_date(row.since.date_naive())
+    crate::notice::expected_effective(config.treaties.get(treaty), row)
 }
 
 fn status_json(

@@ -22,6 +22,7 @@ use url::Url;
 
 use crate::fetch::schedule::DEFAULT_BACKOFF_CAP;
 use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
+use crate::domain::Status;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
@@ -109,9 +110,26 @@ pub struct Tracking {
 #[derive(Debug, Clone)]
 pub struct Notify {
     pub from: String,
+    /// Default recipients: they hear about every tracked state × tracked treaty.
     pub to: Vec<String>,
     pub debounce: Duration,
     pub transport: Transport,
+    /// Stages (new statuses) the default recipients get at once, without
+    /// waiting for the debounce window.
+    pub urgent: Vec<Status>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// `[[notify.subscription]]`: recipients with their own choice of states,
+/// treaties and urgent stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub to: Vec<String>,
+    /// State codes to hear about; `None` means the tracked states.
+    pub states: Option<Vec<String>>,
+    /// Treaty ids to hear about; `None` means the tracked treaties.
+    pub treaties: Option<Vec<String>>,
+    pub urgent: Vec<Status>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,7 +244,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     };
     let feeds = v.feeds(raw.feed);
     let tracking = v.tracking(raw.tracking.as_ref(), &gazetteer, &treaties, data_ok);
-    let notify = v.notify(raw.notify);
+    let notify = v.notify(raw.notify, &gazetteer, &treaties, data_ok);
     let fetch = v.fetch(raw.fetch);
     let metrics = v.metrics(raw.daemon.as_ref().and_then(|d| d.metrics.as_ref()));
 
@@ -529,7 +547,13 @@ impl Validator<'_> {
         tracking
     }
 
-    fn notify(&mut self, raw: Option<raw::Notify>) -> Notify {
+    fn notify(
+        &mut self,
+        raw: Option<raw::Notify>,
+        gazetteer: &Gazetteer,
+        treaties: &Treaties,
+        data_ok: bool,
+    ) -> Notify {
         let Some(raw) = raw else {
             return Notify {
                 from: DEFAULT_FROM.to_string(),
@@ -538,8 +562,16 @@ impl Validator<'_> {
                 transport: Transport::File {
                     folder: self.base.join(DEFAULT_DIGEST_FOLDER),
                 },
+                urgent: Vec::new(),
+                subscriptions: Vec::new(),
             };
         };
+        let urgent = self.stages(&raw.urgent, "[notify] urgent");
+        let subscriptions = raw
+            .subscription
+            .iter()
+            .map(|s| self.subscription(s, gazetteer, treaties, data_ok))
+            .collect();
         let from = match &raw.from {
             Some(f) => {
                 self.address(f, "from");
@@ -589,7 +621,109 @@ impl Validator<'_> {
             to: raw.to.into_iter().map(Spanned::into_inner).collect(),
             debounce,
             transport,
+            urgent,
+            subscriptions,
         }
+    }
+
+    fn subscription(
+        &mut self,
+        raw: &Spanned<raw::Subscription>,
+        gazetteer: &Gazetteer,
+        treaties: &Treaties,
+        data_ok: bool,
+    ) -> Subscription {
+        let sub = raw.get_ref();
+        if sub.to.get_ref().is_empty() {
+            self.err(
+                sub.to.span(),
+                "[[notify.subscription]] has no recipients; add `to = [\"desk@example.org\"]` or remove the entry",
+            );
+        }
+        for t in sub.to.get_ref() {
+            self.address(t, "subscription to");
+        }
+        let states = sub.states.as_ref().map(|list| {
+            self.filter(list, "states", |code| {
+                if !data_ok || gazetteer.state(code).is_some() {
+                    return None;
+                }
+                Some(if gazetteer.state(&code.to_uppercase()).is_some() {
+                    format!("unknown state code {code:?} in a subscription; codes are upper case: write {:?}", code.to_uppercase())
+                } else {
+                    format!("unknown state code {code:?} in a subscription; use an ISO 3166-1 alpha-3 code defined in the states file")
+                })
+            })
+        });
+        let treaty_ids = sub.treaties.as_ref().map(|list| {
+            self.filter(list, "treaties", |id| {
+                if !data_ok || treaties.get(id).is_some() {
+                    return None;
+                }
+                let known: Vec<&str> = treaties.list.iter().map(|t| t.id.as_str()).collect();
+                Some(format!(
+                    "unknown treaty id {id:?} in a subscription; known ids: {}",
+                    known.join(", ")
+                ))
+            })
+        });
+        Subscription {
+            to: sub
+                .to
+                .get_ref()
+                .iter()
+                .map(|t| t.get_ref().clone())
+                .collect(),
+            states,
+            treaties: treaty_ids,
+            urgent: self.stages(&sub.urgent, "subscription urgent"),
+        }
+    }
+
+    /// A subscription's `states` or `treaties` list: every entry known
+    /// (`unknown` returns the complaint), none twice, and not empty.
+    fn filter(
+        &mut self,
+        list: &Spanned<Vec<Spanned<String>>>,
+        key: &str,
+        unknown: impl Fn(&str) -> Option<String>,
+    ) -> Vec<String> {
+        if list.get_ref().is_empty() {
+            self.err(
+                list.span(),
+                format!("a subscription's `{key}` is empty, so it would match nothing; list some or remove the key to use the tracked {key}"),
+            );
+        }
+        let mut out: Vec<String> = Vec::with_capacity(list.get_ref().len());
+        for item in list.get_ref() {
+            if let Some(message) = unknown(item.get_ref()) {
+                self.err(item.span(), message);
+            } else if out.contains(item.get_ref()) {
+                self.err(
+                    item.span(),
+                    format!(
+                        "{:?} is listed twice in this subscription's `{key}`; remove one",
+                        item.get_ref()
+                    ),
+                );
+            } else {
+                out.push(item.get_ref().clone());
+            }
+        }
+        out
+    }
+
+    /// Urgent stages: status names such as "withdrawal_notified".
+    fn stages(&mut self, list: &[Spanned<String>], key: &str) -> Vec<Status> {
+        let mut out = Vec::with_capacity(list.len());
+        for item in list {
+            match item.get_ref().parse::<Status>() {
+                Ok(status) if !out.contains(&status) => out.push(status),
+                Ok(_) => {}
+                Err(e) => self.err(item.span(), format!("{key}: {e}")),
+            }
+        }
+        out
     }
 
     fn smtp(&mut self, raw: raw::Smtp) -> Smtp {

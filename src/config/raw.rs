@@ -71,6 +71,22 @@ pub struct Notify {
     pub transport: Option<Spanned<String>>,
     pub folder: Option<Spanned<String>>,
     pub smtp: Option<Spanned<Smtp>>,
+    /// Stages the default recipients want at once, without debounce.
+    #[serde(default)]
+    pub urgent: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub subscription: Vec<Spanned<Subscription>>,
+}
+
+/// `[[notify.subscription]]`: more recipients, with their own filters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    pub to: Spanned<Vec<Spanned<String>>>,
+    pub states: Option<Spanned<Vec<Spanned<String>>>>,
+    pub treaties: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub urgent: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

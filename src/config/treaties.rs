@@ -6,6 +6,7 @@
 //! treaty, not about any one state.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use chrono::{Days, Months, NaiveDate};
 use serde::Deserialize;
@@ -69,6 +70,19 @@ impl Notice {
             Notice::Months(n) => notified.checked_add_months(Months::new(n)),
             Notice::Years(n) => notified.checked_add_months(Months::new(n.checked_mul(12)?)),
         }
+    }
+}
+
+impl fmt::Display for Notice {
+    /// As written in treaties.toml: "6 months", "90 days", "none".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, unit) = match *self {
+            Notice::None => return f.write_str("none"),
+            Notice::Days(n) => (n, "day"),
+            Notice::Months(n) => (n, "month"),
+            Notice::Years(n) => (n, "year"),
+        };
+        write!(f, "{n} {unit}{}", if n == 1 { "" } else { "s" })
     }
 }
 

@@ -75,7 +75,7 @@ impl Store {
         mut f: impl FnMut(&Key, &[StoredEvent]),
     ) -> Result<()> {
         let mut stmt = self.conn.prepare(&format!(
-            "{SELECT_EVENT} WHERE kind != 'status_changed' AND occurred_at <= ?1 ORDER BY state, treaty, seq"
+            "{SELECT_EVENT} WHERE kind NOT IN ('status_changed', 'digest_sent') AND state IS NOT NULL AND occurred_at <= ?1 ORDER BY state, treaty, seq"
         ))?;
         let bound = as_of.map_or_else(|| "9999".to_string(), timestamp);
         let mut rows = stmt.query_map([bound], raw_row)?;
@@ -83,10 +83,10 @@ impl Store {
         let mut group: Vec<StoredEvent> = Vec::new();
         loop {
             let next = rows.next().transpose()?.map(decode).transpose()?;
-            let next_key = next.as_ref().map(|e| {
-                let (s, t) = e.body.key();
-                (s.to_string(), t.to_string())
-            });
+            let next_key = next
+                .as_ref()
+                .and_then(|e| e.body.key())
+                .map(|(s, t)| (s.to_string(), t.to_string()));
             if next_key != key {
                 if let Some(k) = &key {
                     f(k, &group);
@@ -126,8 +126,7 @@ pub(super) fn append_in(
         match insert(tx, event, now)? {
             Some(seq) => {
                 outcome.appended.push(seq);
-                if event.body.is_observation() {
-                    let (state, treaty) = event.body.key();
+                if let Some((state, treaty)) = event.body.key().filter(|_| event.body.is_observation()) {
                     touched.insert((state.to_string(), treaty.to_string()), seq);
                 }
             }
@@ -143,8 +142,12 @@ pub(super) fn append_in(
 }
 
 /// Inserts one event unless its dedupe key is already present.
-fn insert(tx: &Transaction<'_>, event: &NewEvent, now: DateTime<Utc>) -> Result<Option<i64>> {
-    let (state, treaty) = event.body.key();
+pub(super) fn insert(
+    tx: &Transaction<'_>,
+    event: &NewEvent,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    let (state, treaty) = event.body.key().unzip();
     let payload = serde_json::to_string(&event.body).expect("events serialize to JSON");
     let mut stmt = tx.prepare_cached(
         "INSERT INTO events (kind, state, treaty, occurred_at, recorded_at, payload, payload_version, dedupe_key)
@@ -219,13 +222,13 @@ fn refresh_key(
     }))
 }
 
-type RawRow = (i64, String, String, String);
+pub(super) type RawRow = (i64, String, String, String);
 
-fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+pub(super) fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn decode((seq, occurred, recorded, payload): RawRow) -> Result<StoredEvent> {
+pub(super) fn decode((seq, occurred, recorded, payload): RawRow) -> Result<StoredEvent> {
     Ok(StoredEvent {
         seq,
         occurred_at: parse_timestamp(&occurred)?,

@@ -1,12 +1,14 @@
 //! The SQLite store: the only module that speaks SQL.
 //!
 //! Owns opening the database (WAL, busy timeout, migrations from
-//! `migrations/`), the append-only event log (`log.rs`) and the status
-//! projection kept beside it (`projection.rs`). One `Store` is one
+//! `migrations/`), the append-only event log (`log.rs`), the status
+//! projection kept beside it (`projection.rs`) and the notifier's outbox
+//! (`outbox.rs`). One `Store` is one
 //! connection; the daemon gives it to a single writer task.
 
 mod feeds;
 mod log;
+mod outbox;
 mod projection;
 
 use std::path::{Path, PathBuf};
@@ -18,12 +20,14 @@ use rusqlite_migration::{M, Migrations, SchemaVersion};
 
 pub use feeds::{FeedState, ItemChange};
 pub use log::AppendOutcome;
+pub use outbox::{Batch, NewBatch, QueuedChange};
 
 /// The schema, one migration per file, applied in order. Append only: a
 /// released migration is never edited.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_event_log.sql"),
     include_str!("../../migrations/0002_feeds_items.sql"),
+    include_str!("../../migrations/0003_outbox.sql"),
 ];
 
 /// How long a statement waits for another process's lock before failing.

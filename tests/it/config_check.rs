@@ -297,3 +297,77 @@ fn missing_config_file_says_how_to_point_at_one() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--config"));
 }
+
+#[test]
+fn subscription_with_unknown_state_is_refused() {
+    check_bad(
+        &format!(
+            "{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = [\"ngo@example.org\"]\nstates = [\"UKR\", ‸\"ukr2\"]\n"
+        ),
+        "unknown state code \"ukr2\" in a subscription",
+    );
+}
+
+#[test]
+fn subscription_with_lower_case_state_gets_a_hint() {
+    check_bad(
+        &format!(
+            "{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = [\"ngo@example.org\"]\nstates = [‸\"est\"]\n"
+        ),
+        "write \"EST\"",
+    );
+}
+
+#[test]
+fn subscription_with_unknown_treaty_is_refused() {
+    check_bad(
+        &format!(
+            "{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = [\"ngo@example.org\"]\ntreaties = [‸\"mine_ban\"]\n"
+        ),
+        "known ids: ottawa, ctbt",
+    );
+}
+
+#[test]
+fn unknown_urgent_stage_lists_the_statuses() {
+    check_bad(
+        &format!(
+            "{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = [\"ngo@example.org\"]\nurgent = [‸\"withdrawal_effective\"]\n"
+        ),
+        "expected one of: unknown, non_party",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nurgent = [‸\"soon\"]\n"),
+        "[notify] urgent: unknown status \"soon\"",
+    );
+}
+
+#[test]
+fn subscription_without_recipients_is_refused() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\n‸[[notify.subscription]]\nstates = [\"UKR\"]\n"),
+        "missing field `to`",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = ‸[]\n"),
+        "has no recipients",
+    );
+}
+
+#[test]
+fn subscription_with_an_empty_filter_is_refused() {
+    check_bad(
+        &format!(
+            "{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = [\"ngo@example.org\"]\ntreaties = ‸[]\n"
+        ),
+        "would match nothing",
+    );
+}
+
+#[test]
+fn subscription_recipient_address_is_checked() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = [‸\"ngo\"]\n"),
+        "not an e-mail address",
+    );
+}

@@ -93,7 +93,7 @@ fn to_event(step: &Step, store: &Store) -> Option<NewEvent> {
                 .filter(|e| matches!(e.body, EventBody::Detection(_) | EventBody::Asserted(_)))
                 .collect();
             let target = candidates.get(nth % candidates.len().max(1))?;
-            let (state, treaty) = target.body.key();
+            let (state, treaty) = target.body.key()?;
             Some(NewEvent {
                 occurred_at: at(2025, 2, 1),
                 body: EventBody::Retracted(Retraction {
@@ -143,7 +143,7 @@ proptest! {
         prop_assert_eq!(&once, &project(&all, &policy(), None));
         // Folding each key's events alone gives that key's row.
         for (key, row) in &once {
-            let only: Vec<_> = all.iter().filter(|e| { let (s, t) = e.body.key(); (s, t) == (key.0.as_str(), key.1.as_str()) }).cloned().collect();
+            let only: Vec<_> = all.iter().filter(|e| e.body.key() == Some((key.0.as_str(), key.1.as_str()))).cloned().collect();
             let alone = project(&only, &policy(), None);
             prop_assert_eq!(alone.get(key), Some(row));
         }

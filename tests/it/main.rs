@@ -10,13 +10,19 @@
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
 //! - `cli`: the analyst's workflow through the binary (assert, retract,
 //!   status --as-of, replay, events).
+//! - `digest`: status changes reach the right people exactly once, through
+//!   a real SMTP server on loopback (`smtp_server`) or as .eml files:
+//!   debounce, urgency, retries, a crash mid-send, escaping, backfill,
+//!   notice-period effects and `digest --preview`.
 
 mod cli;
 mod config_check;
 mod daemon;
+mod digest;
 mod event_log;
 mod feed_server;
 mod fold_props;
 mod polling;
 mod projection;
+mod smtp_server;
 mod support;

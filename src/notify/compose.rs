@@ -1,0 +1,449 @@
+//! Digest composition: status-change events in, one digest out (subject,
+//! plain text and HTML), for one recipient.
+//!
+//! Pure: it takes the changes, the config (for state, treaty and feed names
+//! and the tracked states), the current projection and `now`, and does no
+//! I/O. Everything that came from a feed (evidence, titles, links) is
+//! untrusted: control characters are dropped, HTML is escaped, and only
+//! http(s) links become links. Nothing from a feed reaches the subject,
+//! which is built from configured names and status labels alone.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use super::message::message_id;
+use crate::config::{Config, Treaty};
+use crate::domain::{EventBody, Projection, StatusChange, StatusRow, StoredEvent};
+use crate::notice::{NOTICE_SOURCE, expected_effective};
+
+/// One digest for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Derived from `covered` and the recipient (see `message::message_id`).
+    pub message_id: String,
+    /// Lowest and highest sequence number of the changes reported.
+    pub covered: (i64, i64),
+    /// Every change reported, ascending.
+    pub changes: Vec<i64>,
+    /// The recipient's key (bare, lower-cased address).
+    pub recipient: String,
+}
+
+/// A status change with its place in the log.
+struct Item<'a> {
+    seq: i64,
+    occurred_at: DateTime<Utc>,
+    change: &'a StatusChange,
+}
+
+/// Composes the digest reporting `events` (non-changes are ignored) to
+/// `recipient`; `None` when there is no change to report.
+pub fn compose(
+    events: &[StoredEvent],
+    config: &Config,
+    projection: &Projection,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> Option<Digest> {
+    let mut items: Vec<Item<'_>> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::StatusChanged(change) => Some(Item {
+                seq: e.seq,
+                occurred_at: e.occurred_at,
+                change,
+            }),
+            _ => None,
+        })
+        .collect();
+    items.sort_by_key(|i| i.seq);
+    items.dedup_by_key(|i| i.seq);
+    let first = items.first()?;
+    let covered = (first.seq, items.last().map_or(first.seq, |i| i.seq));
+    let names = Names { config };
+    let subject = subject(&names, &items);
+    let standings = standings(&names, &items, projection, now);
+    Some(Digest {
+        text: text(&names, &items, &standings, covered, now),
+        html: html(&names, &subject, &items, &standings, covered, now),
+        subject,
+        message_id: message_id(covered.0, covered.1, recipient, &config.notify.from),
+        covered,
+        changes: items.iter().map(|i| i.seq).collect(),
+        recipient: recipient.to_string(),
+    })
+}
+
+/// Printable names from the config.
+struct Names<'a> {
+    config: &'a Config,
+}
+
+impl Names<'_> {
+    fn state<'s>(&'s self, code: &'s str) -> &'s str {
+        self.config.gazetteer.name_of(code)
+    }
+
+    fn treaty<'s>(&'s self, id: &'s str) -> &'s str {
+        self.config.treaties.name_of(id)
+    }
+
+    fn feed(&self, id: &str) -> String {
+        match id {
+            NOTICE_SOURCE => "treaty notice period (derived by treatywatch)".to_string(),
+            crate::domain::ANALYST_SOURCE => "analyst".to_string(),
+            _ => self
+                .config
+                .feeds
+                .iter()
+                .find(|f| f.id == id)
+                .map_or_else(|| id.to_string(), |f| f.name.clone()),
+        }
+    }
+
+    fn feeds(&self, ids: &[String]) -> String {
+        let names: Vec<String> = ids.iter().map(|id| self.feed(id)).collect();
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+}
+
+/// "Ukraine · Ottawa Convention: party → withdrawal announced (+2 more)".
+fn subject(names: &Names<'_>, items: &[Item<'_>]) -> String {
+    let Some(first) = items.first() else {
+        return "treatywatch digest".to_string();
+    };
+    let c = first.change;
+    let mut s = format!(
+        "{} · {}: {} → {}",
+        names.state(&c.state),
+        names.treaty(&c.treaty),
+        c.from.label(),
+        c.to.label()
+    );
+    if items.len() > 1 {
+        let _ = write!(s, " (+{} more)", items.len() - 1);
+    }
+    header_safe(&s)
+}
+
+/// One line of the "where things stand" table.
+struct Standing {
+    state: String,
+    text: String,
+}
+
+/// Per treaty concerned: every tracked state, and any other state a change
+/// is about, with its current status.
+fn standings(
+    names: &Names<'_>,
+    items: &[Item<'_>],
+    projection: &Projection,
+    now: DateTime<Utc>,
+) -> Vec<(String, Vec<Standing>)> {
+    let mut treaties: Vec<&str> = Vec::new();
+    for i in items {
+        if !treaties.contains(&i.change.treaty.as_str()) {
+            treaties.push(&i.change.treaty);
+        }
+    }
+    let tracked = &names.config.tracking.states;
+    treaties
+        .into_iter()
+        .map(|treaty| {
+            let mut states: Vec<&str> = tracked.iter().map(String::as_str).collect();
+            for i in items.iter().filter(|i| i.change.treaty == treaty) {
+                if !states.contains(&i.change.state.as_str()) {
+                    states.push(&i.change.state);
+                }
+            }
+            let info = names.config.treaties.get(treaty);
+            let rows = states
+                .into_iter()
+                .map(|state| Standing {
+                    state: names.state(state).to_string(),
+                    text: standing(
+                        projection.get(&(state.to_string(), treaty.to_string())),
+                        info,
+                        now,
+                    ),
+                })
+                .collect();
+            (names.treaty(treaty).to_string(), rows)
+        })
+        .collect()
+}
+
+/// "withdrawal notified since 2025-06-29; expected to take effect …".
+fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>) -> String {
+    let Some(row) = row else {
+        return "unknown".to_string();
+    };
+    let mut s = format!(
+        "{} since {}",
+        row.status.label(),
+        row.since.format("%Y-%m-%d")
+    );
+    if let (Some(effective), Some(treaty)) = (expected_effective(treaty, row), treaty) {
+        let article = if treaty.withdrawal_article.is_empty() {
+            "the treaty"
+        } else {
+            treaty.withdrawal_article.as_str()
+        };
+        let passed = effective <= now.date_naive();
+        match (treaty.armed_conflict_clause, passed) {
+            (false, false) => {
+                let _ = write!(s, "; expected to take effect on {effective}");
+            }
+            (false, true) => {
+                let _ = write!(s, "; the notice period ran out on {effective}");
+            }
+            (true, false) => {
+                let _ = write!(
+                    s,
+                    "; expected to take effect on {effective}, later if the state is then in an armed conflict ({article})"
+                );
+            }
+            (true, true) => {
+                let _ = write!(
+                    s,
+                    "; the notice period ran out on {effective}, but {article} delays the effect while the state is in an armed conflict, so treatywatch has not marked it withdrawn (confirm with `treatywatch assert`)"
+                );
+            }
+        }
+    }
+    if row.manual {
+        s.push_str(" [set by an analyst]");
+    }
+    s
+}
+
+fn text(
+    names: &Names<'_>,
+    items: &[Item<'_>],
+    standings: &[(String, Vec<Standing>)],
+    covered: (i64, i64),
+    now: DateTime<Utc>,
+) -> String {
+    let mut t = String::new();
+    let n = items.len();
+    let _ = writeln!(
+        t,
+        "{n} status change{} (events #{}–#{})\n",
+        if n == 1 { "" } else { "s" },
+        covered.0,
+        covered.1
+    );
+    for (k, i) in items.iter().enumerate() {
+        let c = i.change;
+        let _ = writeln!(
+            t,
+            "{}. {} · {}",
+            k + 1,
+            names.state(&c.state),
+            names.treaty(&c.treaty)
+        );
+        let _ = writeln!(
+            t,
+            "   {} → {}, {}",
+            c.from.label(),
+            c.to.label(),
+            i.occurred_at.format("%Y-%m-%d")
+        );
+        if let Some(ev) = &c.evidence {
+            let _ = writeln!(t, "   \"{}\"", clean(&ev.sentence));
+            match (ev.title.as_deref().map(clean), ev.link.as_deref()) {
+                (Some(title), Some(link)) => {
+                    let _ = writeln!(t, "   Source: {title} <{}>", clean(link));
+                }
+                (Some(title), None) => {
+                    let _ = writeln!(t, "   Source: {title}");
+                }
+                (None, Some(link)) => {
+                    let _ = writeln!(t, "   Source: <{}>", clean(link));
+                }
+                (None, None) => {}
+            }
+        }
+        let _ = writeln!(t, "   Feed: {}\n", clean(&names.feeds(&c.sources)));
+    }
+    for (treaty, rows) in standings {
+        let _ = writeln!(t, "Where things stand — {treaty}");
+        let width = rows
+            .iter()
+            .map(|r| r.state.chars().count())
+            .max()
+            .unwrap_or(0);
+        for r in rows {
+            let pad = width - r.state.chars().count();
+            let _ = writeln!(t, "   {}{}  {}", r.state, " ".repeat(pad), r.text);
+        }
+        t.push('\n');
+    }
+    let _ = writeln!(t, "-- \ntreatywatch, {}", now.format("%Y-%m-%d %H:%M UTC"));
+    t
+}
+
+fn html(
+    names: &Names<'_>,
+    subject: &str,
+    items: &[Item<'_>],
+    standings: &[(String, Vec<Standing>)],
+    covered: (i64, i64),
+    now: DateTime<Utc>,
+) -> String {
+    let mut h = String::new();
+    let n = items.len();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.4\">\n<h2>{n} status change{} <small>(events #{}–#{})</small></h2>\n",
+        escape(subject),
+        if n == 1 { "" } else { "s" },
+        covered.0,
+        covered.1
+    );
+    for i in items {
+        let c = i.change;
+        let _ = write!(
+            h,
+            "<h3>{} · {}</h3>\n<p><strong>{} → {}</strong>, {}</p>\n",
+            escape(names.state(&c.state)),
+            escape(names.treaty(&c.treaty)),
+            escape(&c.from.label()),
+            escape(&c.to.label()),
+            i.occurred_at.format("%Y-%m-%d")
+        );
+        if let Some(ev) = &c.evidence {
+            let _ = writeln!(
+                h,
+                "<blockquote>{}</blockquote>",
+                escape(&clean(&ev.sentence))
+            );
+            let title = ev.title.as_deref().map(|t| escape(&clean(t)));
+            let source = match (ev.link.as_deref().and_then(web_link), title) {
+                (Some(url), title) => Some(format!(
+                    "<a href=\"{}\">{}</a>",
+                    escape(url.as_str()),
+                    title.unwrap_or_else(|| escape(url.as_str()))
+                )),
+                (None, Some(title)) => Some(match ev.link.as_deref() {
+                    Some(link) => format!("{title} ({})", escape(&clean(link))),
+                    None => title,
+                }),
+                (None, None) => ev.link.as_deref().map(|l| escape(&clean(l))),
+            };
+            if let Some(source) = source {
+                let _ = writeln!(h, "<p>Source: {source}</p>");
+            }
+        }
+        let _ = writeln!(
+            h,
+            "<p>Feed: {}</p>",
+            escape(&clean(&names.feeds(&c.sources)))
+        );
+    }
+    for (treaty, rows) in standings {
+        let _ = writeln!(
+            h,
+            "<h3>Where things stand — {}</h3>\n<table>",
+            escape(treaty)
+        );
+        for r in rows {
+            let _ = writeln!(
+                h,
+                "<tr><td style=\"padding-right: 1em\">{}</td><td>{}</td></tr>",
+                escape(&r.state),
+                escape(&r.text)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    let _ = write!(
+        h,
+        "<p style=\"color: #666\">treatywatch, {}</p>\n</body></html>\n",
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    h
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// Feed text on one line: control characters (CR, LF, escapes, NUL)
+/// become spaces and runs of white space collapse.
+pub fn clean(s: &str) -> String {
+    let spaced: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A header value cannot be split by anything it contains.
+pub fn header_safe(s: &str) -> String {
+    clean(s)
+}
+
+/// A link from a feed, only when it is an absolute http(s) URL.
+fn web_link(s: &str) -> Option<Url> {
+    Url::parse(s.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_cleaning() {
+        let check = |input: &str, escaped: &str, cleaned: &str| {
+            assert_eq!(escape(input), escaped, "escape {input:?}");
+            assert_eq!(clean(input), cleaned, "clean {input:?}");
+        };
+        check("a < b & c", "a &lt; b &amp; c", "a < b & c");
+        check(
+            "<script>alert('x')</script>",
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;",
+            "<script>alert('x')</script>",
+        );
+        check("\"quoted\"", "&quot;quoted&quot;", "\"quoted\"");
+        check("two\r\nBcc: x@y", "two\r\nBcc: x@y", "two Bcc: x@y");
+        check("tab\tand\u{1b}[31m", "tab\tand\u{1b}[31m", "tab and [31m");
+    }
+
+    #[test]
+    fn only_web_links_are_links() {
+        for (link, ok) in [
+            ("https://news.example.org/a?b=c&d", true),
+            ("http://example.org", true),
+            ("javascript:alert(1)", false),
+            ("data:text/html,<b>x</b>", false),
+            ("/relative/path", false),
+            ("mailto:a@b", false),
+        ] {
+            assert_eq!(web_link(link).is_some(), ok, "{link}");
+        }
+    }
+}

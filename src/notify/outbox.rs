@@ -1,0 +1,450 @@
+//! The outbox: from status changes in the log to digests delivered exactly
+//! once per recipient.
+//!
+//! One pass (`run_pending`) does three things, each committed before the
+//! next begins:
+//!
+//! 1. **Route.** Status changes past the notifier's cursor are turned into
+//!    outbox entries, one per (change, recipient), and the cursor moves, in
+//!    one transaction. Backfilled changes go to no one.
+//! 2. **Batch.** A recipient's waiting entries become due when the oldest
+//!    has waited the debounce window, when any is urgent for them, or at
+//!    once with `Flush::Now`. Due entries are composed into one digest that
+//!    is frozen (message bytes and Message-ID stored) before it is tried.
+//! 3. **Deliver.** The attempt is recorded before it starts; success is
+//!    recorded as a `digest_sent` event in the same transaction that marks
+//!    the batch sent. A failure leaves the batch pending until its next
+//!    attempt time (exponential backoff); a recipient's newer changes wait
+//!    behind their undelivered batch so digests arrive in order.
+//!
+//! Crash anywhere: before step 1 commits, the changes are routed next time;
+//! between freezing and recording, the next pass resends the frozen bytes,
+//! so the recipient sees the same Message-ID twice at worst, never two
+//! different digests and never nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::NotifyError;
+use super::compose::{Digest, compose};
+use super::message;
+use super::route::{Recipient, Routes, bare_address};
+use super::transport::{self, Outgoing, Transport};
+use crate::config::Config;
+use crate::domain::{Projection, StoredEvent};
+use crate::store::{Batch, NewBatch, QueuedChange, Store};
+
+/// Wait after the first failed attempt; each further failure doubles it.
+pub const RETRY_FIRST: Duration = Duration::from_secs(60);
+/// The longest wait between two attempts: a digest is never given up on,
+/// and one hour is the most a recovered mail server should wait for news.
+pub const RETRY_MAX: Duration = Duration::from_secs(60 * 60);
+
+/// Fault injection for the crash test: when set, the process aborts right
+/// after the mail server accepted a digest and before that is recorded —
+/// the one window a crash can cause a resend. Never set it in production.
+pub const CRASH_AFTER_ACCEPT_ENV: &str = "TREATYWATCH_FAULT_CRASH_AFTER_ACCEPT";
+
+/// Status changes are routed in pages of this many.
+const PAGE: usize = 1000;
+
+/// Whether the debounce window is honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Send everything pending now, ignoring the debounce window and any
+    /// retry backoff (`poll` at its end, `digest --send`).
+    Now,
+    /// Send only what is due: urgent stages, entries past the window,
+    /// batches past their next attempt time (the daemon's timer).
+    Debounced,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone)]
+pub struct NotifyReport {
+    /// New (change, recipient) entries routed into the outbox.
+    pub routed: usize,
+    pub sent: Vec<SentDigest>,
+    pub failed: Vec<FailedDigest>,
+    /// Entries still waiting for their debounce window or behind a batch
+    /// in backoff.
+    pub waiting: usize,
+    /// The earliest time something becomes due; the daemon's next wake-up.
+    pub next_due: Option<DateTime<Utc>>,
+    /// Entries for recipients no longer in the config; left unsent.
+    pub unsubscribed: usize,
+    /// The transport used, when one was needed.
+    pub transport: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentDigest {
+    pub recipient: String,
+    pub message_id: String,
+    pub subject: String,
+    pub covered: (i64, i64),
+    pub changes: usize,
+    /// The `digest_sent` event recording it.
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDigest {
+    pub recipient: String,
+    /// `None` when the message could not even be built.
+    pub message_id: Option<String>,
+    pub error: String,
+    /// A retry will not help without a change somewhere (a 5xx, a bad address).
+    pub permanent: bool,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl NotifyReport {
+    fn due_at(&mut self, t: DateTime<Utc>) {
+        self.next_due = Some(self.next_due.map_or(t, |d| d.min(t)));
+    }
+}
+
+/// The wait after failed attempt number `attempt` (1-based): 1 min, 2, 4,
+/// … capped at `RETRY_MAX`.
+pub fn backoff(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(20);
+    RETRY_FIRST.saturating_mul(1u32 << doublings).min(RETRY_MAX)
+}
+
+/// Routes new status changes, then sends every digest that is due by `now`
+/// (all pending ones with `Flush::Now`). Delivery failures are data in the
+/// report; `Err` means the store failed or the transport could not be set up.
+pub fn run_pending(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    flush: Flush,
+) -> Result<NotifyReport, NotifyError> {
+    let routes = Routes::from_config(config);
+    let mut report = NotifyReport {
+        routed: route_new(store, &routes)?,
+        ..NotifyReport::default()
+    };
+    let debounce = TimeDelta::from_std(config.notify.debounce).unwrap_or(TimeDelta::MAX);
+    let mut transport: Option<Box<dyn Transport>> = None;
+    let mut projection: Option<Projection> = None;
+
+    for (key, (batches, queued)) in pending_by_recipient(store.pending_batches()?, store.queued()?)
+    {
+        let Some(recipient) = routes.recipient(&key) else {
+            report.unsubscribed +=
+                batches.iter().map(|b| b.changes.len()).sum::<usize>() + queued.len();
+            continue;
+        };
+        // Older digests first; a recipient's newer changes wait behind one
+        // that is not delivered yet.
+        let mut blocked = false;
+        for batch in &batches {
+            if flush == Flush::Debounced && batch.next_attempt_at > now {
+                report.due_at(batch.next_attempt_at);
+                blocked = true;
+                break;
+            }
+            let t = open(&mut transport, config, &mut report)?;
+            if !attempt(store, t, batch, recipient, now, &mut report)? {
+                blocked = true;
+                break;
+            }
+        }
+        if queued.is_empty() {
+            continue;
+        }
+        if blocked {
+            report.waiting += queued.len();
+            continue;
+        }
+        let oldest = queued.iter().map(|q| q.queued_at).min().unwrap_or(now);
+        let window_ends = oldest
+            .checked_add_signed(debounce)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let due = flush == Flush::Now || queued.iter().any(|q| q.urgent) || window_ends <= now;
+        if !due {
+            report.waiting += queued.len();
+            report.due_at(window_ends);
+            continue;
+        }
+        let events = load_changes(store, &queued)?;
+        let projection = match &mut projection {
+            Some(p) => &*p,
+            None => projection.insert(store.projection()?),
+        };
+        let Some(digest) = compose(&events, config, projection, &key, now) else {
+            continue;
+        };
+        let message = match message::build(&digest, &config.notify.from, &recipient.mailbox, now) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(recipient = %key, error = %e, "cannot build digest");
+                report.failed.push(FailedDigest {
+                    recipient: key.clone(),
+                    message_id: None,
+                    error: e.to_string(),
+                    permanent: true,
+                    next_attempt_at: None,
+                });
+                continue;
+            }
+        };
+        // Open first: a setup problem (no password) must not freeze changes
+        // into a digest that later news could otherwise have joined.
+        let t = open(&mut transport, config, &mut report)?;
+        let batch = store.freeze_batch(
+            &NewBatch {
+                recipient: &key,
+                changes: &digest.changes,
+                message_id: &digest.message_id,
+                envelope_from: bare_address(&config.notify.from),
+                message: &message,
+                subject: &digest.subject,
+            },
+            now,
+        )?;
+        attempt(store, t, &batch, recipient, now, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Routes every status change past the cursor; returns the new entries.
+fn route_new(store: &mut Store, routes: &Routes) -> Result<usize, NotifyError> {
+    let mut routed = 0;
+    loop {
+        let cursor = store.notify_cursor()?;
+        let changes = store.status_changes_after(cursor, PAGE)?;
+        let Some(last) = changes.last() else {
+            return Ok(routed);
+        };
+        let last = last.seq;
+        routed += store.enqueue(&routes.queue(&changes), last)?;
+    }
+}
+
+type Work = BTreeMap<String, (Vec<Batch>, Vec<QueuedChange>)>;
+
+fn pending_by_recipient(batches: Vec<Batch>, queued: Vec<QueuedChange>) -> Work {
+    let mut work = Work::new();
+    for b in batches {
+        work.entry(b.recipient.clone()).or_default().0.push(b);
+    }
+    for q in queued {
+        work.entry(q.recipient.clone()).or_default().1.push(q);
+    }
+    work
+}
+
+fn load_changes(store: &Store, queued: &[QueuedChange]) -> Result<Vec<StoredEvent>, NotifyError> {
+    let mut events = Vec::with_capacity(queued.len());
+    for q in queued {
+        if let Some(e) = store.event(q.change_seq)? {
+            events.push(e);
+        }
+    }
+    Ok(events)
+}
+
+/// The transport, opened on first need so a pass with nothing to send
+/// never reads a password or touches the network.
+fn open<'t>(
+    slot: &'t mut Option<Box<dyn Transport>>,
+    config: &Config,
+    report: &mut NotifyReport,
+) -> Result<&'t mut dyn Transport, NotifyError> {
+    if slot.is_none() {
+        let t = transport::open(&config.notify)?;
+        report.transport = Some(t.describe());
+        *slot = Some(t);
+    }
+    Ok(slot.as_deref_mut().expect("set just above"))
+}
+
+/// One delivery attempt of a frozen batch; `Ok(true)` when it was delivered.
+fn attempt(
+    store: &mut Store,
+    transport: &mut dyn Transport,
+    batch: &Batch,
+    recipient: &Recipient,
+    now: DateTime<Utc>,
+    report: &mut NotifyReport,
+) -> Result<bool, NotifyError> {
+    let wait = TimeDelta::from_std(backoff(batch.attempts + 1)).unwrap_or(TimeDelta::MAX);
+    let next = now
+        .checked_add_signed(wait)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    store.begin_attempt(batch.id, next)?;
+    let mail = Outgoing {
+        from: &batch.envelope_from,
+        to: &recipient.address,
+        message_id: &batch.message_id,
+        message: &batch.message,
+    };
+    match transport.deliver(&mail) {
+        Ok(()) => {
+            if std::env::var_os(CRASH_AFTER_ACCEPT_ENV).is_some() {
+                eprintln!(
+                    "treatywatch: {CRASH_AFTER_ACCEPT_ENV} is set: aborting after the server accepted {}",
+                    batch.message_id
+                );
+                std::process::abort();
+            }
+            let seq = store.record_sent(batch, now)?;
+            tracing::info!(
+                recipient = %batch.recipient,
+                message_id = %batch.message_id,
+                first_seq = batch.first_seq,
+                last_seq = batch.last_seq,
+                seq,
+                "digest sent"
+            );
+            report.sent.push(SentDigest {
+                recipient: batch.recipient.clone(),
+                message_id: batch.message_id.clone(),
+                subject: batch.subject.clone(),
+                covered: (batch.first_seq, batch.last_seq),
+                changes: batch.changes.len(),
+                seq,
+            });
+            Ok(true)
+        }
+        Err(e) => {
+            let error = e.to_string();
+            store.record_failure(batch.id, &error)?;
+            tracing::warn!(
+                recipient = %batch.recipient,
+                message_id = %batch.message_id,
+                attempts = batch.attempts + 1,
+                next_attempt = %next,
+                error = %error,
+                "digest not delivered; will retry"
+            );
+            report.due_at(next);
+            report.failed.push(FailedDigest {
+                recipient: batch.recipient.clone(),
+                message_id: Some(batch.message_id.clone()),
+                error,
+                permanent: e.is_permanent(),
+                next_attempt_at: Some(next),
+            });
+            Ok(false)
+        }
+    }
+}
+
+/// One digest `digest --preview` would send.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Mailboxes receiving this same text.
+    pub recipients: Vec<String>,
+    pub digest: Digest,
+    pub state: PreviewState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviewState {
+    /// Frozen earlier and not delivered yet.
+    Retry {
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        last_error: Option<String>,
+    },
+    /// Not frozen yet; the debounce window ends then (urgent: at once).
+    Waiting { due_at: DateTime<Utc> },
+}
+
+/// What is pending, as digests, changing nothing: frozen batches first (as
+/// recomposed from their changes now), then what is queued or not yet
+/// routed. Recipients that would get the same text are grouped.
+pub fn preview(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Vec<Preview>, NotifyError> {
+    let routes = Routes::from_config(config);
+    let mut queued = store.queued()?;
+    let mut cursor = store.notify_cursor()?;
+    loop {
+        let changes = store.status_changes_after(cursor, PAGE)?;
+        let Some(last) = changes.last() else { break };
+        cursor = last.seq;
+        queued.extend(routes.queue(&changes));
+    }
+    let projection = store.projection()?;
+    let debounce = TimeDelta::from_std(config.notify.debounce).unwrap_or(TimeDelta::MAX);
+    let mut out: Vec<Preview> = Vec::new();
+    for (key, (batches, queued)) in pending_by_recipient(store.pending_batches()?, queued) {
+        let Some(recipient) = routes.recipient(&key) else {
+            continue;
+        };
+        let mut items = Vec::new();
+        for b in &batches {
+            let seqs: Vec<QueuedChange> = b
+                .changes
+                .iter()
+                .map(|&change_seq| QueuedChange {
+                    change_seq,
+                    recipient: key.clone(),
+                    urgent: false,
+                    queued_at: b.created_at,
+                })
+                .collect();
+            items.push((
+                load_changes(store, &seqs)?,
+                PreviewState::Retry {
+                    attempts: b.attempts,
+                    next_attempt_at: b.next_attempt_at,
+                    last_error: b.last_error.clone(),
+                },
+            ));
+        }
+        if !queued.is_empty() {
+            let oldest = queued.iter().map(|q| q.queued_at).min().unwrap_or(now);
+            let due_at = if queued.iter().any(|q| q.urgent) {
+                oldest
+            } else {
+                oldest
+                    .checked_add_signed(debounce)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            };
+            items.push((
+                load_changes(store, &queued)?,
+                PreviewState::Waiting { due_at },
+            ));
+        }
+        for (events, state) in items {
+            let Some(digest) = compose(&events, config, &projection, &key, now) else {
+                continue;
+            };
+            match out
+                .iter_mut()
+                .find(|p| p.digest.text == digest.text && p.state == state)
+            {
+                Some(p) => p.recipients.push(recipient.mailbox.clone()),
+                None => out.push(Preview {
+                    recipients: vec![recipient.mailbox.clone()],
+                    digest,
+                    state,
+                }),
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_a_minute_up_to_an_hour() {
+        let minutes: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs() / 60).collect();
+        assert_eq!(minutes, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(0), RETRY_FIRST);
+        assert_eq!(backoff(u32::MAX), RETRY_MAX);
+    }
+}

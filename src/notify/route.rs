@@ -1,0 +1,158 @@
+//! Who hears about which status change: the default recipients (`[notify]
+//! to`, tracked states × tracked treaties) and every `[[notify.subscription]]`
+//! with its own states, treaties and urgent stages.
+//!
+//! Pure: config in, routes out. A recipient is identified by the bare,
+//! lower-cased address, so one person listed in two places gets one digest
+//! (urgent if any of their entries says so). Backfilled changes are routed to
+//! no one: they are history found on a first sync, not news.
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::domain::{Status, StatusChange, StoredEvent};
+use crate::store::QueuedChange;
+
+/// One recipient as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// Bare address, lower-cased: the key in the outbox and the log.
+    pub key: String,
+    /// The address as first written in the config ("Desk <desk@example.org>"),
+    /// used for the To header.
+    pub mailbox: String,
+    /// The bare address as written, used for the SMTP envelope.
+    pub address: String,
+}
+
+/// One rule: these recipients hear about these keys.
+#[derive(Debug, Clone)]
+struct Rule {
+    recipients: Vec<String>,
+    states: Vec<String>,
+    treaties: Vec<String>,
+    urgent: Vec<Status>,
+}
+
+/// Every recipient and what they follow.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    recipients: BTreeMap<String, Recipient>,
+    rules: Vec<Rule>,
+}
+
+impl Routes {
+    pub fn from_config(config: &Config) -> Routes {
+        let notify = &config.notify;
+        let tracking = &config.tracking;
+        let mut routes = Routes::default();
+        let default = Rule {
+            recipients: routes.add(&notify.to),
+            states: tracking.states.clone(),
+            treaties: tracking.treaties.clone(),
+            urgent: notify.urgent.clone(),
+        };
+        routes.rules.push(default);
+        for sub in &notify.subscriptions {
+            let rule = Rule {
+                recipients: routes.add(&sub.to),
+                states: sub
+                    .states
+                    .clone()
+                    .unwrap_or_else(|| tracking.states.clone()),
+                treaties: sub
+                    .treaties
+                    .clone()
+                    .unwrap_or_else(|| tracking.treaties.clone()),
+                urgent: sub.urgent.clone(),
+            };
+            routes.rules.push(rule);
+        }
+        routes
+    }
+
+    fn add(&mut self, mailboxes: &[String]) -> Vec<String> {
+        let mut keys = Vec::with_capacity(mailboxes.len());
+        for m in mailboxes {
+            let address = bare_address(m).to_string();
+            let key = address.to_lowercase();
+            self.recipients
+                .entry(key.clone())
+                .or_insert_with(|| Recipient {
+                    key: key.clone(),
+                    mailbox: m.trim().to_string(),
+                    address,
+                });
+            keys.push(key);
+        }
+        keys
+    }
+
+    pub fn recipient(&self, key: &str) -> Option<&Recipient> {
+        self.recipients.get(key)
+    }
+
+    /// Recipient keys that hear about `change`, each with whether it is
+    /// urgent for them; empty for a backfilled change.
+    pub fn for_change(&self, change: &StatusChange) -> BTreeMap<String, bool> {
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        if change.backfill {
+            return out;
+        }
+        for rule in &self.rules {
+            if !rule.states.contains(&change.state) || !rule.treaties.contains(&change.treaty) {
+                continue;
+            }
+            let urgent = rule.urgent.contains(&change.to);
+            for r in &rule.recipients {
+                *out.entry(r.clone()).or_default() |= urgent;
+            }
+        }
+        out
+    }
+
+    /// Outbox entries for a run of stored events (non-changes are skipped);
+    /// each is queued at the time its change was recorded.
+    pub fn queue(&self, events: &[StoredEvent]) -> Vec<QueuedChange> {
+        let mut out = Vec::new();
+        for e in events {
+            let crate::domain::EventBody::StatusChanged(change) = &e.body else {
+                continue;
+            };
+            for (recipient, urgent) in self.for_change(change) {
+                out.push(QueuedChange {
+                    change_seq: e.seq,
+                    recipient,
+                    urgent,
+                    queued_at: e.recorded_at,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// `user@host` out of `Name <user@host>` (or the trimmed input).
+pub fn bare_address(mailbox: &str) -> &str {
+    let s = mailbox.trim();
+    match (s.rfind('<'), s.strip_suffix('>')) {
+        (Some(i), Some(inner)) => inner[i + 1..].trim(),
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_addresses() {
+        for (input, expected) in [
+            ("desk@example.org", "desk@example.org"),
+            ("  Desk <Desk@Example.org> ", "Desk@Example.org"),
+            ("\"Arms, Control\" <ac@example.org>", "ac@example.org"),
+        ] {
+            assert_eq!(bare_address(input), expected, "{input}");
+        }
+    }
+}

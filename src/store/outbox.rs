@@ -1,0 +1,278 @@
+//! The notifier's outbox tables: its cursor into the log, the status changes
+//! each recipient is still owed, and the frozen digests that carry them.
+//!
+//! This file only stores and reads; when something is due, how it is batched
+//! and how it is sent are `notify`'s business. Delivery is recorded as a
+//! `digest_sent` event in the log in the same transaction that marks the
+//! digest sent, so the two can never disagree.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::log::{decode, insert, raw_row};
+use super::{Result, Store, parse_timestamp, timestamp};
+use crate::domain::{DigestSent, EventBody, NewEvent, StoredEvent};
+
+/// A status change routed to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedChange {
+    pub change_seq: i64,
+    /// The bare, lower-cased address: the recipient's identity.
+    pub recipient: String,
+    /// The recipient marked the new stage urgent: no debounce.
+    pub urgent: bool,
+    /// When the change was recorded; the debounce window starts here.
+    pub queued_at: DateTime<Utc>,
+}
+
+/// A digest about to be frozen: composed, not yet attempted.
+#[derive(Debug, Clone)]
+pub struct NewBatch<'a> {
+    pub recipient: &'a str,
+    /// The status changes it reports, all queued for `recipient`.
+    pub changes: &'a [i64],
+    pub message_id: &'a str,
+    pub envelope_from: &'a str,
+    /// The whole RFC 5322 message.
+    pub message: &'a [u8],
+    pub subject: &'a str,
+}
+
+/// A frozen digest for one recipient, sent or still pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: i64,
+    pub recipient: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Sequence numbers of the status changes it reports, ascending.
+    pub changes: Vec<i64>,
+    pub message_id: String,
+    pub envelope_from: String,
+    pub message: Vec<u8>,
+    pub subject: String,
+    pub created_at: DateTime<Utc>,
+    /// Delivery attempts begun so far (one that crashed counts).
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// The last sequence number the notifier has routed.
+    pub fn notify_cursor(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT last_seq FROM notify_cursor WHERE id = 1", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Status-change events with `seq > after`, oldest first, at most `limit`.
+    pub fn status_changes_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, occurred_at, recorded_at, payload FROM events
+             WHERE kind = 'status_changed' AND seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![after, limit], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
+    /// Queues `entries` (ones already queued are skipped) and moves the
+    /// cursor to `cursor`, in one transaction: a change is routed once.
+    /// Returns how many entries were new.
+    pub fn enqueue(&mut self, entries: &[QueuedChange], cursor: i64) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO outbox (change_seq, recipient, urgent, queued_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (change_seq, recipient) DO NOTHING",
+            )?;
+            for e in entries {
+                added += stmt.execute(params![
+                    e.change_seq,
+                    e.recipient,
+                    e.urgent,
+                    timestamp(e.queued_at)
+                ])?;
+            }
+        }
+        tx.execute(
+            "UPDATE notify_cursor SET last_seq = max(last_seq, ?1) WHERE id = 1",
+            [cursor],
+        )?;
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Queued changes not yet in any digest, by recipient then log order.
+    pub fn queued(&self) -> Result<Vec<QueuedChange>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT change_seq, recipient, urgent, queued_at FROM outbox
+             WHERE batch_id IS NULL ORDER BY recipient, change_seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(QueuedChange {
+                change_seq: r.get(0)?,
+                recipient: r.get(1)?,
+                urgent: r.get(2)?,
+                queued_at: parse_timestamp(&r.get::<_, String>(3)?)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Digests frozen but not yet delivered, by recipient then age.
+    pub fn pending_batches(&self) -> Result<Vec<Batch>> {
+        self.batches("WHERE sent_seq IS NULL ORDER BY recipient, id", [])
+    }
+
+    /// One digest by its Message-ID, sent or not.
+    pub fn batch_by_message_id(&self, message_id: &str) -> Result<Option<Batch>> {
+        Ok(self
+            .batches("WHERE message_id = ?1", [message_id])?
+            .into_iter()
+            .next())
+    }
+
+    fn batches<P: rusqlite::Params>(&self, filter: &str, params: P) -> Result<Vec<Batch>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, recipient, first_seq, last_seq, message_id, envelope_from, message, subject,
+                    created_at, attempts, next_attempt_at, last_error
+             FROM digest_batch {filter}"
+        ))?;
+        let rows = stmt.query_map(params, |r| {
+            Ok(Batch {
+                id: r.get(0)?,
+                recipient: r.get(1)?,
+                first_seq: r.get(2)?,
+                last_seq: r.get(3)?,
+                changes: Vec::new(),
+                message_id: r.get(4)?,
+                envelope_from: r.get(5)?,
+                message: r.get(6)?,
+                subject: r.get(7)?,
+                created_at: parse_timestamp(&r.get::<_, String>(8)?)?,
+                attempts: r.get(9)?,
+                next_attempt_at: parse_timestamp(&r.get::<_, String>(10)?)?,
+                last_error: r.get(11)?,
+            })
+        })?;
+        let mut batches: Vec<Batch> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut changes = self.conn.prepare_cached(
+            "SELECT change_seq FROM outbox WHERE batch_id = ?1 ORDER BY change_seq",
+        )?;
+        for b in &mut batches {
+            b.changes = changes
+                .query_map([b.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        Ok(batches)
+    }
+
+    /// Freezes a composed digest: from now on its changes belong to it and a
+    /// retry sends exactly `new.message`. It is due at once (`now`).
+    pub fn freeze_batch(&mut self, new: &NewBatch<'_>, now: DateTime<Utc>) -> Result<Batch> {
+        let first_seq = new.changes.iter().copied().min().unwrap_or(0);
+        let last_seq = new.changes.iter().copied().max().unwrap_or(0);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO digest_batch (recipient, first_seq, last_seq, message_id, envelope_from,
+                                       message, subject, created_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            params![
+                new.recipient,
+                first_seq,
+                last_seq,
+                new.message_id,
+                new.envelope_from,
+                new.message,
+                new.subject,
+                timestamp(now)
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET batch_id = ?1
+                 WHERE change_seq = ?2 AND recipient = ?3 AND batch_id IS NULL",
+            )?;
+            for seq in new.changes {
+                stmt.execute(params![id, seq, new.recipient])?;
+            }
+        }
+        tx.commit()?;
+        let mut changes = new.changes.to_vec();
+        changes.sort_unstable();
+        Ok(Batch {
+            id,
+            recipient: new.recipient.to_string(),
+            first_seq,
+            last_seq,
+            changes,
+            message_id: new.message_id.to_string(),
+            envelope_from: new.envelope_from.to_string(),
+            message: new.message.to_vec(),
+            subject: new.subject.to_string(),
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+        })
+    }
+
+    /// Records that a delivery attempt is starting, before it starts: if the
+    /// process dies mid-attempt, the attempt still counts and the batch
+    /// waits until `next_attempt_at` like after any failure.
+    pub fn begin_attempt(&mut self, batch_id: i64, next_attempt_at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE digest_batch SET attempts = attempts + 1, next_attempt_at = ?2,
+                    last_error = 'attempt started; no outcome recorded (the process stopped?)'
+             WHERE id = ?1",
+            params![batch_id, timestamp(next_attempt_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Records why an attempt failed; the batch stays pending.
+    pub fn record_failure(&mut self, batch_id: i64, error: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE digest_batch SET last_error = ?2 WHERE id = ?1",
+            params![batch_id, error],
+        )?;
+        Ok(())
+    }
+
+    /// Records delivery: appends the `digest_sent` event and marks the batch
+    /// sent in one transaction. Returns the event's sequence number.
+    pub fn record_sent(&mut self, batch: &Batch, now: DateTime<Utc>) -> Result<i64> {
+        let event = NewEvent {
+            occurred_at: now,
+            body: EventBody::DigestSent(DigestSent {
+                recipient: batch.recipient.clone(),
+                first_seq: batch.first_seq,
+                last_seq: batch.last_seq,
+                changes: batch.changes.clone(),
+                message_id: batch.message_id.clone(),
+            }),
+        };
+        let tx = self.conn.transaction()?;
+        let seq = match insert(&tx, &event, now)? {
+            Some(seq) => seq,
+            // Already recorded (the key is the Message-ID): keep that event.
+            None => tx.query_row(
+                "SELECT seq FROM events WHERE dedupe_key = ?1",
+                [event.body.dedupe_key(now)],
+                |r| r.get(0),
+            )?,
+        };
+        tx.execute(
+            "UPDATE digest_batch SET sent_seq = ?2, last_error = NULL WHERE id = ?1",
+            params![batch.id, seq],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+}

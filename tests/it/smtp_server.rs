@@ -1,0 +1,189 @@
+//! A real SMTP server (mailin-embedded) on 127.0.0.1 for the digest tests.
+//!
+//! It keeps every message it accepts, and can be told to defer the next
+//! messages with 451 or to refuse a recipient with 550. "Down" is a port
+//! nobody listens on; `start_on` brings a server up there later. mailin's
+//! `serve()` never returns, so each server runs on its own thread for the
+//! rest of the test process.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
+use mailin_embedded::{Action, Handler, Response, Server, SslConfig};
+
+/// One message as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a parseable message")
+    }
+
+    pub fn message_id(&self) -> String {
+        self.parsed()
+            .message_id()
+            .map(|id| format!("<{id}>"))
+            .expect("a Message-ID")
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Messages answered 250 at the end of DATA.
+    accepted: Vec<Received>,
+    /// Every complete DATA, accepted or not.
+    attempted: Vec<Received>,
+    /// Answer 451 to this many more messages.
+    defer: usize,
+    /// RCPT addresses answered 550.
+    refuse: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Recorder {
+    state: Arc<Mutex<State>>,
+    from: String,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Recorder {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, from: &str) -> Response {
+        self.from = from.to_string();
+        self.to.clear();
+        OK
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        let bare = to.trim_matches(|c| c == '<' || c == '>').to_lowercase();
+        if lock(&self.state).refuse.contains(&bare) {
+            return NO_MAILBOX;
+        }
+        self.to.push(bare);
+        OK
+    }
+
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> Response {
+        self.data.clear();
+        OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let message = Received {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            data: std::mem::take(&mut self.data),
+        };
+        let mut state = lock(&self.state);
+        state.attempted.push(message.clone());
+        if state.defer > 0 {
+            state.defer -= 1;
+            // mailin stays in its DATA state after an error here and would
+            // read the client's QUIT as message text, leaving it waiting for
+            // a reply; a real server returns to the command state. Closing
+            // after the 451 keeps the exchange short and still standard.
+            let mut deferred = INTERNAL_ERROR;
+            deferred.action = Action::Close;
+            return deferred;
+        }
+        state.accepted.push(message);
+        OK
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panicking test thread must not hide the messages from the others.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct SmtpServer {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl SmtpServer {
+    /// A server on a free port.
+    pub fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        SmtpServer::serve(listener)
+    }
+
+    /// A port with nothing listening on it (yet): connecting is refused.
+    pub fn unused_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.local_addr().expect("address").port()
+    }
+
+    /// A server on `port` (one from `unused_port`).
+    pub fn start_on(port: u16) -> SmtpServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the reserved port");
+        SmtpServer::serve(listener)
+    }
+
+    fn serve(listener: TcpListener) -> SmtpServer {
+        let port = listener.local_addr().expect("address").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let handler = Recorder {
+            state: Arc::clone(&state),
+            from: String::new(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut server = Server::new(handler);
+        server
+            .with_name("smtp.test")
+            .with_num_threads(2)
+            .with_tcp_listener(listener);
+        server.with_ssl(SslConfig::None).expect("no TLS");
+        std::thread::spawn(move || {
+            // Returns only if the listener fails; the tests then see refusals.
+            let _ = server.serve();
+        });
+        SmtpServer { port, state }
+    }
+
+    /// Messages accepted so far.
+    pub fn accepted(&self) -> Vec<Received> {
+        lock(&self.state).accepted.clone()
+    }
+
+    /// Messages received so far, including those answered 451.
+    pub fn attempted(&self) -> Vec<Received> {
+        lock(&self.state).attempted.clone()
+    }
+
+    /// Answer 451 (try again later) to the next `n` messages.
+    pub fn defer_next(&self, n: usize) {
+        lock(&self.state).defer = n;
+    }
+
+    /// Answer 550 to RCPT TO:`address` until `accept` is called.
+    pub fn refuse(&self, address: &str) {
+        lock(&self.state).refuse.push(address.to_lowercase());
+    }
+
+    pub fn accept(&self, address: &str) {
+        lock(&self.state)
+            .refuse
+            .retain(|a| a != &address.to_lowercase());
+    }
+}
