@@ -64,10 +64,12 @@ fn run(config: &std::path::Path) -> (Duration, u64, String) {
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kb = 0;
     loop {
-        let peak = std::fs::read_to_string(&status_file).ok().and_then(|status| {
-            let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
-            line.trim().trim_end_matches(" kB").parse::<u64>().ok()
-        });
+        let peak = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+                line.trim().trim_end_matches(" kB").parse::<u64>().ok()
+            });
         peak_kb = peak_kb.max(peak.unwrap_or(0));
         if child.try_wait().expect("wait").is_some() {
             break;
@@ -78,7 +80,7 @@ fn run(config: &std::path::Path) -> (Duration, u64, String) {
     let output = child.wait_with_output().expect("output");
     let total = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .last()
+        .find(|l| l.starts_with("total:"))
         .unwrap_or_default()
         .to_string();
     (wall, peak_kb, total)

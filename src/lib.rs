@@ -10,7 +10,7 @@ pub mod feed;
 pub mod fetch;
 pub mod ingest;
 pub mod logging;
-pub mod poll;
 pub mod notice;
 pub mod notify;
+pub mod poll;
 pub mod store;

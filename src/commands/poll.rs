@@ -9,6 +9,8 @@ use super::{CommandError, Context, Outcome, Result};
 use crate::feed::Item;
 use crate::fetch::Fetcher;
 use crate::ingest::{FeedOutcome, FeedReport, Finding};
+use crate::notice;
+use crate::notify::{self, Flush, NotifyReport};
 
 /// A progress line is drawn on a terminal when there are more feeds than this.
 const PROGRESS_ABOVE: usize = 10;
@@ -47,11 +49,47 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     write_columns(&lines, out)?;
     writeln!(out, "{}", total_line(&reports))?;
     let failed = reports.iter().any(|r| r.outcome.is_failure());
-    Ok(if failed {
+    // As the daemon would: record notice periods that ran out, then send
+    // everything pending (a one-shot run does not wait out the debounce).
+    let now = Utc::now();
+    let effects = notice::record_due_effects(&mut store, &config, now)?;
+    let report = notify::run_pending(&mut store, &config, now, Flush::Now)?;
+    writeln!(
+        out,
+        "{}",
+        digest_line(effects.appended.changes.len(), effects.held.len(), &report)
+    )?;
+    for f in &report.failed {
+        writeln!(out, "digest to {} NOT sent: {}", f.recipient, f.error)?;
+    }
+    let undelivered = !report.failed.is_empty();
+    Ok(if failed || undelivered {
         Outcome::Findings
     } else {
         Outcome::Success
     })
+}
+
+fn digest_line(effects: usize, held: usize, report: &NotifyReport) -> String {
+    let mut line = format!(
+        "digests: {} sent, {} failed",
+        report.sent.len(),
+        report.failed.len()
+    );
+    if let Some(t) = &report.transport {
+        line.push_str(&format!(" via {t}"));
+    }
+    if effects > 0 {
+        line.push_str(&format!(
+            "; {effects} withdrawal(s) became effective by their notice period"
+        ));
+    }
+    if held > 0 {
+        line.push_str(&format!(
+            "; {held} held by an armed-conflict clause (see `treatywatch digest`)"
+        ));
+    }
+    line
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -20,9 +20,9 @@ use std::time::Duration;
 use toml::Spanned;
 use url::Url;
 
+use crate::domain::Status;
 use crate::fetch::schedule::DEFAULT_BACKOFF_CAP;
 use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
-use crate::domain::Status;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
@@ -25,6 +24,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
 use crate::store::{Store, StoreError};
 pub use status::Metrics;
+use status::Note;
 
 /// How often the writer looks for digests to send and notice periods that ended.
 pub const TICK: Duration = Duration::from_secs(30);
@@ -56,7 +56,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         .map(|s| (s.feed_id.clone(), s))
         .collect();
     let fetcher = Fetcher::new(config.fetch.limits)?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::with_systemd(status::systemd_notifier()));
     metrics.set_feeds(config.feeds.len());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -99,18 +99,22 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         };
         let scheduler = tokio::spawn(scheduler.run());
         let ticker = tokio::spawn(tick(to_writer.clone(), stop_rx.clone()));
-        let watchdog = tokio::spawn(watchdog(to_writer.clone(), stop_rx.clone()));
+        let watchdog = tokio::spawn(watchdog(
+            to_writer.clone(),
+            stop_rx.clone(),
+            metrics.clone(),
+        ));
 
-        let _ = sd_notify::notify(&[NotifyState::Ready]);
+        metrics.note(Note::Ready);
         metrics.publish_status();
         info!(feeds = config.feeds.len(), db = %db_path.display(), "treatywatch running");
 
         loop {
             tokio::select! {
                 _ = hangup.recv() => {
-                    let _ = sd_notify::notify(&[NotifyState::Reloading, NotifyState::monotonic_usec_now()?]);
+                    metrics.note(Note::Reloading);
                     reload(config_path, &reload_tx, &to_writer).await;
-                    let _ = sd_notify::notify(&[NotifyState::Ready]);
+                    metrics.note(Note::Ready);
                     metrics.publish_status();
                 }
                 _ = terminate.recv() => break,
@@ -118,7 +122,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
             }
         }
         info!("stopping: no new fetches; finishing what is in flight");
-        let _ = sd_notify::notify(&[NotifyState::Stopping]);
+        metrics.note(Note::Stopping);
         let _ = stop_tx.send(true);
         drop(to_writer);
         let _ = tokio::join!(scheduler, ticker, watchdog);
@@ -175,7 +179,11 @@ async fn tick(writer: mpsc::Sender<writer::ToWriter>, mut stop: watch::Receiver<
 
 /// Pings systemd's watchdog, but only while the writer can reach the
 /// database: a wedged daemon should be restarted, not kept alive.
-async fn watchdog(writer: mpsc::Sender<writer::ToWriter>, mut stop: watch::Receiver<bool>) {
+async fn watchdog(
+    writer: mpsc::Sender<writer::ToWriter>,
+    mut stop: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+) {
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };
@@ -189,7 +197,7 @@ async fn watchdog(writer: mpsc::Sender<writer::ToWriter>, mut stop: watch::Recei
                 }
                 match tokio::time::timeout(period / 2, answer).await {
                     Ok(Ok(true)) => {
-                        let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                        metrics.note(Note::Watchdog);
                     }
                     _ => warn!("database did not answer the watchdog ping"),
                 }

@@ -1,17 +1,61 @@
-//! What the daemon tells systemd and Prometheus: the STATUS= line, the
-//! watchdog, and counters. Shared by the scheduler and the writer.
+//! What the daemon tells systemd and Prometheus: READY/STATUS/WATCHDOG
+//! notifications, and counters. Shared by the scheduler and the writer.
+//!
+//! Notifications go through one thread of their own: a notify socket whose
+//! reader has stalled blocks the sender, and that must never be the writer.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+/// A message for systemd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Ready,
+    Reloading,
+    Stopping,
+    Watchdog,
+    Status(String),
+}
+
+/// Starts the thread that sends notifications (a no-op without
+/// NOTIFY_SOCKET, as sd_notify itself is).
+pub fn systemd_notifier() -> SyncSender<Note> {
+    let (tx, rx) = sync_channel::<Note>(32);
+    let _ = std::thread::Builder::new()
+        .name("sd-notify".into())
+        .spawn(move || {
+            for note in rx {
+                let sent = match &note {
+                    Note::Ready => sd_notify::notify(&[NotifyState::Ready]),
+                    Note::Reloading => match NotifyState::monotonic_usec_now() {
+                        Ok(now) => sd_notify::notify(&[NotifyState::Reloading, now]),
+                        Err(_) => sd_notify::notify(&[NotifyState::Reloading]),
+                    },
+                    Note::Stopping => sd_notify::notify(&[NotifyState::Stopping]),
+                    Note::Watchdog => sd_notify::notify(&[NotifyState::Watchdog]),
+                    Note::Status(line) => sd_notify::notify(&[NotifyState::Status(line)]),
+                };
+                if let Err(e) = sent {
+                    tracing::debug!("sd_notify failed: {e}");
+                }
+            }
+        });
+    tx
+}
+
 /// Counters and gauges, read by the metrics endpoint.
 #[derive(Default)]
 pub struct Metrics {
+    /// Where notifications go; `None` in tests of the counters alone.
+    pub systemd: Option<SyncSender<Note>>,
+    /// The STATUS= line last sent, so an unchanged one is not repeated.
+    last_status: Mutex<String>,
     pub polls: AtomicU64,
     pub items: AtomicU64,
     pub detections: AtomicU64,
@@ -26,6 +70,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    pub fn with_systemd(systemd: SyncSender<Note>) -> Metrics {
+        Metrics {
+            systemd: Some(systemd),
+            ..Metrics::default()
+        }
+    }
+
     pub fn set_feeds(&self, n: usize) {
         self.feeds.store(n as u64, Ordering::Relaxed);
     }
@@ -73,9 +124,28 @@ impl Metrics {
         )
     }
 
+    /// Sends the STATUS= line if it changed. Never blocks: when the
+    /// notifier is backed up the update is dropped (a newer one follows).
     pub fn publish_status(&self) {
         let line = self.status_line();
-        let _ = sd_notify::notify(&[NotifyState::Status(&line)]);
+        let mut last = self.last_status.lock().unwrap_or_else(|e| e.into_inner());
+        if *last == line {
+            return;
+        }
+        if self.note(Note::Status(line.clone())) {
+            *last = line;
+        }
+    }
+
+    /// Queues a notification without blocking; false when it was dropped.
+    pub fn note(&self, note: Note) -> bool {
+        match &self.systemd {
+            Some(tx) => !matches!(
+                tx.try_send(note),
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
+            ),
+            None => false,
+        }
     }
 
     pub fn record_cycle(&self, took: Duration) {

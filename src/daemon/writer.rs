@@ -16,6 +16,8 @@ use crate::domain::Policy;
 use crate::feed::Item;
 use crate::fetch::{FetchError, Fetched};
 use crate::ingest::{self, FeedOutcome, Finding, IngestContext};
+use crate::notice;
+use crate::notify::{self, Flush};
 use crate::store::{FeedState, Store};
 
 pub enum ToWriter {
@@ -144,5 +146,45 @@ impl Writer {
         }
     }
 
-    fn tick(&mut self) {}
+    /// Periodic work: notice periods that ran out, then digests that are due.
+    fn tick(&mut self) {
+        match notice::record_due_effects(&mut self.store, &self.config, Utc::now()) {
+            Ok(report) => {
+                for change in &report.appended.changes {
+                    if let Some((state, treaty)) = change.body.key() {
+                        info!(
+                            seq = change.seq,
+                            state, treaty, "withdrawal effective by its notice period"
+                        );
+                    }
+                }
+            }
+            Err(e) => error!("cannot record notice-period effects: {e}"),
+        }
+        self.notify();
+    }
+
+    /// Sends what is due. Failures stay pending and are retried by the
+    /// outbox's own backoff; they never stop the writer.
+    fn notify(&mut self) {
+        match notify::run_pending(&mut self.store, &self.config, Utc::now(), Flush::Debounced) {
+            Ok(report) => {
+                for sent in &report.sent {
+                    info!(recipient = %sent.recipient, message_id = %sent.message_id, changes = sent.changes, "digest sent");
+                }
+                for failed in &report.failed {
+                    warn!(recipient = %failed.recipient, next_attempt = ?failed.next_attempt_at, "digest not sent: {}", failed.error);
+                }
+                self.metrics
+                    .digests_sent
+                    .fetch_add(report.sent.len() as u64, Ordering::Relaxed);
+                self.metrics.digests_pending.store(
+                    (report.waiting + report.failed.len()) as u64,
+                    Ordering::Relaxed,
+                );
+                self.metrics.publish_status();
+            }
+            Err(e) => error!("cannot run the notifier: {e}"),
+        }
+    }
 }

@@ -126,7 +126,9 @@ pub(super) fn append_in(
         match insert(tx, event, now)? {
             Some(seq) => {
                 outcome.appended.push(seq);
-                if let Some((state, treaty)) = event.body.key().filter(|_| event.body.is_observation()) {
+                if let Some((state, treaty)) =
+                    event.body.key().filter(|_| event.body.is_observation())
+                {
                     touched.insert((state.to_string(), treaty.to_string()), seq);
                 }
             }
