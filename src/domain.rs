@@ -355,7 +355,7 @@ impl Policy {
 }
 
 /// One detection waiting for corroboration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Support {
     action: Action,
     target: Status,
@@ -377,8 +377,9 @@ fn supports(reported: Status, candidate: Status) -> bool {
 }
 
 /// The fold for one (state, treaty): its row plus detections still short of
-/// corroboration.
-#[derive(Debug, Clone, Default)]
+/// corroboration. Serializable so the store can keep it and fold only new
+/// events on each append.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyFold {
     row: Option<StatusRow>,
     pending: Vec<Support>,

@@ -8,8 +8,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Result, Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::{
-    EventBody, Key, NewEvent, PAYLOAD_VERSION, Policy, StatusChange, StoredEvent, fold_key,
-    retracted_seqs,
+    EventBody, Key, KeyFold, NewEvent, PAYLOAD_VERSION, Policy, StatusChange, StoredEvent,
+    fold_key, retracted_seqs,
 };
 
 /// What one `append` did.
@@ -120,8 +120,8 @@ pub(super) fn append_in(
     now: DateTime<Utc>,
 ) -> Result<AppendOutcome> {
     let mut outcome = AppendOutcome::default();
-    // Touched key -> the last new event on it (the cause of any change).
-    let mut touched: BTreeMap<Key, i64> = BTreeMap::new();
+    // Touched key -> its new observations, in log order.
+    let mut touched: BTreeMap<Key, Vec<StoredEvent>> = BTreeMap::new();
     for event in events {
         match insert(tx, event, now)? {
             Some(seq) => {
@@ -129,14 +129,22 @@ pub(super) fn append_in(
                 if let Some((state, treaty)) =
                     event.body.key().filter(|_| event.body.is_observation())
                 {
-                    touched.insert((state.to_string(), treaty.to_string()), seq);
+                    touched
+                        .entry((state.to_string(), treaty.to_string()))
+                        .or_default()
+                        .push(StoredEvent {
+                            seq,
+                            occurred_at: event.occurred_at,
+                            recorded_at: now,
+                            body: event.body.clone(),
+                        });
                 }
             }
             None => outcome.duplicates += 1,
         }
     }
-    for ((state, treaty), cause_seq) in touched {
-        if let Some(change) = refresh_key(tx, &state, &treaty, cause_seq, policy, now)? {
+    for ((state, treaty), new) in touched {
+        if let Some(change) = refresh_key(tx, &state, &treaty, &new, policy, now)? {
             outcome.changes.push(change);
         }
     }
@@ -169,25 +177,48 @@ pub(super) fn insert(
     Ok((inserted == 1).then(|| tx.last_insert_rowid()))
 }
 
-/// Re-folds one key from the log, stores the new row, and appends a status
-/// change event when the status moved.
+/// Folds one key's new observations (`new`, in log order, all appended in
+/// this transaction), stores the new row, and appends a status change event
+/// when the status moved.
+///
+/// The kept fold state is extended with the new events; a retraction, or a
+/// missing or stale fold state, re-folds the key from the log instead, which
+/// is the same function over the same events.
 fn refresh_key(
     tx: &Transaction<'_>,
     state: &str,
     treaty: &str,
-    cause_seq: i64,
+    new: &[StoredEvent],
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Option<StoredEvent>> {
-    let events = {
-        let mut stmt = tx.prepare_cached(&format!(
-            "{SELECT_EVENT} WHERE state = ?1 AND treaty = ?2 AND kind != 'status_changed' ORDER BY seq"
-        ))?;
-        let rows = stmt.query_map([state, treaty], raw_row)?;
-        rows.map(|r| decode(r?)).collect::<Result<Vec<_>>>()?
+    let first_new = new.first().map_or(i64::MAX, |e| e.seq);
+    let cause_seq = new.last().map_or(0, |e| e.seq);
+    let retraction = new
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Retracted(_)));
+    let kept = if retraction {
+        None
+    } else {
+        read_fold(tx, state, treaty)?
     };
-    let retracted = retracted_seqs(&events);
-    let fold = fold_key(&events, &retracted, policy);
+    let fold = match kept {
+        Some((mut fold, last_seq)) if last_seq < first_new => {
+            for e in new {
+                fold.apply(e, policy);
+            }
+            fold
+        }
+        _ => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE state = ?1 AND treaty = ?2 AND kind != 'status_changed' ORDER BY seq"
+            ))?;
+            let rows = stmt.query_map([state, treaty], raw_row)?;
+            let events = rows.map(|r| decode(r?)).collect::<Result<Vec<_>>>()?;
+            fold_key(&events, &retracted_seqs(&events), policy)
+        }
+    };
+    write_fold(tx, state, treaty, cause_seq, &fold)?;
     let before = super::projection::read_row(tx, state, treaty)?;
     let after = fold.row().cloned();
     if before == after {
@@ -224,7 +255,36 @@ fn refresh_key(
     }))
 }
 
-pub(super) type RawRow = (i64, String, String, String);
+pub(super) fn read_fold(
+    tx: &Transaction<'_>,
+    state: &str,
+    treaty: &str,
+) -> Result<Option<(KeyFold, i64)>> {
+    let row: Option<(String, i64)> = tx
+        .prepare_cached("SELECT fold, last_seq FROM fold_state WHERE state = ?1 AND treaty = ?2")?
+        .query_row([state, treaty], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    // An unreadable fold state (an older layout) is rebuilt from the log.
+    Ok(row.and_then(|(json, last)| serde_json::from_str(&json).ok().map(|f| (f, last))))
+}
+
+fn write_fold(
+    tx: &Transaction<'_>,
+    state: &str,
+    treaty: &str,
+    last_seq: i64,
+    fold: &KeyFold,
+) -> Result<()> {
+    let json = serde_json::to_string(fold).expect("fold state serializes");
+    tx.prepare_cached(
+        "INSERT INTO fold_state (state, treaty, last_seq, fold) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (state, treaty) DO UPDATE SET last_seq = excluded.last_seq, fold = excluded.fold",
+    )?
+    .execute(params![state, treaty, last_seq, json])?;
+    Ok(())
+}
+
+type RawRow = (i64, String, String, String);
 
 pub(super) fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

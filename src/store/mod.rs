@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_event_log.sql"),
     include_str!("../../migrations/0002_feeds_items.sql"),
     include_str!("../../migrations/0003_outbox.sql"),
+    include_str!("../../migrations/0004_fold_state.sql"),
 ];
 
 /// How long a statement waits for another process's lock before failing.

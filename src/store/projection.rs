@@ -34,6 +34,9 @@ impl Store {
     pub fn replace_projection(&mut self, projection: &Projection) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM status", [])?;
+        // The kept fold states may be as wrong as the table: rebuild them
+        // from the log on the next append.
+        tx.execute("DELETE FROM fold_state", [])?;
         for ((state, treaty), row) in projection {
             write_row(&tx, state, treaty, Some(row))?;
         }
