@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn notice_periods_add_calendar_units() {
-        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let check = |notice: &str, from: &str, expected: Option<&str>| {
             let n = Notice::parse(notice).unwrap();
             assert_eq!(
