@@ -2,6 +2,7 @@
 //! stdout. Every command returns an `Outcome` (the exit status) or a
 //! `CommandError`; `main` only maps those to exit codes.
 
+mod classify;
 mod log;
 mod status;
 
@@ -66,7 +67,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Retract(args) => log::retract(&ctx, &args, out),
         Command::Run => Err(CommandError::NotYet("`treatywatch run`", 6)),
         Command::Poll => Err(CommandError::NotYet("`treatywatch poll`", 3)),
-        Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
+        Command::Classify(args) => classify::classify(&ctx, &args, out),
         Command::Digest(_) => Err(CommandError::NotYet("`treatywatch digest`", 5)),
         Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
     }

@@ -9,6 +9,7 @@
 pub mod diagnostic;
 pub mod gazetteer;
 mod raw;
+pub mod rules;
 pub mod treaties;
 
 use std::collections::HashSet;
@@ -23,6 +24,7 @@ use url::Url;
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
+pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
 
 /// Where the config is looked for when neither `--config` nor
@@ -32,6 +34,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/feeds.toml";
 pub const DEFAULT_DB_PATH: &str = "data/treatywatch.db";
 pub const DEFAULT_STATES_FILE: &str = "states.toml";
 pub const DEFAULT_TREATIES_FILE: &str = "treaties.toml";
+pub const DEFAULT_RULES_FILE: &str = "rules.toml";
 pub const DEFAULT_FEED_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// Polling more often than this is impolite to any news site.
 pub const MIN_FEED_INTERVAL: Duration = Duration::from_secs(60);
@@ -51,6 +54,8 @@ pub struct Config {
     pub notify: Notify,
     pub gazetteer: Gazetteer,
     pub treaties: Treaties,
+    /// The classifier's cue phrases (rules.toml).
+    pub rules: CueRules,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +190,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             treaties::parse,
         )
         .unwrap_or_default();
+    let rules = v
+        .data_file(
+            data.and_then(|d| d.rules.as_ref()),
+            DEFAULT_RULES_FILE,
+            "rules",
+            rules::parse,
+        )
+        .unwrap_or_default();
     let data_ok = v.problems.is_empty();
 
     let db_path = match raw.storage.as_ref().and_then(|s| s.path.as_ref()) {
@@ -204,6 +217,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             notify,
             gazetteer,
             treaties,
+            rules,
         })
     } else {
         Err(ConfigError::Invalid(v.problems))
