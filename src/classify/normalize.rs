@@ -92,16 +92,47 @@ fn is_clause_mark(c: char) -> bool {
 pub fn normalize(s: &str, base: usize) -> Normalized {
     let mut out = Normalized {
         text: String::with_capacity(s.len() + 2),
-        tokens: Vec::new(),
-        original: Vec::new(),
+        tokens: Vec::with_capacity(s.len() / 5 + 1),
+        original: Vec::with_capacity(s.len() / 5 + 1),
     };
     out.text.push(' ');
-    let mut chars = s.char_indices().peekable();
+    let bytes = s.as_bytes();
+    let char_at = |i: usize| s.get(i..).and_then(|rest| rest.chars().next());
     // Whether the last thing pushed was a word character of the current token.
     let mut in_word = false;
     let mut prev: Option<char> = None;
-    while let Some((i, c)) = chars.next() {
-        let next = chars.peek().map(|&(_, n)| n);
+    let mut i = 0;
+    while i < bytes.len() {
+        // Fast path: a run of ASCII letters and digits, the bulk of news text.
+        if bytes[i].is_ascii_alphanumeric() {
+            if !in_word {
+                start_token(&mut out, base + i);
+                in_word = true;
+            }
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let from = out.text.len();
+            out.text.push_str(&s[start..i]);
+            out.text[from..].make_ascii_lowercase();
+            extend(&mut out, base + i);
+            prev = Some(char::from(bytes[i - 1]));
+            continue;
+        }
+        // Fast path: a plain space or line break only ends a word.
+        if matches!(bytes[i], b' ' | b'\n' | b'\t' | b'\r') {
+            if in_word {
+                end_token(&mut out);
+                in_word = false;
+            }
+            prev = Some(' ');
+            i += 1;
+            continue;
+        }
+        let Some(c) = char_at(i) else { break };
+        let len = c.len_utf8();
+        let next = char_at(i + len);
         let prev_alnum = prev.is_some_and(char::is_alphanumeric);
         let next_alnum = next.is_some_and(char::is_alphanumeric);
         if c.is_alphanumeric() {
@@ -110,30 +141,27 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
                 in_word = true;
             }
             push_lower(&mut out.text, c);
-            extend(&mut out, base + i + c.len_utf8());
+            extend(&mut out, base + i + len);
         } else if in_word && is_apostrophe(c) {
-            let after_next = {
-                let mut look = chars.clone();
-                look.next();
-                look.peek().map(|&(_, n)| n)
-            };
+            let after_next = next.and_then(|n| char_at(i + len + n.len_utf8()));
             match next {
                 // Possessive or contracted "'s": dropped, the word ends.
                 Some('s' | 'S') if !after_next.is_some_and(char::is_alphanumeric) => {
-                    if let Some((j, s_char)) = chars.next() {
-                        extend(&mut out, base + j + s_char.len_utf8());
-                    }
+                    extend(&mut out, base + i + len + 1);
                     end_token(&mut out);
                     in_word = false;
+                    prev = Some('s');
+                    i += len + 1;
+                    continue;
                 }
                 // Inside a word: "d'Ivoire", "didn't".
                 Some(n) if n.is_alphanumeric() => {
                     out.text.push('\'');
-                    extend(&mut out, base + i + c.len_utf8());
+                    extend(&mut out, base + i + len);
                 }
                 // Plural possessive "states'": dropped with the word's end.
                 _ if prev.is_some_and(|p| p == 's' || p == 'S') => {
-                    extend(&mut out, base + i + c.len_utf8());
+                    extend(&mut out, base + i + len);
                     end_token(&mut out);
                     in_word = false;
                 }
@@ -170,11 +198,12 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
                 || (is_hyphen(c) && !(prev_alnum && next_alnum) && spaced)
             {
                 // "1997–2025" is a range, "a — b" and "a - b" are dashes.
-                single(&mut out, BREAK, base + i..base + i + c.len_utf8());
+                single(&mut out, BREAK, base + i..base + i + len);
             }
             // Everything else (spaces, quotes, full stops, symbols) only separates.
         }
         prev = Some(c);
+        i += len;
     }
     if in_word {
         end_token(&mut out);

@@ -101,21 +101,14 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         }
     }
 
-    let capitalized = norm
-        .original
-        .iter()
-        .map(|r| {
-            sentence
-                .get(r.start.saturating_sub(base)..)
-                .and_then(|s| s.chars().next())
-                .is_some_and(char::is_uppercase)
-        })
-        .collect();
     let mut out = Scan {
         norm,
-        capitalized,
         ..Scan::default()
     };
+    // Most sentences of a news item name no treaty, state or cue.
+    if hits.is_empty() {
+        return out;
+    }
     out.mentions = choose_mentions(&hits, out.norm.len());
     out.companions = hits
         .iter()
@@ -124,8 +117,13 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         .collect();
 
     // Words a gap is measured in: a named treaty or state counts as one.
-    let mut words = vec![0usize; out.norm.len() + 1];
-    {
+    // Only gapped phrases need the count.
+    let gapped = hits
+        .iter()
+        .any(|h| matches!(h.use_, Use::Part { part, .. } if part > 0));
+    let mut words = Vec::new();
+    if gapped {
+        words = vec![0usize; out.norm.len() + 1];
         let mut inner = vec![false; out.norm.len()];
         for m in &out.mentions {
             for i in m.tokens.start + 1..m.tokens.end.min(inner.len()) {
@@ -140,19 +138,24 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
     // Suppressors remove the cues and modifiers lying inside them.
     // reach[i] = the furthest end of a suppressor starting at or before
     // token i; a match is inside one when reach[start] >= end.
-    let mut reach = vec![0usize; out.norm.len() + 1];
-    for (r, t) in &rule_hits {
-        if matches!(r, RuleRef::Suppressor(_)) && t.start < reach.len() {
-            reach[t.start] = reach[t.start].max(t.end);
+    if rule_hits
+        .iter()
+        .any(|(r, _)| matches!(r, RuleRef::Suppressor(_)))
+    {
+        let mut reach = vec![0usize; out.norm.len() + 1];
+        for (r, t) in &rule_hits {
+            if matches!(r, RuleRef::Suppressor(_)) && t.start < reach.len() {
+                reach[t.start] = reach[t.start].max(t.end);
+            }
         }
+        for i in 1..reach.len() {
+            reach[i] = reach[i].max(reach[i - 1]);
+        }
+        rule_hits.retain(|(r, t)| {
+            matches!(r, RuleRef::Suppressor(_) | RuleRef::Discard(_))
+                || reach.get(t.start).is_none_or(|&end| end < t.end)
+        });
     }
-    for i in 1..reach.len() {
-        reach[i] = reach[i].max(reach[i - 1]);
-    }
-    rule_hits.retain(|(r, t)| {
-        matches!(r, RuleRef::Suppressor(_) | RuleRef::Discard(_))
-            || reach.get(t.start).is_none_or(|&end| end < t.end)
-    });
 
     let mut cues: Vec<RuleMatch> = Vec::new();
     for (rule, tokens) in &rule_hits {
@@ -190,6 +193,20 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
     kept.sort_by_key(|m| m.tokens.start);
     out.cues = kept;
     out.modifiers.sort_by_key(|m| m.tokens.start);
+    // Capitals are only read when a cue's actors are looked for.
+    if !out.cues.is_empty() {
+        out.capitalized = out
+            .norm
+            .original
+            .iter()
+            .map(|r| {
+                sentence
+                    .get(r.start.saturating_sub(base)..)
+                    .and_then(|s| s.chars().next())
+                    .is_some_and(char::is_uppercase)
+            })
+            .collect();
+    }
     out
 }
 

@@ -17,13 +17,32 @@ const ABBREVIATIONS: &[&str] = &[
     "fig", "approx", "est", "dept", "min", "mt", "ft",
 ];
 
+/// Longest sentence read as one. Real sentences are far shorter; a longer
+/// run without a stop is a table, a dump or binary, and is cut into pieces
+/// of this size so the per-sentence work (which looks around each cue)
+/// keeps the whole item linear in its length.
+pub const MAX_SENTENCE_BYTES: usize = 4096;
+
 /// Splits `text` into sentence ranges.
 pub fn split(text: &str) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
+    // Where the next '!' is; memchr3 takes only three bytes, so this one is
+    // looked for separately and only again once passed.
+    let mut bang = memchr::memchr(b'!', bytes);
     while i < bytes.len() {
+        if bang.is_some_and(|b| b < i) {
+            bang = memchr::memchr(b'!', &bytes[i..]).map(|b| b + i);
+        }
+        let stop = memchr::memchr3(b'.', b'\n', b'?', &bytes[i..]).map(|p| p + i);
+        i = match (stop, bang) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => break,
+        };
         let b = bytes[i];
         let end_here = match b {
             b'\n' => line_break_ends(text, i),
@@ -56,10 +75,27 @@ pub fn split(text: &str) -> Vec<Range<usize>> {
 
 fn push(out: &mut Vec<Range<usize>>, text: &str, start: usize, end: usize) {
     let s = &text[start..end];
-    let trimmed_start = start + (s.len() - s.trim_start().len());
-    let trimmed_end = start + s.trim_end().len();
-    if trimmed_end > trimmed_start {
-        out.push(trimmed_start..trimmed_end);
+    let mut from = start + (s.len() - s.trim_start().len());
+    let to = start + s.trim_end().len();
+    while to > from + MAX_SENTENCE_BYTES {
+        // Cut at the last space before the limit, else at a char boundary.
+        let mut cut = from + MAX_SENTENCE_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(space) = text[from..cut].rfind(char::is_whitespace)
+            && space > 0
+        {
+            cut = from + space;
+        }
+        push(out, text, from, cut);
+        from = cut;
+        while from < to && text[from..].starts_with(char::is_whitespace) {
+            from += text[from..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+    if to > from {
+        out.push(from..to);
     }
 }
 
@@ -119,8 +155,7 @@ fn is_abbreviation(text: &str, dot: usize) -> bool {
     if word.contains('.') || (word.chars().count() == 1 && word.chars().all(char::is_uppercase)) {
         return true;
     }
-    let lower = word.to_lowercase();
-    ABBREVIATIONS.contains(&lower.as_str())
+    ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(word))
 }
 
 /// A single line break ends a sentence unless the line runs on: the text
@@ -185,6 +220,17 @@ mod tests {
             "It rose 3.5 percent. Then",
             &["It rose 3.5 percent.", "Then"],
         );
+    }
+
+    #[test]
+    fn endless_sentences_are_cut_into_bounded_pieces() {
+        let text = "word ".repeat(5000) + "é".repeat(3000).as_str();
+        let pieces = split(&text);
+        assert!(pieces.len() > 2);
+        for r in &pieces {
+            assert!(r.len() <= super::MAX_SENTENCE_BYTES, "{r:?}");
+            assert_eq!(text[r.clone()].trim(), &text[r.clone()]);
+        }
     }
 
     #[test]
