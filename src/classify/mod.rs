@@ -1,14 +1,8 @@
-//! The classifier: `(Text, rules) -> Vec<Detection>`, pure and synchronous —
-//! no I/O, no clock (the item's date comes in with the text).
-//!
-//! `Classifier::new` compiles the gazetteer, the treaty catalogue and the cue
-//! rules once (`compile`). `classify` splits the item into sentences
-//! (`sentences`), scans each with one automaton pass over its normalised
-//! text (`normalize`, `scan`), then reads every cue in its sentence with the
-//! item's context — the headline's state and treaty — to decide whether it
-//! is blocked and who did what to which treaty (`resolve`, `dates`). It does
-//! not decide whether a detection is news for a status: that is the fold in
-//! `domain`.
+//! classify — pure and synchronous (no I/O, no clock): `(Text, rules) -> Vec<Detection>`.
+//! `Classifier::new` compiles states, treaties and rules.toml once into one automaton
+//! (`compile`); `classify` splits sentences (`sentences`), scans each normalised sentence
+//! once (`normalize`, `scan`), then reads every cue with the headline's state and treaty as
+//! context: blocked or not, which treaty, which states acted (`resolve`, `dates`).
 
 mod compile;
 mod dates;
@@ -178,7 +172,6 @@ impl Classifier {
             if sentence_discarded {
                 continue;
             }
-            let mut here: Vec<Detection> = Vec::new();
             for cue in &scan.cues {
                 let reading = resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue);
                 let Some(rule) = self.compiled.cues.get(cue.index as usize) else {
@@ -191,14 +184,27 @@ impl Classifier {
                                 title_actors.push(state);
                             }
                             for &treaty in &reading.treaties {
-                                here.push(Detection {
-                                    state: self.state_codes[state as usize].clone(),
-                                    treaty: self.treaty_ids[treaty as usize].clone(),
-                                    action: rule.action,
-                                    rule: rule.id.clone(),
-                                    evidence: text[range.clone()].to_string(),
-                                    span: range.clone(),
+                                let (state, treaty) = (
+                                    &self.state_codes[state as usize],
+                                    &self.treaty_ids[treaty as usize],
+                                );
+                                // One detection per (state, treaty, action):
+                                // the first evidence, the headline's if any.
+                                let seen = out.iter().any(|o| {
+                                    &o.state == state
+                                        && &o.treaty == treaty
+                                        && o.action == rule.action
                                 });
+                                if !seen {
+                                    out.push(Detection {
+                                        state: state.clone(),
+                                        treaty: treaty.clone(),
+                                        action: rule.action,
+                                        rule: rule.id.clone(),
+                                        evidence: text[range.clone()].to_string(),
+                                        span: range.clone(),
+                                    });
+                                }
                             }
                         }
                     }
@@ -213,14 +219,6 @@ impl Classifier {
                             });
                         }
                     }
-                }
-            }
-            for d in here {
-                let seen = out
-                    .iter()
-                    .any(|o| o.state == d.state && o.treaty == d.treaty && o.action == d.action);
-                if !seen {
-                    out.push(d);
                 }
             }
         }

@@ -2,13 +2,15 @@
 //! a threat, a call on someone else, background, dated history), which
 //! treaty is it about, and which states are its actors.
 //!
-//! The actor heuristic, in order: states written inside the cue ("pull
-//! Ukraine out of"); the passive agent ("ratified by Ukraine"); the nearest
-//! state before the cue in its clause, with the states listed together with
-//! it ("Estonia, Latvia and Lithuania deposited"); states a companion phrase
-//! adds after the cue ("along with Laos"); and, when the sentence names no
-//! state before the cue, the item's own state from its headline. Pure
-//! functions over a `Scan`; the item-level loop is in `mod.rs`.
+//! The actor heuristic, in order: the passive agent ("ratified by
+//! Ukraine"); the nearest state before the cue in its clause, with the states
+//! listed together with it ("Estonia, Latvia and Lithuania deposited"), unless
+//! the list follows a preposition ("in Moscow"); states written inside the
+//! cue ("pull Ukraine out of"); plus states a companion phrase adds after the
+//! cue ("along with Laos"). When the clause names no state before the cue and
+//! its subject is not a generic plural ("120 countries"), the item's state
+//! (from its headline) acts. Pure functions over a `Scan`; the item-level loop
+//! is in `mod.rs`.
 
 use std::ops::Range;
 
