@@ -104,9 +104,18 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
-    /// One JSON object per line.
+    /// One JSON object per line: state, treaty, action, rule, evidence and
+    /// the evidence's byte offsets `start`/`end` in the item text (title,
+    /// a blank line, body).
     #[arg(long)]
     pub json: bool,
+    /// The item's publication date (YYYY-MM-DD); stages the text dates well
+    /// before it are history. Default: today.
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<String>,
+    /// Also list each cue that produced nothing, and why.
+    #[arg(long)]
+    pub explain: bool,
     /// Classify every item of this feed file instead of a text.
     #[arg(long, value_name = "FEED_FILE", conflicts_with = "file")]
     pub feed: Option<PathBuf>,

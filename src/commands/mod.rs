@@ -2,6 +2,7 @@
 //! stdout. Every command returns an `Outcome` (the exit status) or a
 //! `CommandError`; `main` only maps those to exit codes.
 
+mod classify;
 mod digest;
 mod log;
 mod poll;
@@ -77,7 +78,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             Err(e) => Err(e.into()),
         },
         Command::Poll => poll::poll(&ctx, out),
-        Command::Classify(_) => Err(CommandError::NotYet("`treatywatch classify`", 4)),
+        Command::Classify(args) => classify::classify(&ctx, &args, out),
         Command::Digest(args) => digest::digest(&ctx, &args, out),
         Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
     }

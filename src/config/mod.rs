@@ -9,6 +9,7 @@
 pub mod diagnostic;
 pub mod gazetteer;
 mod raw;
+pub mod rules;
 pub mod treaties;
 
 use std::collections::HashSet;
@@ -27,6 +28,7 @@ use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
+pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
 
 /// Where the config is looked for when neither `--config` nor
@@ -36,6 +38,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/feeds.toml";
 pub const DEFAULT_DB_PATH: &str = "data/treatywatch.db";
 pub const DEFAULT_STATES_FILE: &str = "states.toml";
 pub const DEFAULT_TREATIES_FILE: &str = "treaties.toml";
+pub const DEFAULT_RULES_FILE: &str = "rules.toml";
 pub const DEFAULT_FEED_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// Polling more often than this is impolite to any news site.
 pub const MIN_FEED_INTERVAL: Duration = Duration::from_secs(60);
@@ -63,6 +66,8 @@ pub struct Config {
     pub metrics: Option<std::net::SocketAddr>,
     pub gazetteer: Gazetteer,
     pub treaties: Treaties,
+    /// The classifier's cue phrases (rules.toml).
+    pub rules: CueRules,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +241,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             treaties::parse,
         )
         .unwrap_or_default();
+    let rules = v
+        .data_file(
+            data.and_then(|d| d.rules.as_ref()),
+            DEFAULT_RULES_FILE,
+            "rules",
+            rules::parse,
+        )
+        .unwrap_or_default();
     let data_ok = v.problems.is_empty();
 
     let db_path = match raw.storage.as_ref().and_then(|s| s.path.as_ref()) {
@@ -259,6 +272,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             metrics,
             gazetteer,
             treaties,
+            rules,
         })
     } else {
         Err(ConfigError::Invalid(v.problems))

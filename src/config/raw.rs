@@ -41,6 +41,7 @@ pub struct Storage {
 pub struct DataFiles {
     pub states: Option<Spanned<String>>,
     pub treaties: Option<Spanned<String>>,
+    pub rules: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -34,6 +34,9 @@ impl ConfigDir {
         for f in ["states.toml", "treaties.toml"] {
             std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).expect("copy fixture");
         }
+        // The cue rules are the shipped ones: they are what is under test.
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rules.toml");
+        std::fs::copy(rules, dir.path().join("rules.toml")).expect("copy rules");
         std::fs::write(dir.path().join("feeds.toml"), feeds_toml).expect("write feeds.toml");
         ConfigDir { dir }
     }

@@ -1,0 +1,419 @@
+//! Compiling the gazetteer, the treaty catalogue and the cue rules into one
+//! Aho-Corasick automaton, built once per `Classifier`.
+//!
+//! Every phrase is normalised exactly as text is (see `normalize`), padded
+//! with a space at each end so that matches fall on whole words, and
+//! expanded into its variants: adjective plurals ("Ukrainians"), the year
+//! forms of treaty anaphora ("the 1997 treaty"), and, where a rule asks for
+//! it, the inflections of its first word ("withdraw", "withdraws",
+//! "withdrew", "withdrawn", "withdrawing"). A pattern can serve several
+//! purposes at once, so each carries a list of `Use`s. Phrases with "..."
+//! are split into parts that `scan` joins again. Owns the pattern table;
+//! reading sentences is elsewhere.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+use super::normalize::normalize;
+use crate::config::rules::{CueRules, DiscardScope, GAP, Modifier, Position};
+use crate::config::{Gazetteer, Treaties};
+use crate::domain::Action;
+
+/// What a pattern means when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Treaty(u16),
+    State(u16),
+    Group(u16),
+    /// A case-sensitive state name: form `form` of `Compiled::cased_forms`.
+    StateCased {
+        state: u16,
+        form: u16,
+    },
+    /// "the treaty"; with a year, "the 1997 treaty".
+    TreatyAnaphor(Option<u16>),
+    /// "the country".
+    StateAnaphor,
+    /// Part `part` of phrase `phrase` (an index into `Compiled::phrases`).
+    Part {
+        phrase: u32,
+        part: u8,
+    },
+    /// A companion phrase after a cue ("along with").
+    Companion,
+}
+
+/// What a rule phrase belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleRef {
+    Cue(u16),
+    Modifier(u16),
+    Suppressor(u16),
+    Discard(u16),
+}
+
+#[derive(Debug, Clone)]
+pub struct Phrase {
+    pub rule: RuleRef,
+    pub parts: u8,
+}
+
+/// A cue rule ready for matching.
+#[derive(Debug, Clone)]
+pub struct CueRule {
+    pub id: String,
+    pub action: Action,
+    pub treaty_follows: bool,
+    pub treaty_in_sentence: bool,
+}
+
+/// A modifier rule ready for matching.
+#[derive(Debug, Clone)]
+pub struct ModifierRule {
+    pub id: String,
+    pub kind: crate::config::rules::ModifierKind,
+    pub before: bool,
+    pub window: usize,
+    /// Bit `a as usize` set for each action affected.
+    pub actions: u8,
+    pub stops_at_comma: bool,
+    pub lowercase_only: bool,
+}
+
+impl ModifierRule {
+    pub fn applies_to(&self, action: Action) -> bool {
+        self.actions & action_bit(action) != 0
+    }
+}
+
+pub fn action_bit(action: Action) -> u8 {
+    1 << (action as u8)
+}
+
+pub struct Compiled {
+    pub automaton: AhoCorasick,
+    /// Per pattern id, what it means.
+    pub uses: Vec<Vec<Use>>,
+    pub phrases: Vec<Phrase>,
+    pub cues: Vec<CueRule>,
+    pub modifiers: Vec<ModifierRule>,
+    pub discards: Vec<(String, DiscardScope)>,
+    pub clause_breaks: Vec<String>,
+    pub list_words: Vec<String>,
+    pub passive_words: Vec<String>,
+    pub object_words: Vec<String>,
+    pub generic_subjects: Vec<String>,
+    pub determiners: Vec<String>,
+    /// The exact spellings of case-sensitive state names.
+    pub cased_forms: Vec<String>,
+    pub max_gap: usize,
+    pub history_days: i64,
+}
+
+/// Collects patterns, merging the uses of identical ones.
+#[derive(Default)]
+struct Builder {
+    patterns: Vec<String>,
+    uses: Vec<Vec<Use>>,
+    index: HashMap<String, usize>,
+}
+
+impl Builder {
+    /// Adds the normalised form of `phrase` (one part, no gaps) for `use_`.
+    fn add(&mut self, phrase: &str, use_: Use) {
+        let norm = normalize(phrase, 0).text;
+        if norm.trim().is_empty() {
+            return;
+        }
+        let id = match self.index.get(&norm) {
+            Some(&id) => id,
+            None => {
+                let id = self.patterns.len();
+                self.index.insert(norm.clone(), id);
+                self.patterns.push(norm);
+                self.uses.push(Vec::new());
+                id
+            }
+        };
+        if !self.uses[id].contains(&use_) {
+            self.uses[id].push(use_);
+        }
+    }
+}
+
+/// The forms of an English word a news text may use: third person,
+/// past, participles and plurals. Over-generation is harmless (a form that
+/// is not a word never matches), so the rules are simple.
+pub fn inflections(word: &str, irregular: &HashMap<&str, &[String]>) -> Vec<String> {
+    let mut out = vec![word.to_string()];
+    if let Some(forms) = irregular.get(word) {
+        out.extend(forms.iter().cloned());
+    }
+    let chars: Vec<char> = word.chars().collect();
+    let n = chars.len();
+    if n < 2 || !chars.iter().all(|c| c.is_ascii_alphabetic()) {
+        return out;
+    }
+    let is_vowel = |c: char| matches!(c, 'a' | 'e' | 'i' | 'o' | 'u');
+    let last = chars[n - 1];
+    let stem = &word[..n - 1];
+    if word.ends_with('e') {
+        out.push(format!("{word}s"));
+        out.push(format!("{word}d"));
+        out.push(format!("{stem}ing"));
+    } else if last == 'y' && !is_vowel(chars[n - 2]) {
+        out.push(format!("{stem}ies"));
+        out.push(format!("{stem}ied"));
+        out.push(format!("{word}ing"));
+    } else {
+        let sibilant = ["s", "x", "z", "ch", "sh"]
+            .iter()
+            .any(|e| word.ends_with(e));
+        out.push(format!("{word}{}", if sibilant { "es" } else { "s" }));
+        out.push(format!("{word}ed"));
+        out.push(format!("{word}ing"));
+        // Consonant-vowel-consonant endings double: "quit" -> "quitting".
+        if n >= 3
+            && !is_vowel(last)
+            && !matches!(last, 'w' | 'x' | 'y')
+            && is_vowel(chars[n - 2])
+            // "qu" sounds as a consonant: "quit" doubles like "submit".
+            && (!is_vowel(chars[n - 3]) || (n >= 4 && chars[n - 4] == 'q'))
+        {
+            out.push(format!("{word}{last}ed"));
+            out.push(format!("{word}{last}ing"));
+        }
+    }
+    out
+}
+
+/// Expands a phrase into the phrases to match: the phrase itself and, when
+/// `inflect`, one per form of its first word.
+fn variants(phrase: &str, inflect: bool, irregular: &HashMap<&str, &[String]>) -> Vec<String> {
+    let phrase = phrase.trim();
+    if !inflect {
+        return vec![phrase.to_string()];
+    }
+    let (first, rest) = phrase.split_once(' ').unwrap_or((phrase, ""));
+    inflections(&first.to_lowercase(), irregular)
+        .into_iter()
+        .map(|f| {
+            if rest.is_empty() {
+                f
+            } else {
+                format!("{f} {rest}")
+            }
+        })
+        .collect()
+}
+
+impl Compiled {
+    pub fn new(gazetteer: &Gazetteer, treaties: &Treaties, rules: &CueRules) -> Compiled {
+        let mut b = Builder::default();
+        for (i, t) in treaties.list.iter().enumerate() {
+            let i = i as u16;
+            b.add(&t.short_name, Use::Treaty(i));
+            b.add(&t.name, Use::Treaty(i));
+            for a in &t.aliases {
+                b.add(a, Use::Treaty(i));
+            }
+        }
+        for (i, s) in gazetteer.states.iter().enumerate() {
+            let i = i as u16;
+            for n in s.names.iter().chain(&s.capitals) {
+                b.add(n, Use::State(i));
+            }
+            for a in &s.adjectives {
+                b.add(a, Use::State(i));
+                // Plural nouns from adjectives: "Ukrainians", "Lithuanians".
+                b.add(&format!("{a}s"), Use::State(i));
+            }
+        }
+        let mut cased_forms = Vec::new();
+        for (code, names) in &rules.case_sensitive {
+            let Some(state) = gazetteer.states.iter().position(|s| &s.code == code) else {
+                continue;
+            };
+            for n in names {
+                let form = cased_forms.len() as u16;
+                cased_forms.push(n.clone());
+                b.add(
+                    n,
+                    Use::StateCased {
+                        state: state as u16,
+                        form,
+                    },
+                );
+            }
+        }
+        for (i, g) in gazetteer.groups.iter().enumerate() {
+            for n in &g.names {
+                b.add(n, Use::Group(i as u16));
+            }
+        }
+        let mut years: Vec<u16> = treaties.list.iter().filter_map(|t| t.year).collect();
+        years.sort_unstable();
+        years.dedup();
+        for noun in &rules.context.treaty_nouns {
+            b.add(&format!("the {noun}"), Use::TreatyAnaphor(None));
+            for &y in &years {
+                b.add(&format!("the {y} {noun}"), Use::TreatyAnaphor(Some(y)));
+                b.add(&format!("its {y} {noun}"), Use::TreatyAnaphor(Some(y)));
+            }
+        }
+        for p in &rules.context.state_phrases {
+            b.add(p, Use::StateAnaphor);
+        }
+        for p in &rules.grammar.companions {
+            b.add(p, Use::Companion);
+        }
+
+        let irregular: HashMap<&str, &[String]> = rules
+            .irregular
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let mut phrases = Vec::new();
+        let mut add_phrase = |b: &mut Builder, rule: RuleRef, phrase: &str, inflect: bool| {
+            for v in variants(phrase, inflect, &irregular) {
+                let parts: Vec<&str> = v.split(GAP).map(str::trim).collect();
+                let Ok(count) = u8::try_from(parts.len()) else {
+                    continue;
+                };
+                let id = phrases.len() as u32;
+                phrases.push(Phrase { rule, parts: count });
+                for (k, part) in parts.iter().enumerate() {
+                    b.add(
+                        part,
+                        Use::Part {
+                            phrase: id,
+                            part: k as u8,
+                        },
+                    );
+                }
+            }
+        };
+
+        let mut cues = Vec::new();
+        for (i, c) in rules.cues.iter().enumerate() {
+            for p in &c.phrases {
+                add_phrase(&mut b, RuleRef::Cue(i as u16), p, c.inflect);
+            }
+            cues.push(CueRule {
+                id: c.id.clone(),
+                action: c.action,
+                treaty_follows: c.treaty_follows,
+                treaty_in_sentence: c.treaty_in_sentence,
+            });
+        }
+        let mut modifiers = Vec::new();
+        for (i, m) in rules.modifiers.iter().enumerate() {
+            for p in &m.phrases {
+                add_phrase(&mut b, RuleRef::Modifier(i as u16), p, m.inflect);
+            }
+            modifiers.push(modifier_rule(m, rules.settings.modifier_window));
+        }
+        for (i, s) in rules.suppressors.iter().enumerate() {
+            for p in &s.phrases {
+                add_phrase(&mut b, RuleRef::Suppressor(i as u16), p, s.inflect);
+            }
+        }
+        for (i, d) in rules.discards.iter().enumerate() {
+            for p in &d.phrases {
+                add_phrase(&mut b, RuleRef::Discard(i as u16), p, false);
+            }
+        }
+
+        // Overlapping search needs Standard semantics; a DFA keeps the scan
+        // fast for a few thousand patterns (see DEPENDENCIES.md figures).
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&b.patterns)
+            .or_else(|_| {
+                // A DFA can exceed the size limit with a very large rule set;
+                // the default choice always builds.
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&b.patterns)
+            })
+            .unwrap_or_else(|_| {
+                AhoCorasick::new(Vec::<String>::new()).expect("an empty automaton builds")
+            });
+
+        Compiled {
+            automaton,
+            uses: b.uses,
+            phrases,
+            cues,
+            modifiers,
+            discards: rules
+                .discards
+                .iter()
+                .map(|d| (d.id.clone(), d.scope))
+                .collect(),
+            clause_breaks: rules.grammar.clause_breaks.clone(),
+            list_words: rules.grammar.list_words.clone(),
+            passive_words: rules.grammar.passive_words.clone(),
+            object_words: rules.grammar.object_words.clone(),
+            generic_subjects: rules.grammar.generic_subjects.clone(),
+            determiners: rules.grammar.determiners.clone(),
+            cased_forms,
+            max_gap: rules.settings.max_gap,
+            history_days: rules.settings.history_days,
+        }
+    }
+
+    pub fn pattern_count(&self) -> usize {
+        self.uses.len()
+    }
+}
+
+fn modifier_rule(m: &Modifier, default_window: usize) -> ModifierRule {
+    let actions = if m.actions.is_empty() {
+        u8::MAX
+    } else {
+        m.actions.iter().fold(0, |bits, &a| bits | action_bit(a))
+    };
+    ModifierRule {
+        id: m.id.clone(),
+        kind: m.kind,
+        before: m.position == Position::Before,
+        window: m.window.unwrap_or(default_window),
+        actions,
+        stops_at_comma: m.stops_at_comma,
+        lowercase_only: m.lowercase_only,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_words_inflect_regularly_and_irregularly() {
+        let withdrew = vec!["withdrew".to_string(), "withdrawn".to_string()];
+        let irregular: HashMap<&str, &[String]> = [("withdraw", withdrew.as_slice())].into();
+        let forms = inflections("withdraw", &irregular);
+        for f in [
+            "withdraw",
+            "withdraws",
+            "withdrew",
+            "withdrawn",
+            "withdrawing",
+        ] {
+            assert!(forms.contains(&f.to_string()), "{f} missing from {forms:?}");
+        }
+        let none = HashMap::new();
+        assert!(inflections("ratify", &none).contains(&"ratified".to_string()));
+        assert!(inflections("ratify", &none).contains(&"ratifies".to_string()));
+        assert!(inflections("accede", &none).contains(&"acceding".to_string()));
+        assert!(inflections("quit", &none).contains(&"quitting".to_string()));
+        assert!(inflections("vote", &none).contains(&"voted".to_string()));
+        assert_eq!(
+            variants("sign ... decree", true, &none)[1],
+            "signs ... decree"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! Dates written in a sentence, and whether one puts a cue in the past
+//! ("ratified by Ukraine in 2005") or the future ("becomes effective on Jan.
+//! 10, 2026") relative to the item's own date.
+//!
+//! Reads the normalised tokens of the cue's phrase (the stretch between
+//! commas or clause breaks around it) plus a sentence-opening "In 2019,".
+//! Understands "2005", "December 1997", "Jan. 10, 2026", "10 January 2026"
+//! and a bare month ("in October", taken as the latest such month not after
+//! the item). Relative phrases such as "last year" are history modifiers in
+//! rules.toml, not code.
+
+use std::ops::Range;
+
+use chrono::{Datelike, NaiveDate};
+
+use super::normalize::{BREAK, COMMA, Normalized};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Dated at least `history_days` before the item.
+    History,
+    /// Dated after the item.
+    Future,
+}
+
+const MONTHS: &[(&str, u32)] = &[
+    ("january", 1),
+    ("jan", 1),
+    ("february", 2),
+    ("feb", 2),
+    ("march", 3),
+    ("april", 4),
+    ("apr", 4),
+    ("may", 5),
+    ("june", 6),
+    ("jun", 6),
+    ("july", 7),
+    ("jul", 7),
+    ("august", 8),
+    ("aug", 8),
+    ("september", 9),
+    ("sept", 9),
+    ("sep", 9),
+    ("october", 10),
+    ("oct", 10),
+    ("november", 11),
+    ("nov", 11),
+    ("december", 12),
+    ("dec", 12),
+];
+
+/// Words before a bare month that make it a date ("in May", not "may").
+const MONTH_LEADS: &[&str] = &[
+    "in", "since", "until", "early", "late", "mid", "last", "from", "by",
+];
+
+fn month(token: &str) -> Option<u32> {
+    MONTHS.iter().find(|(n, _)| *n == token).map(|(_, m)| *m)
+}
+
+fn year(token: &str) -> Option<i32> {
+    if token.len() == 4 && token.bytes().all(|b| b.is_ascii_digit()) {
+        token.parse().ok().filter(|y| (1900..=2100).contains(y))
+    } else {
+        None
+    }
+}
+
+fn day(token: &str) -> Option<u32> {
+    let digits = token.trim_end_matches(['s', 't', 'n', 'd', 'r', 'h']);
+    if (1..=2).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok().filter(|d| (1..=31).contains(d))
+    } else {
+        None
+    }
+}
+
+/// A small count written in words or digits.
+fn count(token: &str) -> Option<u64> {
+    const WORDS: &[&str] = &[
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve",
+    ];
+    if matches!(token, "a" | "an") {
+        return Some(1);
+    }
+    if let Some(n) = WORDS.iter().position(|w| *w == token) {
+        return Some(n as u64);
+    }
+    if token.len() <= 4 && token.bytes().all(|b| b.is_ascii_digit()) {
+        return token.parse().ok();
+    }
+    None
+}
+
+/// A date found at token `at`, with how precise it is.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    Year(i32),
+    Date(NaiveDate),
+}
+
+/// Reads a date starting at token `i`, if one starts there; returns it and
+/// the token after it.
+fn date_at(norm: &Normalized, i: usize, item: NaiveDate) -> Option<(Found, usize)> {
+    let t = norm.token(i);
+    // "in six months", "in 90 days", "in a year": a date after the item.
+    if t == "in" {
+        let n = count(norm.token(i + 1))?;
+        let days = match norm.token(i + 2) {
+            "day" | "days" => n,
+            "week" | "weeks" => n * 7,
+            "month" | "months" => n * 30,
+            "year" | "years" => n * 365,
+            _ => return None,
+        };
+        let date = item.checked_add_days(chrono::Days::new(days))?;
+        return Some((Found::Date(date), i + 3));
+    }
+    if let Some(m) = month(t) {
+        // Month [day] [,] [year]
+        let mut j = i + 1;
+        let mut d = None;
+        if let Some(x) = day(norm.token(j)) {
+            d = Some(x);
+            j += 1;
+        }
+        let k = if norm.token(j) == COMMA { j + 1 } else { j };
+        let lead = i > 0 && MONTH_LEADS.contains(&norm.token(i - 1));
+        let day_before = i > 0 && day(norm.token(i - 1)).is_some();
+        if let Some(y) = year(norm.token(k)) {
+            let date = NaiveDate::from_ymd_opt(y, m, d.unwrap_or(1))?;
+            return Some((Found::Date(date), k + 1));
+        }
+        // A bare month needs a lead word or a day, or "may" is a verb.
+        if d.is_none() && !lead && !day_before {
+            return None;
+        }
+        let mut y = item.year();
+        if m > item.month() {
+            y -= 1;
+        }
+        let date = NaiveDate::from_ymd_opt(y, m, d.unwrap_or(1))?;
+        return Some((Found::Date(date), j));
+    }
+    if let Some(d) = day(t) {
+        // Day Month [year]
+        if let Some(m) = month(norm.token(i + 1)) {
+            let y = year(norm.token(i + 2));
+            let date = NaiveDate::from_ymd_opt(y.unwrap_or(item.year()), m, d)?;
+            return Some((Found::Date(date), i + 2 + usize::from(y.is_some())));
+        }
+        return None;
+    }
+    year(t).map(|y| (Found::Year(y), i + 1))
+}
+
+/// Judges the dates in the cue's phrase. `skip` holds token ranges that are
+/// names, not dates ("the 1997 treaty").
+pub fn judge(
+    norm: &Normalized,
+    cue: &Range<usize>,
+    skip: &[Range<usize>],
+    item: NaiveDate,
+    history_days: i64,
+) -> Option<When> {
+    let is_stop = |t: &str| t == COMMA || t == BREAK;
+    let mut start = cue.start;
+    while start > 0 && !is_stop(norm.token(start - 1)) {
+        start -= 1;
+    }
+    let mut end = cue.end;
+    while end < norm.len() && !is_stop(norm.token(end)) {
+        end += 1;
+    }
+    let mut ranges: Vec<Range<usize>> = Vec::with_capacity(3);
+    ranges.push(start..end);
+    // "... was the first to sign the accord, in 2011." dates the phrase
+    // before it.
+    if norm.token(end) == COMMA && matches!(norm.token(end + 1), "in" | "on" | "since" | "during") {
+        let mut tail = end + 1;
+        while tail < norm.len() && !is_stop(norm.token(tail)) {
+            tail += 1;
+        }
+        if tail - end <= 5 {
+            ranges.push(end + 1..tail);
+        }
+    }
+    // "In 2019, the United States withdrew ..." dates the whole sentence.
+    if start > 0 && matches!(norm.token(0), "in" | "on" | "since") {
+        let comma = (0..start).find(|&i| norm.token(i) == COMMA).unwrap_or(0);
+        ranges.push(1..comma);
+    }
+    let mut best: Option<(usize, Found)> = None;
+    for r in ranges {
+        let mut i = r.start;
+        while i < r.end {
+            if skip.iter().any(|s| s.contains(&i)) {
+                i += 1;
+                continue;
+            }
+            match date_at(norm, i, item) {
+                Some((found, next)) => {
+                    let distance = if i >= cue.end {
+                        i - cue.end
+                    } else {
+                        cue.start.saturating_sub(i)
+                    };
+                    if best.is_none_or(|(d, _)| distance < d) {
+                        best = Some((distance, found));
+                    }
+                    i = next.max(i + 1);
+                }
+                None => i += 1,
+            }
+        }
+    }
+    match best?.1 {
+        Found::Year(y) if y < item.year() => Some(When::History),
+        Found::Year(y) if y > item.year() => Some(When::Future),
+        Found::Year(_) => None,
+        Found::Date(d) if (item - d).num_days() >= history_days => Some(When::History),
+        Found::Date(d) if (d - item).num_days() > 1 => Some(When::Future),
+        Found::Date(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::normalize::normalize;
+
+    fn check(sentence: &str, cue_word: &str, item: &str, expected: Option<When>) {
+        let norm = normalize(sentence, 0);
+        let at = (0..norm.len())
+            .find(|&i| norm.token(i) == cue_word)
+            .unwrap();
+        let item = NaiveDate::parse_from_str(item, "%Y-%m-%d").unwrap();
+        let skip: Vec<Range<usize>> = (0..norm.len())
+            .filter(|&i| norm.token(i) == "1997" && norm.token(i + 1) == "treaty")
+            .map(|i| i..i + 1)
+            .collect();
+        assert_eq!(
+            judge(&norm, &(at..at + 1), &skip, item, 60),
+            expected,
+            "{sentence:?}"
+        );
+    }
+
+    #[test]
+    fn dates_around_a_cue_make_it_history_or_future() {
+        use When::*;
+        check(
+            "It was ratified by Ukraine in 2005.",
+            "ratified",
+            "2025-06-29",
+            Some(History),
+        );
+        check(
+            "Ukraine ratified it on Friday.",
+            "ratified",
+            "2025-06-29",
+            None,
+        );
+        check(
+            "It signed in December 1997 but",
+            "signed",
+            "2025-03-12",
+            Some(History),
+        );
+        check(
+            "It takes effect on Jan. 10, 2026.",
+            "takes",
+            "2025-07-10",
+            Some(Future),
+        );
+        check(
+            "It took effect on 10 January 2026.",
+            "took",
+            "2026-01-10",
+            None,
+        );
+        check(
+            "In 2019, the US withdrew from it.",
+            "withdrew",
+            "2025-01-01",
+            Some(History),
+        );
+        check(
+            "Honduras ratified it in October.",
+            "ratified",
+            "2021-01-22",
+            Some(History),
+        );
+        check("It left the 1997 treaty today.", "left", "2025-01-01", None);
+        check("He said it may withdraw.", "withdraw", "2025-01-01", None);
+        check(
+            "It joined in 2025, officials said in 2019.",
+            "joined",
+            "2025-05-01",
+            None,
+        );
+        check(
+            "It was the first to sign the accord, in 2011.",
+            "sign",
+            "2021-03-20",
+            Some(History),
+        );
+        check(
+            "The withdrawal takes effect in six months.",
+            "takes",
+            "2019-02-01",
+            Some(Future),
+        );
+    }
+}

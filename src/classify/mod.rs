@@ -1,0 +1,297 @@
+//! classify — pure and synchronous (no I/O, no clock): `(Text, rules) -> Vec<Detection>`.
+//! `Classifier::new` compiles states, treaties and rules.toml once into one automaton
+//! (`compile`); `classify` splits sentences (`sentences`), scans each normalised sentence
+//! once (`normalize`, `scan`), then reads every cue with the headline's state and treaty as
+//! context: blocked or not, which treaty, which states acted (`resolve`, `dates`).
+
+mod compile;
+mod dates;
+pub mod normalize;
+mod resolve;
+mod scan;
+pub mod sentences;
+
+use std::ops::Range;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::config::rules::DiscardScope;
+use crate::config::{CueRules, Gazetteer, Treaties};
+use crate::domain::Action;
+use compile::Compiled;
+use resolve::{Actor, ItemContext};
+use scan::{Entity, Scan};
+
+/// Separates title and body in the item text that spans point into.
+pub const TITLE_SEPARATOR: &str = "\n\n";
+
+/// One news item to classify.
+#[derive(Debug, Clone, Default)]
+pub struct Text {
+    pub title: String,
+    pub body: String,
+    /// The item's own publication date; stages dated well before it are
+    /// history. Without it no date is judged.
+    pub date: Option<NaiveDate>,
+}
+
+impl Text {
+    /// The item text detection spans point into: the title, a blank line
+    /// (`TITLE_SEPARATOR`), then the body.
+    pub fn item_text(&self) -> String {
+        let mut s = String::with_capacity(self.title.len() + 2 + self.body.len());
+        s.push_str(&self.title);
+        s.push_str(TITLE_SEPARATOR);
+        s.push_str(&self.body);
+        s
+    }
+}
+
+/// A rule found that `state` took `action` on `treaty`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detection {
+    /// ISO 3166-1 alpha-3.
+    pub state: String,
+    /// Treaty id.
+    pub treaty: String,
+    pub action: Action,
+    /// Id of the cue rule that fired.
+    pub rule: String,
+    /// The sentence the cue is in.
+    pub evidence: String,
+    /// Byte range of `evidence` in `Text::item_text()` (title + "\n\n" + body).
+    pub span: Range<usize>,
+}
+
+/// A cue that produced nothing, and why; for `classify --explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub rule: String,
+    /// The words of the cue as written.
+    pub matched: String,
+    pub evidence_span: Range<usize>,
+    pub reason: String,
+}
+
+/// Compiled rules; build once, classify many items.
+pub struct Classifier {
+    compiled: Compiled,
+    state_codes: Vec<String>,
+    groups: Vec<Vec<u16>>,
+    treaty_ids: Vec<String>,
+    treaties: Treaties,
+}
+
+impl Classifier {
+    pub fn new(gazetteer: &Gazetteer, treaties: &Treaties, rules: &CueRules) -> Classifier {
+        let index_of = |code: &str| {
+            gazetteer
+                .states
+                .iter()
+                .position(|s| s.code == code)
+                .map(|i| i as u16)
+        };
+        Classifier {
+            compiled: Compiled::new(gazetteer, treaties, rules),
+            state_codes: gazetteer.states.iter().map(|s| s.code.clone()).collect(),
+            groups: gazetteer
+                .groups
+                .iter()
+                .map(|g| g.members.iter().filter_map(|m| index_of(m)).collect())
+                .collect(),
+            treaty_ids: treaties.list.iter().map(|t| t.id.clone()).collect(),
+            treaties: treaties.clone(),
+        }
+    }
+
+    /// How many distinct patterns the automaton holds.
+    pub fn pattern_count(&self) -> usize {
+        self.compiled.pattern_count()
+    }
+
+    /// Every detection in `input`, at most one per (state, treaty, action),
+    /// in text order.
+    pub fn classify(&self, input: &Text) -> Vec<Detection> {
+        self.run(input, None)
+    }
+
+    /// Like `classify`, also listing each cue that produced nothing and why.
+    pub fn explain(&self, input: &Text) -> (Vec<Detection>, Vec<Explanation>) {
+        let mut why = Vec::new();
+        let found = self.run(input, Some(&mut why));
+        (found, why)
+    }
+
+    fn run(&self, input: &Text, mut why: Option<&mut Vec<Explanation>>) -> Vec<Detection> {
+        let text = input.item_text();
+        let sentences = sentences::split(&text);
+        let title_end = input.title.len();
+        let scans: Vec<Scan> = sentences
+            .iter()
+            .map(|r| {
+                let mut s = scan::scan(&self.compiled, &text[r.clone()], r.start);
+                s.in_title = r.start < title_end;
+                s
+            })
+            .collect();
+        let is_title = |r: &Range<usize>| r.start < title_end;
+
+        // Item-level discards: opinion columns, "years ago today".
+        let discarded = scans.iter().zip(&sentences).any(|(s, r)| {
+            s.discards
+                .iter()
+                .any(|&d| match self.compiled.discards.get(d as usize) {
+                    Some((_, DiscardScope::Item)) => true,
+                    Some((_, DiscardScope::Title)) => is_title(r),
+                    _ => false,
+                })
+        });
+        if discarded {
+            return Vec::new();
+        }
+
+        let mut ctx = self.context(&scans, &sentences, title_end, input.date);
+        let mut out: Vec<Detection> = Vec::new();
+        let mut title_actors: Vec<u16> = Vec::new();
+        let mut title_done = false;
+        for (scan, range) in scans.iter().zip(&sentences) {
+            if !title_done && !is_title(range) {
+                title_done = true;
+                // The headline's actors are the item's state from here on.
+                if !title_actors.is_empty() {
+                    ctx.states = std::mem::take(&mut title_actors);
+                }
+            }
+            let sentence_discarded = scan.discards.iter().any(|&d| {
+                matches!(
+                    self.compiled.discards.get(d as usize),
+                    Some((_, DiscardScope::Sentence))
+                )
+            });
+            if sentence_discarded {
+                continue;
+            }
+            for cue in &scan.cues {
+                let reading = resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue);
+                let Some(rule) = self.compiled.cues.get(cue.index as usize) else {
+                    continue;
+                };
+                match reading {
+                    Ok(reading) => {
+                        for state in self.expand(&reading.actors) {
+                            if is_title(range) && !title_actors.contains(&state) {
+                                title_actors.push(state);
+                            }
+                            for &treaty in &reading.treaties {
+                                let (state, treaty) = (
+                                    &self.state_codes[state as usize],
+                                    &self.treaty_ids[treaty as usize],
+                                );
+                                // One detection per (state, treaty, action):
+                                // the first evidence, the headline's if any.
+                                let seen = out.iter().any(|o| {
+                                    &o.state == state
+                                        && &o.treaty == treaty
+                                        && o.action == rule.action
+                                });
+                                if !seen {
+                                    out.push(Detection {
+                                        state: state.clone(),
+                                        treaty: treaty.clone(),
+                                        action: rule.action,
+                                        rule: rule.id.clone(),
+                                        evidence: text[range.clone()].to_string(),
+                                        span: range.clone(),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        if let Some(why) = why.as_deref_mut() {
+                            let r = scan.norm.original_range(cue.tokens.clone());
+                            why.push(Explanation {
+                                rule: rule.id.clone(),
+                                matched: text.get(r).unwrap_or("").to_string(),
+                                evidence_span: range.clone(),
+                                reason: reason.describe(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The headline's (or the item's most-named) treaty and the headline's
+    /// single state, before any cue is read.
+    fn context(
+        &self,
+        scans: &[Scan],
+        sentences: &[Range<usize>],
+        title_end: usize,
+        date: Option<NaiveDate>,
+    ) -> ItemContext {
+        let mut counts: Vec<(u16, usize, bool)> = Vec::new();
+        let mut title_states: Vec<u16> = Vec::new();
+        let mut item_states: Vec<u16> = Vec::new();
+        for (scan, r) in scans.iter().zip(sentences) {
+            let in_title = r.start < title_end;
+            for m in &scan.mentions {
+                match m.entity {
+                    Entity::Treaty(t) => match counts.iter_mut().find(|c| c.0 == t) {
+                        Some(c) => {
+                            c.1 += 1;
+                            c.2 |= in_title;
+                        }
+                        None => counts.push((t, 1, in_title)),
+                    },
+                    Entity::State(s) => {
+                        if in_title && !title_states.contains(&s) {
+                            title_states.push(s);
+                        }
+                        if !item_states.contains(&s) {
+                            item_states.push(s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Earliest-named wins a tie: max_by_key keeps the last maximum, so
+        // look at the list reversed.
+        let treaty = counts.iter().rev().max_by_key(|c| (c.2, c.1)).map(|c| c.0);
+        ItemContext {
+            treaty,
+            treaties: counts.iter().map(|c| c.0).collect(),
+            // The headline's one state; failing that, the one state the
+            // whole item names ("Putin submitted a bill ..." in an item that
+            // only ever names Russia).
+            states: match (title_states.len(), item_states.len()) {
+                (1, _) => title_states,
+                (0, 1) => item_states,
+                _ => Vec::new(),
+            },
+            date,
+        }
+    }
+
+    /// Actors as gazetteer state indices, groups expanded, without repeats.
+    fn expand(&self, actors: &[Actor]) -> Vec<u16> {
+        let mut out = Vec::new();
+        for a in actors {
+            let members: &[u16] = match a {
+                Actor::State(s) => std::slice::from_ref(s),
+                Actor::Group(g) => self.groups.get(*g as usize).map_or(&[], Vec::as_slice),
+            };
+            for &m in members {
+                if (m as usize) < self.state_codes.len() && !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+}

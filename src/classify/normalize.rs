@@ -1,0 +1,301 @@
+//! Text normalisation: the one function that turns news text and rule
+//! phrases alike into a canonical token string, so that matching is a plain
+//! substring search.
+//!
+//! The canonical form is lower case, one space between tokens and one at
+//! each end (" ukraine ratified the treaty "), which makes every match a
+//! whole-word match. Hyphens between letters separate words ("anti-personnel"
+//! = "anti personnel"), typographic apostrophes become ASCII ones, possessive
+//! "'s" and plural "s'" are dropped ("Ukraine's" = "Ukraine"), "&" is "and",
+//! commas are a token of their own, and clause punctuation (";", ":", dashes,
+//! brackets, "!" and "?") becomes the token ";". Every token keeps the byte
+//! range it came from in the original text. Owns nothing else: what tokens
+//! mean is decided by the modules that read them.
+
+use std::ops::Range;
+
+/// The token clause punctuation becomes.
+pub const BREAK: &str = ";";
+/// The token a comma becomes.
+pub const COMMA: &str = ",";
+
+/// A text in canonical form, with the way back to the original.
+#[derive(Debug, Clone, Default)]
+pub struct Normalized {
+    /// " tok tok tok " — tokens joined by single spaces, padded both ends.
+    pub text: String,
+    /// Each token's byte range in `text` (without the spaces).
+    pub tokens: Vec<Range<usize>>,
+    /// Each token's byte range in the original text (offset by `base`).
+    pub original: Vec<Range<usize>>,
+}
+
+impl Normalized {
+    pub fn token(&self, i: usize) -> &str {
+        self.tokens.get(i).map_or("", |r| &self.text[r.clone()])
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The token index that starts at byte `start` of `text`, for a match of
+    /// a padded pattern (whose leading space sits at `start`).
+    pub fn token_at(&self, start: usize) -> usize {
+        self.tokens.partition_point(|r| r.start <= start)
+    }
+
+    /// The original byte range covered by tokens `first..end`.
+    pub fn original_range(&self, tokens: Range<usize>) -> Range<usize> {
+        match (self.original.get(tokens.start), tokens.end.checked_sub(1)) {
+            (Some(a), Some(last)) if last >= tokens.start => {
+                a.start..self.original.get(last).map_or(a.end, |b| b.end)
+            }
+            _ => 0..0,
+        }
+    }
+}
+
+fn is_apostrophe(c: char) -> bool {
+    matches!(c, '\'' | '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{2032}')
+}
+
+/// Hyphens that join words; a dash between words separates clauses instead.
+fn is_hyphen(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}' | '\u{2011}' | '\u{00AD}')
+}
+
+fn is_clause_mark(c: char) -> bool {
+    matches!(
+        c,
+        ';' | ':'
+            | '('
+            | ')'
+            | '['
+            | ']'
+            | '!'
+            | '?'
+            | '\u{2012}'
+            | '\u{2013}'
+            | '\u{2014}'
+            | '\u{2015}'
+            | '\u{2212}'
+    )
+}
+
+/// Normalises `s`; original ranges are offset by `base` (the position of
+/// `s` in a larger text).
+pub fn normalize(s: &str, base: usize) -> Normalized {
+    let mut out = Normalized {
+        text: String::with_capacity(s.len() + 2),
+        tokens: Vec::with_capacity(s.len() / 5 + 1),
+        original: Vec::with_capacity(s.len() / 5 + 1),
+    };
+    out.text.push(' ');
+    let bytes = s.as_bytes();
+    let char_at = |i: usize| s.get(i..).and_then(|rest| rest.chars().next());
+    // Whether the last thing pushed was a word character of the current token.
+    let mut in_word = false;
+    let mut prev: Option<char> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Fast path: a run of ASCII letters and digits, the bulk of news text.
+        if bytes[i].is_ascii_alphanumeric() {
+            if !in_word {
+                start_token(&mut out, base + i);
+                in_word = true;
+            }
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let from = out.text.len();
+            out.text.push_str(&s[start..i]);
+            out.text[from..].make_ascii_lowercase();
+            extend(&mut out, base + i);
+            prev = Some(char::from(bytes[i - 1]));
+            continue;
+        }
+        // Fast path: a plain space or line break only ends a word.
+        if matches!(bytes[i], b' ' | b'\n' | b'\t' | b'\r') {
+            if in_word {
+                end_token(&mut out);
+                in_word = false;
+            }
+            prev = Some(' ');
+            i += 1;
+            continue;
+        }
+        let Some(c) = char_at(i) else { break };
+        let len = c.len_utf8();
+        let next = char_at(i + len);
+        let prev_alnum = prev.is_some_and(char::is_alphanumeric);
+        let next_alnum = next.is_some_and(char::is_alphanumeric);
+        if c.is_alphanumeric() {
+            if !in_word {
+                start_token(&mut out, base + i);
+                in_word = true;
+            }
+            push_lower(&mut out.text, c);
+            extend(&mut out, base + i + len);
+        } else if in_word && is_apostrophe(c) {
+            let after_next = next.and_then(|n| char_at(i + len + n.len_utf8()));
+            match next {
+                // Possessive or contracted "'s": dropped, the word ends.
+                Some('s' | 'S') if !after_next.is_some_and(char::is_alphanumeric) => {
+                    extend(&mut out, base + i + len + 1);
+                    end_token(&mut out);
+                    in_word = false;
+                    prev = Some('s');
+                    i += len + 1;
+                    continue;
+                }
+                // Inside a word: "d'Ivoire", "didn't".
+                Some(n) if n.is_alphanumeric() => {
+                    out.text.push('\'');
+                    extend(&mut out, base + i + len);
+                }
+                // Plural possessive "states'": dropped with the word's end.
+                _ if prev.is_some_and(|p| p == 's' || p == 'S') => {
+                    extend(&mut out, base + i + len);
+                    end_token(&mut out);
+                    in_word = false;
+                }
+                _ => {
+                    end_token(&mut out);
+                    in_word = false;
+                }
+            }
+        } else if in_word
+            && prev_alnum
+            && next_alnum
+            && (c == '.'
+                || (c == ','
+                    && prev.is_some_and(|p| p.is_ascii_digit())
+                    && next.is_some_and(|n| n.is_ascii_digit())))
+        {
+            // "U.S", "3.5" and "1,000" stay one token.
+            out.text.push(c);
+            extend(&mut out, base + i + 1);
+        } else {
+            if in_word {
+                end_token(&mut out);
+                in_word = false;
+            }
+            let digits_around = prev.is_some_and(|p| p.is_ascii_digit())
+                && next.is_some_and(|n| n.is_ascii_digit());
+            let spaced =
+                prev.is_none_or(char::is_whitespace) || next.is_none_or(char::is_whitespace);
+            if c == ',' {
+                single(&mut out, COMMA, base + i..base + i + 1);
+            } else if c == '&' {
+                single(&mut out, "and", base + i..base + i + 1);
+            } else if (is_clause_mark(c) && !digits_around)
+                || (is_hyphen(c) && !(prev_alnum && next_alnum) && spaced)
+            {
+                // "1997–2025" is a range, "a — b" and "a - b" are dashes.
+                single(&mut out, BREAK, base + i..base + i + len);
+            }
+            // Everything else (spaces, quotes, full stops, symbols) only separates.
+        }
+        prev = Some(c);
+        i += len;
+    }
+    if in_word {
+        end_token(&mut out);
+    }
+    out
+}
+
+fn push_lower(text: &mut String, c: char) {
+    if c.is_ascii() {
+        text.push(c.to_ascii_lowercase());
+    } else {
+        text.extend(c.to_lowercase());
+    }
+}
+
+fn start_token(out: &mut Normalized, at: usize) {
+    let start = out.text.len();
+    out.tokens.push(start..start);
+    out.original.push(at..at);
+}
+
+fn extend(out: &mut Normalized, original_end: usize) {
+    let end = out.text.len();
+    if let (Some(t), Some(o)) = (out.tokens.last_mut(), out.original.last_mut()) {
+        t.end = end;
+        o.end = original_end;
+    }
+}
+
+fn end_token(out: &mut Normalized) {
+    out.text.push(' ');
+}
+
+fn single(out: &mut Normalized, token: &str, original: Range<usize>) {
+    let start = out.text.len();
+    out.text.push_str(token);
+    out.tokens.push(start..out.text.len());
+    out.original.push(original);
+    out.text.push(' ');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> String {
+        normalize(s, 0).text
+    }
+
+    #[test]
+    fn case_hyphens_apostrophes_and_possessives_fold() {
+        let check = |input: &str, expected: &str| assert_eq!(canon(input), expected, "{input:?}");
+        check("Ukraine", " ukraine ");
+        check("Ukraine's parliament", " ukraine parliament ");
+        check("Ukraine\u{2019}s parliament", " ukraine parliament ");
+        check("the Baltic states' votes", " the baltic states votes ");
+        check("Anti-Personnel", " anti personnel ");
+        check("anti\u{2011}personnel mines", " anti personnel mines ");
+        check("Côte d'Ivoire", " côte d'ivoire ");
+        check("Côte d\u{2019}Ivoire", " côte d'ivoire ");
+        check("U.S. Senate", " u.s senate ");
+        check("Antigua & Barbuda", " antigua and barbuda ");
+        check("Use, Stockpiling", " use , stockpiling ");
+        check("countries\u{2014}such as", " countries ; such as ");
+        check("a — b", " a ; b ");
+        check("a - b", " a ; b ");
+        check("“quoted” text.", " quoted text ");
+        check("1,000 votes, 88-0", " 1,000 votes , 88 0 ");
+        check("", " ");
+        check("!!", " ; ; ");
+    }
+
+    #[test]
+    fn tokens_map_back_to_original_bytes() {
+        let text = "Said: Ukraine’s  Rada";
+        let n = normalize(text, 100);
+        let originals: Vec<&str> = n
+            .original
+            .iter()
+            .map(|r| &text[r.start - 100..r.end - 100])
+            .collect();
+        assert_eq!(originals, ["Said", ":", "Ukraine’s", "Rada"]);
+        assert_eq!(n.token(2), "ukraine");
+        assert_eq!(n.original_range(2..4), 106..123);
+        assert_eq!(n.original_range(3..3), 0..0);
+    }
+
+    #[test]
+    fn token_at_finds_the_token_after_a_padded_match() {
+        let n = normalize("Niger and Nigeria", 0);
+        let at = n.text.find(" nigeria ").unwrap();
+        assert_eq!(n.token_at(at), 2);
+        assert!(!n.text.contains(" niger ") || n.text.find(" niger ") == Some(0));
+    }
+}

@@ -1,0 +1,441 @@
+//! Reading one cue in its sentence: is it blocked (negated, hypothetical,
+//! a threat, a call on someone else, background, dated history), which
+//! treaty is it about, and which states are its actors.
+//!
+//! The actor heuristic, in order: the passive agent ("ratified by
+//! Ukraine"); the nearest state before the cue in its clause, with the states
+//! listed together with it ("Estonia, Latvia and Lithuania deposited"), unless
+//! the list follows a preposition ("in Moscow"); states written inside the
+//! cue ("pull Ukraine out of"); plus states a companion phrase adds after the
+//! cue ("along with Laos"). When the clause names no state before the cue and
+//! its subject is not a generic plural ("120 countries"), the item's state
+//! (from its headline) acts. Pure functions over a `Scan`; the item-level loop
+//! is in `mod.rs`.
+
+use std::ops::Range;
+
+use chrono::NaiveDate;
+
+use super::compile::Compiled;
+use super::dates::{self, When};
+use super::normalize::{BREAK, COMMA};
+use super::scan::{Entity, Mention, RuleMatch, Scan};
+use crate::config::Treaties;
+
+/// How far back (in tokens) the actor of a cue is looked for.
+const ACTOR_REACH: usize = 30;
+/// Most tokens between a `treaty_follows` cue and its treaty: room for
+/// "the", "its", "UN" ("signs UN Arms Trade Treaty"), not for another object
+/// ("signs decree to withdraw from the treaty").
+const OBJECT_REACH: usize = 3;
+
+/// What the item as a whole says, carried into each sentence.
+#[derive(Debug, Clone, Default)]
+pub struct ItemContext {
+    /// The headline's treaty, or the item's most-named one.
+    pub treaty: Option<u16>,
+    /// Every treaty the item names explicitly.
+    pub treaties: Vec<u16>,
+    /// The headline's state(s), as gazetteer indices.
+    pub states: Vec<u16>,
+    pub date: Option<NaiveDate>,
+}
+
+/// Why a cue produced nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dropped {
+    /// A modifier rule applied (its id and kind).
+    Modifier(String, &'static str),
+    History,
+    Future,
+    NoTreaty,
+    /// The cue needs the treaty as its object and something else follows.
+    NotAboutTreaty,
+    NoActor,
+}
+
+impl Dropped {
+    pub fn describe(&self) -> String {
+        match self {
+            Dropped::Modifier(id, kind) => format!("{kind} (rule {id})"),
+            Dropped::History => "dated well before the item: history".to_string(),
+            Dropped::Future => "dated after the item: not yet happened".to_string(),
+            Dropped::NoTreaty => "no treaty named or implied".to_string(),
+            Dropped::NotAboutTreaty => "the cue's object is not a treaty".to_string(),
+            Dropped::NoActor => "no state is the actor".to_string(),
+        }
+    }
+}
+
+/// A cue read in its sentence.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Usually one; "acceded to the UNFCCC and to the Paris Agreement" two.
+    pub treaties: Vec<u16>,
+    /// Gazetteer state indices (groups expanded by the caller).
+    pub actors: Vec<Actor>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    State(u16),
+    Group(u16),
+}
+
+/// The tokens of the clause around `tokens`: bounded by clause breaks and
+/// clause-starting words, never by commas.
+pub fn clause(c: &Compiled, scan: &Scan, tokens: &Range<usize>) -> Range<usize> {
+    let is_break = |i: usize| {
+        let t = scan.norm.token(i);
+        t == BREAK || c.clause_breaks.iter().any(|w| w == t)
+    };
+    let mut start = tokens.start;
+    while start > 0 && !is_break(start - 1) {
+        start -= 1;
+    }
+    let mut end = tokens.end;
+    while end < scan.norm.len() && !is_break(end) {
+        end += 1;
+    }
+    start..end
+}
+
+pub fn read(
+    c: &Compiled,
+    treaties: &Treaties,
+    ctx: &ItemContext,
+    scan: &Scan,
+    cue: &RuleMatch,
+) -> Result<Reading, Dropped> {
+    let Some(rule) = c.cues.get(cue.index as usize) else {
+        return Err(Dropped::NoActor);
+    };
+    let clause = clause(c, scan, &cue.tokens);
+    if let Some(m) = blocking_modifier(c, scan, cue, &clause, rule.action) {
+        return Err(m);
+    }
+    if let Some(date) = ctx.date {
+        let names: Vec<Range<usize>> = scan.mentions.iter().map(|m| m.tokens.clone()).collect();
+        match dates::judge(&scan.norm, &cue.tokens, &names, date, c.history_days) {
+            Some(When::History) => return Err(Dropped::History),
+            Some(When::Future) => return Err(Dropped::Future),
+            None => {}
+        }
+    }
+    let treaties = treaties_of(c, treaties, ctx, scan, cue, &clause, rule)?;
+    let actors = actors_of(c, ctx, scan, cue, &clause);
+    if actors.is_empty() {
+        return Err(Dropped::NoActor);
+    }
+    Ok(Reading { treaties, actors })
+}
+
+fn blocking_modifier(
+    c: &Compiled,
+    scan: &Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+    action: crate::domain::Action,
+) -> Option<Dropped> {
+    for m in &scan.modifiers {
+        let Some(rule) = c.modifiers.get(m.index as usize) else {
+            continue;
+        };
+        if !rule.applies_to(action) {
+            continue;
+        }
+        let (m, q) = (&m.tokens, &cue.tokens);
+        let (between, inside) = if rule.before {
+            // The modifier starts before the cue and may share words with it
+            // ("no plans to" + "to withdraw").
+            let inside = m.start < q.start && m.end <= q.end && m.start >= clause.start;
+            (m.end.min(q.start)..q.start, inside)
+        } else {
+            let inside = m.start > q.start && m.end > q.end && m.end <= clause.end;
+            (q.end..m.start.max(q.end), inside)
+        };
+        if !inside || between.len() > rule.window {
+            continue;
+        }
+        if rule.stops_at_comma && between.clone().any(|i| scan.norm.token(i) == COMMA) {
+            continue;
+        }
+        return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));
+    }
+    None
+}
+
+/// The treaty mention closest to the cue, preferring its own clause, with
+/// the treaties listed right after it ("to the UNFCCC and to the Paris
+/// Agreement").
+fn treaties_of(
+    c: &Compiled,
+    treaties: &Treaties,
+    ctx: &ItemContext,
+    scan: &Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+    rule: &super::compile::CueRule,
+) -> Result<Vec<u16>, Dropped> {
+    let distance = |m: &Mention| {
+        if m.tokens.start >= cue.tokens.end {
+            // Slightly prefer the object after the cue on a tie.
+            2 * (m.tokens.start - cue.tokens.end)
+        } else {
+            2 * cue.tokens.start.saturating_sub(m.tokens.end) + 1
+        }
+    };
+    let treaty_mentions = || scan.mentions.iter().filter(|m| m.entity.is_treaty());
+    let named_here = treaty_mentions().next().is_some();
+    if rule.treaty_in_sentence && !named_here {
+        return Err(Dropped::NoTreaty);
+    }
+    if rule.treaty_follows {
+        let next = scan.norm.token(cue.tokens.end);
+        let clause_ends = cue.tokens.end >= scan.norm.len()
+            || next == COMMA
+            || next == BREAK
+            || c.passive_words.iter().any(|w| w == next);
+        // Only determiners may stand between: "sign the treaty", "signs UN
+        // Arms Trade Treaty", not "signs law on leaving the treaty".
+        let object = treaty_mentions().any(|m| {
+            m.tokens.start >= cue.tokens.end
+                && m.tokens.start <= cue.tokens.end + OBJECT_REACH
+                && (cue.tokens.end..m.tokens.start).all(|i| {
+                    let t = scan.norm.token(i);
+                    c.determiners.iter().any(|d| d == t)
+                })
+        });
+        if !clause_ends && !object {
+            return Err(Dropped::NotAboutTreaty);
+        }
+    }
+    let in_clause = treaty_mentions()
+        .filter(|m| m.tokens.start >= clause.start && m.tokens.end <= clause.end)
+        .min_by_key(|m| distance(m));
+    let nearest = in_clause.or_else(|| treaty_mentions().min_by_key(|m| distance(m)));
+    let Some(mention) = nearest else {
+        return ctx.treaty.map(|t| vec![t]).ok_or(Dropped::NoTreaty);
+    };
+    let mut out = vec![resolve_treaty(treaties, ctx, mention)?];
+    if mention.tokens.start >= cue.tokens.end {
+        let listed: Vec<&Mention> = treaty_mentions()
+            .filter(|m| m.tokens.start >= mention.tokens.end)
+            .collect();
+        let mut prev = mention;
+        for m in listed {
+            let gap = prev.tokens.end..m.tokens.start;
+            let joined = gap.len() <= 4
+                && gap.clone().all(|i| {
+                    let t = scan.norm.token(i);
+                    matches!(t, "to" | "of" | "from" | "with")
+                        || c.list_words.iter().any(|w| w == t)
+                });
+            if !joined {
+                break;
+            }
+            if let Ok(t) = resolve_treaty(treaties, ctx, m)
+                && !out.contains(&t)
+            {
+                out.push(t);
+            }
+            prev = m;
+        }
+    }
+    Ok(out)
+}
+
+/// The treaty a mention names; "the 1997 treaty" is the item's treaty if
+/// that is from 1997, else the one treaty of that year the item (or the
+/// catalogue) has.
+fn resolve_treaty(
+    treaties: &Treaties,
+    ctx: &ItemContext,
+    mention: &Mention,
+) -> Result<u16, Dropped> {
+    match mention.entity {
+        Entity::Treaty(t) => Ok(t),
+        Entity::TreatyAnaphor(None) => ctx.treaty.ok_or(Dropped::NoTreaty),
+        Entity::TreatyAnaphor(Some(year)) => {
+            let has_year = |t: &u16| {
+                treaties
+                    .list
+                    .get(*t as usize)
+                    .is_some_and(|x| x.year == Some(year))
+            };
+            if let Some(t) = ctx.treaty.filter(has_year) {
+                return Ok(t);
+            }
+            let named: Vec<u16> = ctx.treaties.iter().copied().filter(has_year).collect();
+            if let [t] = named[..] {
+                return Ok(t);
+            }
+            let all: Vec<u16> = (0..treaties.list.len() as u16).filter(has_year).collect();
+            match all[..] {
+                [t] => Ok(t),
+                _ => Err(Dropped::NoTreaty),
+            }
+        }
+        _ => Err(Dropped::NoTreaty),
+    }
+}
+
+fn actor(c_ctx: &ItemContext, m: &Mention) -> Vec<Actor> {
+    match m.entity {
+        Entity::State(s) => vec![Actor::State(s)],
+        Entity::Group(g) => vec![Actor::Group(g)],
+        Entity::StateAnaphor => c_ctx.states.iter().map(|&s| Actor::State(s)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_state(m: &Mention) -> bool {
+    matches!(
+        m.entity,
+        Entity::State(_) | Entity::Group(_) | Entity::StateAnaphor
+    )
+}
+
+fn actors_of(
+    c: &Compiled,
+    ctx: &ItemContext,
+    scan: &Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+) -> Vec<Actor> {
+    let states: Vec<&Mention> = scan.mentions.iter().filter(|m| is_state(m)).collect();
+    let mut out: Vec<Actor> = Vec::new();
+
+    // 1. Passive agent: "ratified by Ukraine", "signed by the Marshall Islands".
+    let is_passive = |i: usize| c.passive_words.iter().any(|w| w == scan.norm.token(i));
+    let agent_from = if cue.tokens.end > cue.tokens.start && is_passive(cue.tokens.end - 1) {
+        Some(cue.tokens.end)
+    } else if is_passive(cue.tokens.end) {
+        Some(cue.tokens.end + 1)
+    } else {
+        None
+    };
+    if let Some(from) = agent_from {
+        let first = states
+            .iter()
+            .position(|m| m.tokens.start >= from && m.tokens.start <= from + 2);
+        if let Some(i) = first {
+            return list_forward(c, ctx, scan, &states, i);
+        }
+    }
+
+    // 2. The nearest state before the cue in its clause, with its list; a
+    // list right after an object word ("in Moscow") is a place, not an actor.
+    let is_object_word = |m: &Mention| {
+        m.tokens.start > 0
+            && c.object_words
+                .iter()
+                .any(|w| w == scan.norm.token(m.tokens.start - 1))
+    };
+    let mut upto = states.len();
+    while let Some(i) = states[..upto].iter().rposition(|m| {
+        m.tokens.end <= cue.tokens.start
+            && m.tokens.start >= clause.start
+            && cue.tokens.start - m.tokens.end <= ACTOR_REACH
+    }) {
+        let mut head = i;
+        while head > 0 && joined(c, scan, states[head - 1], states[head]) {
+            head -= 1;
+        }
+        if is_object_word(states[head]) {
+            upto = head;
+            continue;
+        }
+        for m in states[head..=i].iter().rev() {
+            out.extend(actor(ctx, m));
+        }
+        break;
+    }
+
+    // 3. Inside the cue, when nothing came before: "Zelensky signed a decree
+    // to pull Ukraine out of".
+    if out.is_empty() {
+        for m in states
+            .iter()
+            .filter(|m| m.tokens.start >= cue.tokens.start && m.tokens.end <= cue.tokens.end)
+        {
+            out.extend(actor(ctx, m));
+        }
+    }
+
+    // 4. Companions after the cue: "was among the first to sign, along with
+    // Laos and Lebanon".
+    if !out.is_empty() {
+        let companion = scan.companions.iter().find(|r| {
+            r.start >= cue.tokens.end
+                && r.end <= clause.end
+                && r.start - cue.tokens.end <= ACTOR_REACH / 2
+        });
+        if let Some(r) = companion
+            && let Some(i) = states
+                .iter()
+                .position(|m| m.tokens.start >= r.end && m.tokens.start <= r.end + 1)
+        {
+            out.extend(list_forward(c, ctx, scan, &states, i));
+        }
+        return out;
+    }
+
+    // 5. No state before the cue in its clause: the item's state, unless a
+    // generic plural is the subject ("120 countries have joined"); or else a
+    // state right after the cue ("signed a law revoking Russia's
+    // ratification") that is not a place ("in Moscow").
+    let before = clause.start..cue.tokens.start;
+    let named_before = states
+        .iter()
+        .any(|m| m.tokens.end <= cue.tokens.start && m.tokens.start >= clause.start);
+    let generic = before
+        .clone()
+        .any(|i| c.generic_subjects.iter().any(|w| w == scan.norm.token(i)));
+    if named_before || generic {
+        return out;
+    }
+    if !ctx.states.is_empty() {
+        out.extend(ctx.states.iter().map(|&s| Actor::State(s)));
+        return out;
+    }
+    if let Some(i) = states.iter().position(|m| {
+        m.tokens.start >= cue.tokens.end
+            && m.tokens.start <= cue.tokens.end + 4
+            && m.tokens.end <= clause.end
+            && !is_object_word(m)
+    }) {
+        out.extend(list_forward(c, ctx, scan, &states, i));
+    }
+    out
+}
+
+/// The states listed from `states[i]` onwards ("Britain and France").
+fn list_forward(
+    c: &Compiled,
+    ctx: &ItemContext,
+    scan: &Scan,
+    states: &[&Mention],
+    i: usize,
+) -> Vec<Actor> {
+    let mut out = actor(ctx, states[i]);
+    let mut k = i;
+    while k + 1 < states.len() && joined(c, scan, states[k], states[k + 1]) {
+        k += 1;
+        out.extend(actor(ctx, states[k]));
+    }
+    out
+}
+
+/// Whether only list words stand between two mentions. Outside headlines,
+/// capitalised words (titles and names: "US President Barack Obama and
+/// Russian President ...") count as list words too.
+fn joined(c: &Compiled, scan: &Scan, a: &Mention, b: &Mention) -> bool {
+    a.tokens.end <= b.tokens.start
+        && b.tokens.start - a.tokens.end <= 6
+        && (a.tokens.end..b.tokens.start).all(|i| {
+            let t = scan.norm.token(i);
+            c.list_words.iter().any(|w| w == t)
+                || (!scan.in_title && scan.capitalized.get(i).copied().unwrap_or(false))
+        })
+}

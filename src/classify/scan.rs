@@ -1,0 +1,345 @@
+//! Scanning one sentence: run the automaton once over its normalised text
+//! and sort what matched into mentions (treaties, states, anaphora) and rule
+//! matches (cues, modifiers, suppressors, discards).
+//!
+//! Treaty names are chosen first, leftmost-longest, and consume their words;
+//! anaphora and then states are chosen only from what is left, so "Ottawa
+//! Convention" is never Canada and "Papua New Guinea" never Guinea. Phrases
+//! with gaps are joined here. Suppressors remove the cues and modifiers they
+//! contain, and of overlapping cues the longest wins. Deciding who did what
+//! is `resolve`'s job.
+
+use std::ops::Range;
+
+use super::compile::{Compiled, RuleRef, Use};
+use super::normalize::{BREAK, COMMA, Normalized, normalize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Treaty(u16),
+    TreatyAnaphor(Option<u16>),
+    State(u16),
+    Group(u16),
+    StateAnaphor,
+}
+
+impl Entity {
+    pub fn is_treaty(self) -> bool {
+        matches!(self, Entity::Treaty(_) | Entity::TreatyAnaphor(_))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mention {
+    pub tokens: Range<usize>,
+    pub entity: Entity,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleMatch {
+    pub index: u16,
+    pub tokens: Range<usize>,
+}
+
+/// Everything found in one sentence.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub norm: Normalized,
+    /// Non-overlapping, sorted by position.
+    pub mentions: Vec<Mention>,
+    pub companions: Vec<Range<usize>>,
+    /// Cue matches after suppression and overlap resolution, by position.
+    pub cues: Vec<RuleMatch>,
+    pub modifiers: Vec<RuleMatch>,
+    pub discards: Vec<u16>,
+    /// Per token: written with a capital first letter (a proper noun or a
+    /// title, when not at the start of a sentence).
+    pub capitalized: Vec<bool>,
+    /// The sentence is (part of) the headline, where capitals mean little.
+    pub in_title: bool,
+}
+
+/// One raw hit: a pattern use at a token range.
+struct Hit {
+    tokens: Range<usize>,
+    use_: Use,
+}
+
+/// Scans `sentence`, which starts at byte `base` of the item text.
+pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
+    let norm = normalize(sentence, base);
+    let mut hits = Vec::new();
+    for m in c.automaton.find_overlapping_iter(norm.text.as_str()) {
+        let first = norm.token_at(m.start());
+        let end = norm.token_at(m.end().saturating_sub(1));
+        if end <= first {
+            continue;
+        }
+        for &use_ in c
+            .uses
+            .get(m.pattern().as_usize())
+            .map_or(&[][..], Vec::as_slice)
+        {
+            let use_ = match use_ {
+                // "US" is the United States, "us" is not.
+                Use::StateCased { state, form } => {
+                    let r = norm.original_range(first..end);
+                    let written =
+                        sentence.get(r.start.saturating_sub(base)..r.end.saturating_sub(base));
+                    let form = c.cased_forms.get(form as usize).map(String::as_str);
+                    if written.is_none() || written != form {
+                        continue;
+                    }
+                    Use::State(state)
+                }
+                other => other,
+            };
+            hits.push(Hit {
+                tokens: first..end,
+                use_,
+            });
+        }
+    }
+
+    let mut out = Scan {
+        norm,
+        ..Scan::default()
+    };
+    // Most sentences of a news item name no treaty, state or cue.
+    if hits.is_empty() {
+        return out;
+    }
+    out.mentions = choose_mentions(&hits, out.norm.len());
+    out.companions = hits
+        .iter()
+        .filter(|h| h.use_ == Use::Companion)
+        .map(|h| h.tokens.clone())
+        .collect();
+
+    // Words a gap is measured in: a named treaty or state counts as one.
+    // Only gapped phrases need the count.
+    let gapped = hits
+        .iter()
+        .any(|h| matches!(h.use_, Use::Part { part, .. } if part > 0));
+    let mut words = Vec::new();
+    if gapped {
+        words = vec![0usize; out.norm.len() + 1];
+        let mut inner = vec![false; out.norm.len()];
+        for m in &out.mentions {
+            for i in m.tokens.start + 1..m.tokens.end.min(inner.len()) {
+                inner[i] = true;
+            }
+        }
+        for i in 0..out.norm.len() {
+            words[i + 1] = words[i] + usize::from(!inner[i]);
+        }
+    }
+    let mut rule_hits = join_parts(c, &hits, &out.norm, &words);
+    // Suppressors remove the cues and modifiers lying inside them.
+    // reach[i] = the furthest end of a suppressor starting at or before
+    // token i; a match is inside one when reach[start] >= end.
+    if rule_hits
+        .iter()
+        .any(|(r, _)| matches!(r, RuleRef::Suppressor(_)))
+    {
+        let mut reach = vec![0usize; out.norm.len() + 1];
+        for (r, t) in &rule_hits {
+            if matches!(r, RuleRef::Suppressor(_)) && t.start < reach.len() {
+                reach[t.start] = reach[t.start].max(t.end);
+            }
+        }
+        for i in 1..reach.len() {
+            reach[i] = reach[i].max(reach[i - 1]);
+        }
+        rule_hits.retain(|(r, t)| {
+            matches!(r, RuleRef::Suppressor(_) | RuleRef::Discard(_))
+                || reach.get(t.start).is_none_or(|&end| end < t.end)
+        });
+    }
+
+    let mut cues: Vec<RuleMatch> = Vec::new();
+    for (rule, tokens) in &rule_hits {
+        match *rule {
+            RuleRef::Cue(i) => cues.push(RuleMatch {
+                index: i,
+                tokens: tokens.clone(),
+            }),
+            RuleRef::Modifier(i) => {
+                let lowercase_only = c
+                    .modifiers
+                    .get(i as usize)
+                    .is_some_and(|m| m.lowercase_only);
+                if !lowercase_only || is_lowercase(sentence, base, &out.norm, tokens) {
+                    out.modifiers.push(RuleMatch {
+                        index: i,
+                        tokens: tokens.clone(),
+                    });
+                }
+            }
+            RuleRef::Discard(i) => out.discards.push(i),
+            RuleRef::Suppressor(_) => {}
+        }
+    }
+    // Of overlapping cues the longest is the most specific ("voted to
+    // withdraw" over "withdraw").
+    cues.sort_by_key(|m| (std::cmp::Reverse(m.tokens.len()), m.tokens.start));
+    let mut kept: Vec<RuleMatch> = Vec::new();
+    let mut taken = vec![false; out.norm.len()];
+    for m in cues {
+        if claim(&mut taken, &m.tokens) {
+            kept.push(m);
+        }
+    }
+    kept.sort_by_key(|m| m.tokens.start);
+    out.cues = kept;
+    out.modifiers.sort_by_key(|m| m.tokens.start);
+    // Capitals are only read when a cue's actors are looked for.
+    if !out.cues.is_empty() {
+        out.capitalized = out
+            .norm
+            .original
+            .iter()
+            .map(|r| {
+                sentence
+                    .get(r.start.saturating_sub(base)..)
+                    .and_then(|s| s.chars().next())
+                    .is_some_and(char::is_uppercase)
+            })
+            .collect();
+    }
+    out
+}
+
+/// Marks `tokens` as held if none of them is; says whether it did.
+fn claim(held: &mut [bool], tokens: &Range<usize>) -> bool {
+    let Some(slot) = held.get_mut(tokens.clone()) else {
+        return false;
+    };
+    if slot.iter().any(|&h| h) {
+        return false;
+    }
+    slot.fill(true);
+    true
+}
+
+/// Treaties first, then anaphora, then states and groups; each
+/// leftmost-longest among what earlier kinds left free.
+fn choose_mentions(hits: &[Hit], tokens: usize) -> Vec<Mention> {
+    let mut chosen: Vec<Mention> = Vec::new();
+    // Which tokens a chosen mention already holds; a bitmap keeps this
+    // linear however many names a hostile text repeats.
+    let mut held = vec![false; tokens];
+    let tiers: [fn(Use) -> Option<Entity>; 3] = [
+        |u| match u {
+            Use::Treaty(t) => Some(Entity::Treaty(t)),
+            _ => None,
+        },
+        |u| match u {
+            Use::TreatyAnaphor(y) => Some(Entity::TreatyAnaphor(y)),
+            Use::StateAnaphor => Some(Entity::StateAnaphor),
+            _ => None,
+        },
+        |u| match u {
+            Use::State(s) => Some(Entity::State(s)),
+            Use::Group(g) => Some(Entity::Group(g)),
+            _ => None,
+        },
+    ];
+    for tier in tiers {
+        let mut candidates: Vec<Mention> = hits
+            .iter()
+            .filter_map(|h| {
+                tier(h.use_).map(|entity| Mention {
+                    tokens: h.tokens.clone(),
+                    entity,
+                })
+            })
+            .collect();
+        candidates.sort_by_key(|m| (m.tokens.start, std::cmp::Reverse(m.tokens.end)));
+        for m in candidates {
+            if claim(&mut held, &m.tokens) {
+                chosen.push(m);
+            }
+        }
+    }
+    chosen.sort_by_key(|m| m.tokens.start);
+    chosen
+}
+
+/// Joins the parts of gapped phrases: each next part must start within
+/// `max_gap` words of the previous one's end (`words` is a prefix count of
+/// words, where a name counts once), with no comma or clause break between.
+fn join_parts(
+    c: &Compiled,
+    hits: &[Hit],
+    norm: &Normalized,
+    words: &[usize],
+) -> Vec<(RuleRef, Range<usize>)> {
+    let gap = |from: usize, to: usize| {
+        words
+            .get(to)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(words.get(from).copied().unwrap_or(0))
+    };
+    let mut parts: Vec<(u32, u8, Range<usize>)> = hits
+        .iter()
+        .filter_map(|h| match h.use_ {
+            Use::Part { phrase, part } => Some((phrase, part, h.tokens.clone())),
+            _ => None,
+        })
+        .collect();
+    parts.sort_by_key(|(phrase, part, t)| (*phrase, *part, t.start));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        let phrase_id = parts[i].0;
+        let j = parts[i..]
+            .iter()
+            .position(|p| p.0 != phrase_id)
+            .map_or(parts.len(), |k| i + k);
+        let group = &parts[i..j];
+        i = j;
+        let Some(phrase) = c.phrases.get(phrase_id as usize) else {
+            continue;
+        };
+        let count = phrase.parts;
+        // Each part's occurrences, sorted by start: a binary search finds
+        // the candidates for the next part, so long texts stay linear.
+        let by_part = |k: u8| {
+            let from = group.partition_point(|p| p.1 < k);
+            let to = group.partition_point(|p| p.1 <= k);
+            &group[from..to]
+        };
+        for (_, _, first) in by_part(0) {
+            let mut end = first.end;
+            let mut complete = true;
+            for k in 1..count {
+                let candidates = by_part(k);
+                let from = candidates.partition_point(|p| p.2.start < end);
+                let next = candidates[from..]
+                    .iter()
+                    .take_while(|p| gap(end, p.2.start) <= c.max_gap)
+                    .find(|p| !(end..p.2.start).any(|x| matches!(norm.token(x), BREAK | COMMA)));
+                match next {
+                    Some((_, _, t)) => end = t.end,
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if complete {
+                out.push((phrase.rule, first.start..end));
+            }
+        }
+    }
+    out
+}
+
+fn is_lowercase(sentence: &str, base: usize, norm: &Normalized, tokens: &Range<usize>) -> bool {
+    let r = norm.original_range(tokens.clone());
+    sentence
+        .get(r.start.saturating_sub(base)..r.end.saturating_sub(base))
+        .is_some_and(|s| !s.chars().any(char::is_uppercase))
+}

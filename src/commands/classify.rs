@@ -1,0 +1,103 @@
+//! `classify`: run the classifier over one text offline and print what it
+//! finds. The first line of the text is the title, the rest the body.
+
+use std::io::{Read, Write};
+
+use chrono::{NaiveDate, Utc};
+use serde_json::json;
+
+use super::status::shorten;
+use super::{CommandError, Context, Outcome, Result};
+use crate::classify::{Classifier, Text};
+use crate::cli::ClassifyArgs;
+
+pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) -> Result<Outcome> {
+    if args.feed.is_some() {
+        return Err(CommandError::NotYet("`treatywatch classify --feed`", 3));
+    }
+    let date = match &args.date {
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            CommandError::Usage(format!(
+                "--date {d:?} is not a date; write YYYY-MM-DD (e.g. 2025-06-29)"
+            ))
+        })?,
+        None => Utc::now().date_naive(),
+    };
+    let config = ctx.config()?;
+    let raw = read_input(args)?;
+    // Binary or mis-encoded input is read lossily rather than refused: the
+    // classifier copes with any text.
+    let text = String::from_utf8_lossy(&raw);
+    let (title, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let input = Text {
+        title: title.trim_end_matches('\r').to_string(),
+        body: body.to_string(),
+        date: Some(date),
+    };
+    let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+    let (found, dropped) = if args.explain {
+        classifier.explain(&input)
+    } else {
+        (classifier.classify(&input), Vec::new())
+    };
+    let item = input.item_text();
+    for d in &found {
+        if args.json {
+            let line = json!({
+                "state": d.state,
+                "treaty": d.treaty,
+                "action": d.action,
+                "rule": d.rule,
+                "evidence": d.evidence,
+                "start": d.span.start,
+                "end": d.span.end,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{}  {}  {}  (rule {})  \"{}\"",
+                d.state,
+                d.treaty,
+                d.action,
+                d.rule,
+                shorten(&d.evidence, 160)
+            )?;
+        }
+    }
+    for e in &dropped {
+        let sentence = item.get(e.evidence_span.clone()).unwrap_or("");
+        if args.json {
+            let line = json!({
+                "dropped": e.rule,
+                "matched": e.matched,
+                "reason": e.reason,
+                "evidence": sentence,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "dropped  {:?} (rule {}): {}  \"{}\"",
+                e.matched,
+                e.rule,
+                e.reason,
+                shorten(sentence, 120)
+            )?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn read_input(args: &ClassifyArgs) -> Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    match args.file.as_deref() {
+        None => std::io::stdin().read_to_end(&mut raw)?,
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut raw)?,
+        Some(p) => {
+            return std::fs::read(p)
+                .map_err(|e| CommandError::Usage(format!("cannot read {}: {e}", p.display())));
+        }
+    };
+    Ok(raw)
+}
