@@ -9,23 +9,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::classify::{self, Classifier, Text};
 use crate::config::{Feed, FetchSettings};
-use crate::domain::{Action, Detection, EventBody, Evidence, NewEvent, Policy, StoredEvent};
+use crate::domain::{Detection, EventBody, Evidence, NewEvent, Policy, StoredEvent};
 use crate::feed::{self, Item};
 use crate::fetch::schedule::{self, LastPoll};
 use crate::fetch::{FetchError, Fetched};
 use crate::store::{FeedState, ItemChange, Store, StoreError};
-
-/// What the classifier found in one item, before it becomes an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub state: String,
-    pub treaty: String,
-    pub action: Action,
-    pub rule: String,
-    /// The sentence the rule fired on.
-    pub evidence: String,
-}
 
 /// What polling one feed came to; the `poll` summary line is made from it.
 #[derive(Debug, Clone)]
@@ -90,7 +80,7 @@ pub fn skip_reason(feed: &Feed, state: &FeedState) -> Option<String> {
 pub struct IngestContext<'a> {
     pub settings: &'a FetchSettings,
     pub policy: &'a Policy,
-    pub classify: &'a dyn Fn(&Item) -> Vec<Finding>,
+    pub classifier: &'a Classifier,
     pub now: DateTime<Utc>,
     /// In [0, 1): spreads the next poll (see `schedule`).
     pub jitter: f64,
@@ -157,8 +147,8 @@ pub fn ingest(
         }
         touched.push(item);
         let backfill = is_backfill(item, first_sync, ctx);
-        for finding in (ctx.classify)(item) {
-            events.push(detection_event(feed, item, finding, backfill, ctx.now));
+        for detection in ctx.classifier.classify(&text_of(item)) {
+            events.push(detection_event(feed, item, detection, backfill, ctx.now));
         }
     }
     let ttl = parsed
@@ -193,10 +183,20 @@ fn is_backfill(item: &Item, first_sync: bool, ctx: &IngestContext<'_>) -> bool {
     }
 }
 
+/// What the classifier reads of an item: dated by its publication, so
+/// "ratified in 2005" is history relative to when the news was written.
+pub fn text_of(item: &Item) -> Text {
+    Text {
+        title: item.title.clone(),
+        body: item.text.clone(),
+        date: item.published.map(|p| p.date_naive()),
+    }
+}
+
 fn detection_event(
     feed: &Feed,
     item: &Item,
-    f: Finding,
+    f: classify::Detection,
     backfill: bool,
     now: DateTime<Utc>,
 ) -> NewEvent {

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::classify::Classifier;
 use crate::config::{Config, Feed};
 use crate::domain::Policy;
-use crate::feed::Item;
 use crate::fetch::{FetchError, Fetched, Fetcher, Validators};
-use crate::ingest::{self, FeedOutcome, FeedReport, Finding, IngestContext};
+use crate::ingest::{self, FeedOutcome, FeedReport, IngestContext};
 use crate::store::{Store, StoreError};
 
 /// Polls `feeds` once. `progress(done, total)` is called after each feed.
@@ -27,7 +27,7 @@ pub fn poll_feeds(
     store: &mut Store,
     config: &Config,
     feeds: &[&Feed],
-    classify: &dyn Fn(&Item) -> Vec<Finding>,
+    classifier: &Classifier,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<FeedReport>, StoreError> {
     let policy = Policy {
@@ -80,7 +80,7 @@ pub fn poll_feeds(
         let ctx = IngestContext {
             settings: &config.fetch,
             policy: &policy,
-            classify,
+            classifier,
             now: Utc::now(),
             jitter: (random.hash_one((&feed.id, i)) % 10_000) as f64 / 10_000.0,
         };

@@ -426,5 +426,46 @@ fn classify_command_prints_detections_as_text_and_json() {
         .arg(&config)
         .output()
         .expect("runs");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("classify --feed"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read feed file x.xml"));
+}
+
+#[test]
+fn classify_feed_reads_every_item_of_a_feed_file() {
+    let config = root().join("config/feeds.toml");
+    let check = |file: &str, expected: &[&str]| {
+        let out = Command::cargo_bin("treatywatch")
+            .expect("binary")
+            .args(["classify", "--json", "--config"])
+            .arg(&config)
+            .arg("--feed")
+            .arg(root().join("tests/fixtures/feeds").join(file))
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let found: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+            .map(|v| {
+                format!(
+                    "{} {} {}",
+                    v["state"].as_str().unwrap_or(""),
+                    v["treaty"].as_str().unwrap_or(""),
+                    v["action"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(found, expected, "{file}");
+    };
+    check("rss2.xml", &["UKR ottawa withdrawal_announced"]);
+    check("atom.xml", &["POL ottawa withdrawal_notified"]);
+    check("rss1.rdf", &["LTU ccm withdrawal_approved"]);
+    check("feed.json", &["FIN ottawa withdrawal_approved"]);
+    check("changing-v1.xml", &[]);
+    check("changing-v2.xml", &["LVA istanbul withdrawal_approved"]);
 }

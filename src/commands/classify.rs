@@ -12,8 +12,8 @@ use crate::classify::{Classifier, Text};
 use crate::cli::ClassifyArgs;
 
 pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) -> Result<Outcome> {
-    if args.feed.is_some() {
-        return Err(CommandError::NotYet("`treatywatch classify --feed`", 3));
+    if let Some(path) = &args.feed {
+        return classify_feed(ctx, path, args.json, out);
     }
     let date = match &args.date {
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
@@ -85,6 +85,66 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
                 shorten(sentence, 120)
             )?;
         }
+    }
+    Ok(Outcome::Success)
+}
+
+/// Classifies every item of a feed file, each dated by its own publication
+/// date: the file is read as `poll` would read it from the network.
+fn classify_feed(
+    ctx: &Context,
+    path: &std::path::Path,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let config = ctx.config()?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        CommandError::Usage(format!("cannot read feed file {}: {e}", path.display()))
+    })?;
+    let parsed = crate::feed::parse(&bytes, None, None)
+        .map_err(|e| CommandError::Usage(format!("{}: {e}", path.display())))?;
+    let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+    let mut total = 0;
+    for item in &parsed.items {
+        let found = classifier.classify(&crate::ingest::text_of(item));
+        total += found.len();
+        if json {
+            for d in &found {
+                let line = json!({
+                    "item": item.key,
+                    "title": item.title,
+                    "link": item.link,
+                    "state": d.state,
+                    "treaty": d.treaty,
+                    "action": d.action,
+                    "rule": d.rule,
+                    "evidence": d.evidence,
+                    "start": d.span.start,
+                    "end": d.span.end,
+                });
+                writeln!(out, "{line}")?;
+            }
+            continue;
+        }
+        let date = item.published.map_or_else(
+            || "undated".to_string(),
+            |d| d.format("%Y-%m-%d").to_string(),
+        );
+        writeln!(out, "{date}  {}", shorten(&item.title, 100))?;
+        for d in &found {
+            writeln!(
+                out,
+                "    {}  {}  {}  (rule {})  \"{}\"",
+                d.state,
+                d.treaty,
+                d.action,
+                d.rule,
+                shorten(&d.evidence, 140)
+            )?;
+        }
+    }
+    if !json {
+        writeln!(out, "{} items, {} detections", parsed.items.len(), total)?;
     }
     Ok(Outcome::Success)
 }

@@ -6,9 +6,9 @@ use chrono::Utc;
 
 use super::status::write_columns;
 use super::{CommandError, Context, Outcome, Result};
-use crate::feed::Item;
+use crate::classify::Classifier;
 use crate::fetch::Fetcher;
-use crate::ingest::{FeedOutcome, FeedReport, Finding};
+use crate::ingest::{FeedOutcome, FeedReport};
 use crate::notice;
 use crate::notify::{self, Flush, NotifyReport};
 
@@ -26,7 +26,7 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         .build()
         .map_err(CommandError::Output)?;
     let feeds: Vec<_> = config.feeds.iter().collect();
-    let classify = |_: &Item| -> Vec<Finding> { Vec::new() };
+    let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
     let show_progress = feeds.len() > PROGRESS_ABOVE && std::io::stderr().is_terminal();
     let mut progress = |done: usize, total: usize| {
         if show_progress {
@@ -42,7 +42,7 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         &mut store,
         &config,
         &feeds,
-        &classify,
+        &classifier,
         &mut progress,
     )?;
     let lines: Vec<Vec<String>> = reports.iter().map(summary_line).collect();

@@ -20,6 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
+use crate::classify::Classifier;
 use crate::config::{self, Config, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
 use crate::store::{Store, StoreError};
@@ -65,9 +66,11 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         .build()?;
     let (to_writer, inbox) = mpsc::channel(WRITER_QUEUE);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
     let writer = writer::Writer {
         store,
         config: config.clone(),
+        classifier,
         metrics: metrics.clone(),
         done: done_tx,
     };

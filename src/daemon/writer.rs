@@ -11,11 +11,11 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::status::Metrics;
+use crate::classify::Classifier;
 use crate::config::{Config, Feed};
 use crate::domain::Policy;
-use crate::feed::Item;
 use crate::fetch::{FetchError, Fetched};
-use crate::ingest::{self, FeedOutcome, Finding, IngestContext};
+use crate::ingest::{self, FeedOutcome, IngestContext};
 use crate::notice;
 use crate::notify::{self, Flush};
 use crate::store::{FeedState, Store};
@@ -43,6 +43,7 @@ pub struct FeedDone {
 pub struct Writer {
     pub store: Store,
     pub config: Arc<Config>,
+    pub classifier: Classifier,
     pub metrics: Arc<Metrics>,
     pub done: mpsc::UnboundedSender<FeedDone>,
 }
@@ -59,7 +60,12 @@ impl Writer {
                     result,
                 } => self.ingest(&feed, *state, *result),
                 ToWriter::Tick => self.tick(),
-                ToWriter::Reload(config) => self.config = config,
+                ToWriter::Reload(config) => {
+                    // New rules apply to items ingested from now on.
+                    self.classifier =
+                        Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+                    self.config = config;
+                }
                 ToWriter::Ping(reply) => {
                     let _ = reply.send(self.store.last_seq().is_ok());
                 }
@@ -72,14 +78,13 @@ impl Writer {
         let policy = Policy {
             min_sources: self.config.treaties.min_sources(),
         };
-        let classify = |_: &Item| -> Vec<Finding> { Vec::new() };
         let jitter = (std::collections::hash_map::RandomState::new().hash_one(&feed.id) % 10_000)
             as f64
             / 10_000.0;
         let ctx = IngestContext {
             settings: &self.config.fetch,
             policy: &policy,
-            classify: &classify,
+            classifier: &self.classifier,
             now: Utc::now(),
             jitter,
         };

@@ -112,6 +112,28 @@ impl PollEnv {
         rusqlite::Connection::open(self.dir.path().join("data/treatywatch.db")).expect("db")
     }
 
+    /// The log's events of `kind`, as JSON objects.
+    fn events(&self, kind: &str) -> Vec<Value> {
+        let out = self.run(&["events", "--json"]);
+        String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .filter(|v| v["kind"] == kind)
+            .collect()
+    }
+
+    /// (state, treaty, action) of every detection in the log.
+    fn detections(&self) -> Vec<(String, String, String)> {
+        self.events("detection")
+            .iter()
+            .map(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                (s("state"), s("treaty"), s("action"))
+            })
+            .collect()
+    }
+
     fn items(&self, feed: &str) -> Vec<String> {
         let db = self.db();
         let mut stmt = db
@@ -395,7 +417,7 @@ fn an_item_whose_content_changes_is_taken_again() {
 }
 
 #[test]
-fn the_same_item_in_two_feeds_is_stored_for_each() {
+fn the_same_item_in_two_feeds_is_one_observation() {
     let env = PollEnv::new(&[("syndicate-a", "/a.xml"), ("syndicate-b", "/b.xml")]);
     env.server
         .set("/a.xml", Reply::feed(fixture("shared-a.xml"), RSS));
@@ -405,6 +427,39 @@ fn the_same_item_in_two_feeds_is_stored_for_each() {
     assert_eq!(code, Some(0));
     assert_eq!(env.items("syndicate-a").len(), 1);
     assert_eq!(env.items("syndicate-b").len(), 1);
+    assert_eq!(
+        env.detections(),
+        [("EST".into(), "ottawa".into(), "withdrawal_approved".into())],
+        "one article carried by two feeds is one detection"
+    );
+    assert_eq!(env.events("status_changed").len(), 1);
+}
+
+#[test]
+fn old_items_count_as_backfill_and_fresh_ones_do_not() {
+    let env = PollEnv::new(&[("old", "/old.xml"), ("fresh", "/fresh.xml")]);
+    env.server
+        .set("/old.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    let fresh = String::from_utf8(fixture("atom.xml"))
+        .expect("utf-8")
+        .replace("2025-06-27T12:00:00Z", &chrono::Utc::now().to_rfc3339());
+    env.server
+        .set("/fresh.xml", Reply::feed(fresh, "application/atom+xml"));
+    env.poll();
+    let changes = env.events("status_changed");
+    let backfill = |state: &str| {
+        changes
+            .iter()
+            .find(|c| c["state"] == state)
+            .unwrap_or_else(|| panic!("no change for {state}: {changes:#?}"))["backfill"]
+            .clone()
+    };
+    assert_eq!(
+        backfill("UKR"),
+        true,
+        "news from June 2025 is history today"
+    );
+    assert_eq!(backfill("POL"), false, "news from today is news");
 }
 
 #[test]
