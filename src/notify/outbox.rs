@@ -11,14 +11,15 @@
 //!    has waited the debounce window, when any is urgent for them, or at
 //!    once with `Flush::Now`. Due entries are composed into one digest that
 //!    is frozen (message bytes and Message-ID stored) before it is tried.
-//! 3. **Deliver.** The attempt is recorded before it starts; success is
+//! 3. **Deliver.** The attempt is counted before it starts; success is
 //!    recorded as a `digest_sent` event in the same transaction that marks
 //!    the batch sent. A failure leaves the batch pending until its next
 //!    attempt time (exponential backoff); a recipient's newer changes wait
 //!    behind their undelivered batch so digests arrive in order.
 //!
 //! Crash anywhere: before step 1 commits, the changes are routed next time;
-//! between freezing and recording, the next pass resends the frozen bytes,
+//! between freezing and recording, the next pass resends the frozen bytes
+//! at once (an interrupted attempt is not a failure and earns no backoff),
 //! so the recipient sees the same Message-ID twice at worst, never two
 //! different digests and never nothing.
 
@@ -277,7 +278,7 @@ fn attempt(
     let next = now
         .checked_add_signed(wait)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    store.begin_attempt(batch.id, next)?;
+    store.begin_attempt(batch.id)?;
     let mail = Outgoing {
         from: &batch.envelope_from,
         to: &recipient.address,
@@ -314,7 +315,7 @@ fn attempt(
         }
         Err(e) => {
             let error = e.to_string();
-            store.record_failure(batch.id, &error)?;
+            store.record_failure(batch.id, &error, next)?;
             tracing::warn!(
                 recipient = %batch.recipient,
                 message_id = %batch.message_id,

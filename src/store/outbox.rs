@@ -223,24 +223,32 @@ impl Store {
         })
     }
 
-    /// Records that a delivery attempt is starting, before it starts: if the
-    /// process dies mid-attempt, the attempt still counts and the batch
-    /// waits until `next_attempt_at` like after any failure.
-    pub fn begin_attempt(&mut self, batch_id: i64, next_attempt_at: DateTime<Utc>) -> Result<()> {
+    /// Records that a delivery attempt is starting, before it starts. The
+    /// next attempt time is left as it is: if the process dies mid-attempt
+    /// (a restart, an upgrade, a kill), the batch is due again at once and is
+    /// resent with the same Message-ID, instead of waiting out a backoff that
+    /// no server asked for. systemd's RestartSec bounds a crash loop.
+    pub fn begin_attempt(&mut self, batch_id: i64) -> Result<()> {
         self.conn.execute(
-            "UPDATE digest_batch SET attempts = attempts + 1, next_attempt_at = ?2,
+            "UPDATE digest_batch SET attempts = attempts + 1,
                     last_error = 'attempt started; no outcome recorded (the process stopped?)'
              WHERE id = ?1",
-            params![batch_id, timestamp(next_attempt_at)],
+            params![batch_id],
         )?;
         Ok(())
     }
 
-    /// Records why an attempt failed; the batch stays pending.
-    pub fn record_failure(&mut self, batch_id: i64, error: &str) -> Result<()> {
+    /// Records why an attempt failed and when to try again; the batch stays
+    /// pending.
+    pub fn record_failure(
+        &mut self,
+        batch_id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<()> {
         self.conn.execute(
-            "UPDATE digest_batch SET last_error = ?2 WHERE id = ?1",
-            params![batch_id, error],
+            "UPDATE digest_batch SET last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            params![batch_id, error, timestamp(next_attempt_at)],
         )?;
         Ok(())
     }

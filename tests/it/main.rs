@@ -8,6 +8,7 @@
 //! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
+//! - `crash`: SIGKILL at random moments; nothing lost, nothing twice.
 //! - `cli`: the analyst's workflow through the binary (assert, retract,
 //!   status --as-of, replay, events).
 //! - `digest`: status changes reach the right people exactly once, through
@@ -17,6 +18,7 @@
 
 mod cli;
 mod config_check;
+mod crash;
 mod daemon;
 mod digest;
 mod event_log;
