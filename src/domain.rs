@@ -89,6 +89,13 @@ names!(Action {
     WithdrawalReversed => "withdrawal_reversed",
 });
 
+names!(HealthCondition {
+    Failing => "failing",
+    Recovered => "recovered",
+    Stale => "stale",
+    Fresh => "fresh",
+});
+
 names!(Status {
     Unknown => "unknown",
     NonParty => "non_party",
@@ -209,21 +216,69 @@ pub struct StatusChange {
     pub backfill: bool,
 }
 
-/// A digest reporting some status changes was handed to the mail server
-/// (or written to the digest folder) for one recipient. It is about no
-/// (state, treaty): the fold ignores it, the notifier's outbox is built on it.
+/// A digest reporting some status changes or source-health alerts was
+/// handed to the mail server (or written to the digest folder) for one
+/// recipient. It is about no (state, treaty): the fold ignores it, the
+/// notifier's outbox is built on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestSent {
     /// The bare, lower-cased address the digest went to.
     pub recipient: String,
-    /// Lowest and highest sequence number of the status changes it reported.
+    /// Lowest and highest sequence number of the events it reported.
     pub first_seq: i64,
     pub last_seq: i64,
-    /// Every status change it reported; other events lie between them.
+    /// Every status change and source-health alert it reported; other
+    /// events lie between them. (The name predates health alerts.)
     pub changes: Vec<i64>,
     /// The Message-ID header, derived from the range and the recipient, so a
     /// resend after a crash carries the same one.
     pub message_id: String,
+}
+
+/// What happened to a feed's health (see `health`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCondition {
+    /// It failed `alert_after_failures` polls in a row (or answered 410 Gone).
+    Failing,
+    /// A poll succeeded after a failing alert.
+    Recovered,
+    /// Its newest item is older than `stale_after`.
+    Stale,
+    /// It published a new item after a stale alert.
+    Fresh,
+}
+
+/// A feed's health crossed a line worth telling people about. It is about
+/// no (state, treaty): the fold ignores it and the notifier mails it.
+/// Recorded in the same transaction as the feed state that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// The feed's id in the config.
+    pub feed: String,
+    pub condition: HealthCondition,
+    /// When the episode began: the first failure of the run (failing,
+    /// recovered) or the newest item's date when the feed went quiet (stale,
+    /// fresh). With feed and condition it identifies the alert, so one
+    /// episode is reported once however often it is observed.
+    pub since: DateTime<Utc>,
+    /// Failures in a row: when the alert fired (failing) or before the poll
+    /// that succeeded (recovered; 0 when the feed's url was changed).
+    #[serde(default)]
+    pub failures: u32,
+    /// What went wrong, in treatywatch's own words ("HTTP 503", "timeout"):
+    /// safe for a mail header, unlike `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The last error in full. It may quote the server: untrusted text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The server answered 410 Gone: the url is not polled again.
+    #[serde(default)]
+    pub gone: bool,
+    /// The newest item's publication date when this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_item_at: Option<DateTime<Utc>>,
 }
 
 /// Everything the log can hold. Closed on purpose: every consumer matches
@@ -241,6 +296,8 @@ pub enum EventBody {
     StatusChanged(StatusChange),
     /// A digest was accepted for delivery to one recipient (see `notify`).
     DigestSent(DigestSent),
+    /// A feed started failing, recovered, went stale or published again.
+    SourceHealth(SourceHealth),
 }
 
 impl EventBody {
@@ -251,25 +308,31 @@ impl EventBody {
             EventBody::Retracted(_) => "retracted",
             EventBody::StatusChanged(_) => "status_changed",
             EventBody::DigestSent(_) => "digest_sent",
+            EventBody::SourceHealth(_) => "source_health",
         }
     }
 
     /// The (state, treaty) the event is about; `None` for events about no
-    /// one key (a sent digest), which are stored with NULL state and treaty.
+    /// one key (a sent digest, a feed's health), which are stored with NULL
+    /// state and treaty.
     pub fn key(&self) -> Option<(&str, &str)> {
         match self {
             EventBody::Detection(d) => Some((&d.state, &d.treaty)),
             EventBody::Asserted(a) => Some((&a.state, &a.treaty)),
             EventBody::Retracted(r) => Some((&r.state, &r.treaty)),
             EventBody::StatusChanged(c) => Some((&c.state, &c.treaty)),
-            EventBody::DigestSent(_) => None,
+            EventBody::DigestSent(_) | EventBody::SourceHealth(_) => None,
         }
     }
 
-    /// Whether the fold reads this event: status changes are its output and
-    /// sent digests are about mail, not about any status.
+    /// Whether the fold reads this event: status changes are its output,
+    /// sent digests are about mail and source health about feeds, not about
+    /// any status.
     pub fn is_observation(&self) -> bool {
-        !matches!(self, EventBody::StatusChanged(_) | EventBody::DigestSent(_))
+        !matches!(
+            self,
+            EventBody::StatusChanged(_) | EventBody::DigestSent(_) | EventBody::SourceHealth(_)
+        )
     }
 
     /// Identity of the observation: appending an event whose key is already
@@ -296,6 +359,15 @@ impl EventBody {
             }
             // One Message-ID is one digest: recording it twice is a no-op.
             EventBody::DigestSent(s) => format!("digest_sent|{}", s.message_id),
+            // One alert per episode: observing it again (the next failure, a
+            // restart, a re-poll) is a no-op. The time is the episode's
+            // start, not this observation's.
+            EventBody::SourceHealth(h) => format!(
+                "source_health|{}|{}|{}",
+                h.feed,
+                h.condition,
+                h.since.to_rfc3339()
+            ),
         }
     }
 }
@@ -414,7 +486,10 @@ impl KeyFold {
                     backfill: false,
                 });
             }
-            EventBody::Retracted(_) | EventBody::StatusChanged(_) | EventBody::DigestSent(_) => {}
+            EventBody::Retracted(_)
+            | EventBody::StatusChanged(_)
+            | EventBody::DigestSent(_)
+            | EventBody::SourceHealth(_) => {}
         }
     }
 

@@ -51,6 +51,16 @@ pub enum FeedError {
     ParserPanicked(String),
 }
 
+impl FeedError {
+    /// What went wrong without quoting the document (see `FetchError::summary`).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            FeedError::Invalid(_) => "not a feed",
+            FeedError::ParserPanicked(_) => "unparsable feed",
+        }
+    }
+}
+
 /// Parses a feed document. `content_type` is the HTTP header, used for its
 /// charset; `base` resolves relative links.
 pub fn parse(

@@ -1,5 +1,6 @@
 //! One feed through the pipeline: a fetch result in, the feed's new state,
-//! its new or changed items and their detections committed to the store.
+//! its new or changed items, their detections and any source-health alert
+//! committed to the store together.
 //!
 //! This is the one function that walks a feed through parse → classify →
 //! append (the stages never call each other). It decides nothing about
@@ -11,10 +12,11 @@ use chrono::{DateTime, Utc};
 
 use crate::classify::{self, Classifier, Text};
 use crate::config::{Feed, FetchSettings};
-use crate::domain::{Detection, EventBody, Evidence, NewEvent, Policy, StoredEvent};
+use crate::domain::{Detection, EventBody, Evidence, NewEvent, Policy, SourceHealth, StoredEvent};
 use crate::feed::{self, Item};
 use crate::fetch::schedule::{self, LastPoll};
 use crate::fetch::{FetchError, Fetched};
+use crate::health::{self, Poll, Thresholds};
 use crate::store::{FeedState, ItemChange, Store, StoreError};
 
 /// What polling one feed came to; the `poll` summary line is made from it.
@@ -22,6 +24,8 @@ use crate::store::{FeedState, ItemChange, Store, StoreError};
 pub struct FeedReport {
     pub feed_id: String,
     pub outcome: FeedOutcome,
+    /// Source-health alerts this poll recorded (see `health`).
+    pub alerts: Vec<SourceHealth>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,11 +58,19 @@ impl FeedOutcome {
 }
 
 /// The state to start a poll from: the stored one, unless the feed's URL
-/// changed in the config, which starts afresh (new validators, not gone).
+/// changed in the config, which starts afresh (new validators, not gone)
+/// but keeps its open health alerts, so the new url's first success is
+/// announced as the recovery.
 pub fn starting_state(stored: Option<FeedState>, feed: &Feed) -> FeedState {
     match stored {
         Some(s) if s.url == feed.url.as_str() => s,
-        _ => FeedState::new(&feed.id, feed.url.as_str()),
+        stored => {
+            let mut fresh = FeedState::new(&feed.id, feed.url.as_str());
+            if let Some(s) = stored {
+                health::carry_alerts(&s, &mut fresh);
+            }
+            fresh
+        }
     }
 }
 
@@ -79,6 +91,9 @@ pub fn skip_reason(feed: &Feed, state: &FeedState) -> Option<String> {
 /// Everything `ingest` needs besides the store and the fetch result.
 pub struct IngestContext<'a> {
     pub settings: &'a FetchSettings,
+    /// When a feed's health is worth an alert; a feed's own `stale_after`
+    /// overrides this one's.
+    pub thresholds: Thresholds,
     pub policy: &'a Policy,
     pub classifier: &'a Classifier,
     pub now: DateTime<Utc>,
@@ -88,7 +103,9 @@ pub struct IngestContext<'a> {
 
 /// Records the result of fetching `feed`: on success parses, classifies new
 /// or changed items and commits them with their events; on failure records
-/// the error and the backoff. Only a store failure is an error here.
+/// the error and the backoff. Either way the feed's health is assessed and
+/// any alert it calls for is committed with the state that caused it. Only a
+/// store failure is an error here.
 pub fn ingest(
     store: &mut Store,
     feed: &Feed,
@@ -96,32 +113,36 @@ pub fn ingest(
     result: Result<Fetched, FetchError>,
     ctx: &IngestContext<'_>,
 ) -> Result<FeedReport, StoreError> {
-    let report = |outcome| FeedReport {
-        feed_id: feed.id.clone(),
-        outcome,
-    };
+    let before = state.clone();
     state.last_attempt = Some(ctx.now);
     let fetched = match result {
         Ok(f) => f,
         Err(error) => {
-            let status = error.status();
             state.gone = matches!(error, FetchError::Gone);
-            return fail(
-                store,
-                feed,
-                state,
-                error.to_string(),
-                status,
-                error.retry_after(),
-                ctx,
-            )
-            .map(report);
+            let failure = Failure {
+                error: error.to_string(),
+                summary: error.summary(),
+                status: error.status(),
+                retry_after: error.retry_after(),
+            };
+            return fail(store, feed, &before, state, failure, ctx);
         }
     };
     let Some(body) = &fetched.body else {
         succeed(&mut state, feed, &fetched, None, ctx);
-        store.save_feed_state(&state)?;
-        return Ok(report(FeedOutcome::NotModified));
+        let alerts = assess(feed, &before, &mut state, Poll::Succeeded, ctx);
+        store.commit_feed(
+            &state,
+            &[],
+            &alert_events(&alerts, ctx),
+            ctx.policy,
+            ctx.now,
+        )?;
+        return Ok(FeedReport {
+            feed_id: feed.id.clone(),
+            outcome: FeedOutcome::NotModified,
+            alerts,
+        });
     };
     let parsed = match feed::parse(
         body,
@@ -130,8 +151,13 @@ pub fn ingest(
     ) {
         Ok(p) => p,
         Err(e) => {
-            let status = Some(fetched.status);
-            return fail(store, feed, state, e.to_string(), status, None, ctx).map(report);
+            let failure = Failure {
+                error: e.to_string(),
+                summary: e.summary().to_string(),
+                status: Some(fetched.status),
+                retry_after: None,
+            };
+            return fail(store, feed, &before, state, failure, ctx);
         }
     };
     let first_sync = state.last_success.is_none();
@@ -139,10 +165,14 @@ pub fn ingest(
     let mut touched: Vec<&Item> = Vec::new();
     let (mut new, mut changed) = (0, 0);
     let mut events = Vec::new();
+    let mut undated_new = false;
     for (item, change) in parsed.items.iter().zip(&changes) {
         match change {
             None => continue,
-            Some(ItemChange::New) => new += 1,
+            Some(ItemChange::New) => {
+                new += 1;
+                undated_new |= item.published.is_none();
+            }
             Some(ItemChange::Changed) => changed += 1,
         }
         touched.push(item);
@@ -155,19 +185,58 @@ pub fn ingest(
         .ttl_minutes
         .map(|m| Duration::from_secs(u64::from(m) * 60));
     succeed(&mut state, feed, &fetched, ttl, ctx);
-    if let Some(newest) = parsed.items.iter().filter_map(|i| i.published).max() {
+    // A date in the future is a publisher's clock error; an undated item
+    // seen for the first time was published, as far as we can tell, now.
+    let dated = parsed.items.iter().filter_map(|i| i.published).max();
+    let newest = dated
+        .map(|t| t.min(ctx.now))
+        .into_iter()
+        .chain(undated_new.then_some(ctx.now))
+        .max();
+    if let Some(newest) = newest {
         state.last_item_at = Some(state.last_item_at.map_or(newest, |t| t.max(newest)));
     }
     let detections = events.len();
+    let alerts = assess(feed, &before, &mut state, Poll::Succeeded, ctx);
+    events.extend(alert_events(&alerts, ctx));
     let outcome = store.commit_feed(&state, &touched, &events, ctx.policy, ctx.now)?;
-    Ok(report(FeedOutcome::Fetched {
-        status: fetched.status,
-        new,
-        changed,
-        detections,
-        changes: outcome.changes,
-        moved_to: fetched.moved_to.map(|u| u.to_string()),
-    }))
+    Ok(FeedReport {
+        feed_id: feed.id.clone(),
+        outcome: FeedOutcome::Fetched {
+            status: fetched.status,
+            new,
+            changed,
+            detections,
+            changes: outcome.changes,
+            moved_to: fetched.moved_to.map(|u| u.to_string()),
+        },
+        alerts,
+    })
+}
+
+/// The feed's health after this poll, with its own `stale_after` if set.
+fn assess(
+    feed: &Feed,
+    before: &FeedState,
+    after: &mut FeedState,
+    poll: Poll<'_>,
+    ctx: &IngestContext<'_>,
+) -> Vec<SourceHealth> {
+    let thresholds = Thresholds {
+        stale_after: feed.stale_after.unwrap_or(ctx.thresholds.stale_after),
+        ..ctx.thresholds
+    };
+    health::assess(before, after, poll, &thresholds, ctx.now)
+}
+
+fn alert_events(alerts: &[SourceHealth], ctx: &IngestContext<'_>) -> Vec<NewEvent> {
+    alerts
+        .iter()
+        .map(|a| NewEvent {
+            occurred_at: ctx.now,
+            body: EventBody::SourceHealth(a.clone()),
+        })
+        .collect()
 }
 
 /// Old news: published before the backfill age, or undated on a feed's
@@ -249,21 +318,30 @@ fn succeed(
     ));
 }
 
+/// One failed poll, as `fail` records it.
+struct Failure {
+    /// The full message; may quote the server.
+    error: String,
+    /// treatywatch's own words for it (see `FetchError::summary`).
+    summary: String,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+}
+
 fn fail(
     store: &mut Store,
     feed: &Feed,
+    before: &FeedState,
     mut state: FeedState,
-    error: String,
-    status: Option<u16>,
-    retry_after: Option<Duration>,
+    failure: Failure,
     ctx: &IngestContext<'_>,
-) -> Result<FeedOutcome, StoreError> {
+) -> Result<FeedReport, StoreError> {
     state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-    state.last_status = status;
-    state.last_error = Some(error.clone());
+    state.last_status = failure.status;
+    state.last_error = Some(failure.error.clone());
     let last = LastPoll {
         hints: crate::fetch::CacheHints {
-            retry_after,
+            retry_after: failure.retry_after,
             ..Default::default()
         },
         ttl: None,
@@ -276,11 +354,25 @@ fn fail(
         ctx.settings.backoff_cap,
         ctx.jitter,
     ));
-    store.save_feed_state(&state)?;
-    Ok(FeedOutcome::Failed {
-        error,
-        status,
-        failures: state.consecutive_failures,
-        next_poll: state.next_poll,
+    let poll = Poll::Failed {
+        summary: &failure.summary,
+    };
+    let alerts = assess(feed, before, &mut state, poll, ctx);
+    store.commit_feed(
+        &state,
+        &[],
+        &alert_events(&alerts, ctx),
+        ctx.policy,
+        ctx.now,
+    )?;
+    Ok(FeedReport {
+        feed_id: feed.id.clone(),
+        outcome: FeedOutcome::Failed {
+            error: failure.error,
+            status: failure.status,
+            failures: state.consecutive_failures,
+            next_poll: state.next_poll,
+        },
+        alerts,
     })
 }

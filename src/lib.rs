@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod domain;
 pub mod feed;
 pub mod fetch;
+pub mod health;
 pub mod ingest;
 pub mod logging;
 pub mod notice;

@@ -45,6 +45,7 @@ pub fn poll_feeds(
             reports[i] = Some(FeedReport {
                 feed_id: feed.id.clone(),
                 outcome: FeedOutcome::Skipped(reason),
+                alerts: Vec::new(),
             });
         } else {
             let validators = Validators {
@@ -79,6 +80,7 @@ pub fn poll_feeds(
         let state = states[i].take().expect("each feed is fetched once");
         let ctx = IngestContext {
             settings: &config.fetch,
+            thresholds: config.notify.thresholds,
             policy: &policy,
             classifier,
             now: Utc::now(),

@@ -33,7 +33,7 @@ fn preview(
     if previews.is_empty() {
         writeln!(
             out,
-            "nothing pending: no status change is waiting to be mailed"
+            "nothing pending: no status change or source alert is waiting to be mailed"
         )?;
     }
     for (i, p) in previews.iter().enumerate() {

@@ -64,6 +64,22 @@ fn event_line(e: &StoredEvent) -> Vec<String> {
             if d.changes.len() == 1 { "" } else { "s" },
             d.message_id
         ),
+        EventBody::SourceHealth(h) => {
+            let mut s = format!(
+                "feed {} {} (since {}",
+                h.feed,
+                h.condition,
+                h.since.format("%Y-%m-%d %H:%M")
+            );
+            if h.failures > 0 {
+                s.push_str(&format!(", {} failures in a row", h.failures));
+            }
+            s.push(')');
+            if let Some(e) = &h.error {
+                s.push_str(&format!(": {}", shorten(&crate::notify::clean(e), 80)));
+            }
+            s
+        }
     };
     vec![
         format!("#{}", e.seq),

@@ -97,7 +97,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn summary_line(report: &FeedReport) -> Vec<String> {
-    let (code, text) = match &report.outcome {
+    let (code, mut text) = match &report.outcome {
         FeedOutcome::Fetched {
             status,
             new,
@@ -141,6 +141,9 @@ fn summary_line(report: &FeedReport) -> Vec<String> {
         }
         FeedOutcome::Skipped(reason) => ("skip".into(), reason.clone()),
     };
+    for alert in &report.alerts {
+        text.push_str(&format!("; source alert recorded: {}", alert.condition));
+    }
     vec![report.feed_id.clone(), code, text]
 }
 

@@ -77,7 +77,22 @@ fn feed_json(feed: &Feed, state: Option<&FeedState>) -> serde_json::Value {
         "gone": state.is_some_and(|s| s.gone),
         "moved_to": state.and_then(|s| s.moved_to.as_deref()),
         "last_item_at": time(state.and_then(|s| s.last_item_at)),
+        "failing_since": time(state.and_then(|s| s.failing_since)),
+        "alerted": state.map(alerted).unwrap_or_default(),
     })
+}
+
+/// The source-health alerts open for a feed: the recipients were told it is
+/// failing or stale and have not yet heard that it is well again.
+fn alerted(state: &FeedState) -> Vec<&'static str> {
+    let mut open = Vec::new();
+    if state.failing_alerted {
+        open.push("failing");
+    }
+    if state.stale_since.is_some() {
+        open.push("stale");
+    }
+    open
 }
 
 fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Result<()> {
@@ -94,6 +109,7 @@ fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Res
             "STATUS",
             "FAILURES",
             "NEXT POLL",
+            "ALERTED",
             "PROBLEM",
         ]
         .map(String::from)
@@ -111,6 +127,7 @@ fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Res
                 "-".into(),
                 "-".into(),
                 "0".into(),
+                "-".into(),
                 "-".into(),
                 note.into(),
             ]);
@@ -131,6 +148,10 @@ fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Res
             s.last_status.map_or_else(|| "-".into(), |c| c.to_string()),
             s.consecutive_failures.to_string(),
             when(s.next_poll),
+            match alerted(s).join(",") {
+                a if a.is_empty() => "-".to_string(),
+                a => a,
+            },
             problem,
         ]);
     }

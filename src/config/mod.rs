@@ -24,6 +24,7 @@ use url::Url;
 use crate::domain::Status;
 use crate::fetch::schedule::DEFAULT_BACKOFF_CAP;
 use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
+use crate::health::Thresholds;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
@@ -81,6 +82,9 @@ pub struct Feed {
     /// An authoritative source (a depositary's notifications) moves a status
     /// on its own, whatever the treaty's `min_sources`.
     pub authoritative: bool,
+    /// This feed's own `stale_after`, for sources that publish rarely;
+    /// `None` means `[notify] stale_after`.
+    pub stale_after: Option<Duration>,
 }
 
 /// How feeds are fetched and scheduled (`[fetch]`).
@@ -123,6 +127,12 @@ pub struct Notify {
     /// waiting for the debounce window.
     pub urgent: Vec<Status>,
     pub subscriptions: Vec<Subscription>,
+    /// When a feed's health is worth an alert (`alert_after_failures`,
+    /// `stale_after`).
+    pub thresholds: Thresholds,
+    /// The default recipients get source-health alerts (`health_alerts`,
+    /// default true).
+    pub health_alerts: bool,
 }
 
 /// `[[notify.subscription]]`: recipients with their own choice of states,
@@ -135,6 +145,9 @@ pub struct Subscription {
     /// Treaty ids to hear about; `None` means the tracked treaties.
     pub treaties: Option<Vec<String>>,
     pub urgent: Vec<Status>,
+    /// These recipients get source-health alerts too (default false: a
+    /// subscription is about states and treaties).
+    pub health_alerts: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +347,17 @@ impl Validator<'_> {
         }
     }
 
+    /// A duration that must be longer than zero.
+    fn positive_duration(&mut self, value: &Spanned<String>, what: &str) -> Option<Duration> {
+        match self.duration(value, what)? {
+            d if d.is_zero() => {
+                self.err(value.span(), format!("{what} must be longer than zero"));
+                None
+            }
+            d => Some(d),
+        }
+    }
+
     /// Reads and parses a data file referenced from `[data]`; a missing file
     /// is reported at the reference (or at the top when the default is used).
     fn data_file<T>(
@@ -485,6 +509,10 @@ impl Validator<'_> {
                     other => other,
                 },
             };
+            let stale_after = f
+                .stale_after
+                .as_ref()
+                .and_then(|s| self.positive_duration(s, "stale_after"));
             if let (Some(url), Some(interval)) = (url, interval) {
                 feeds.push(Feed {
                     name: f.name.unwrap_or_else(|| id.clone()),
@@ -493,6 +521,7 @@ impl Validator<'_> {
                     interval,
                     enabled: f.enabled.unwrap_or(true),
                     authoritative: f.authoritative.unwrap_or(false),
+                    stale_after,
                 });
             }
         }
@@ -578,6 +607,8 @@ impl Validator<'_> {
                 },
                 urgent: Vec::new(),
                 subscriptions: Vec::new(),
+                thresholds: Thresholds::default(),
+                health_alerts: true,
             };
         };
         let urgent = self.stages(&raw.urgent, "[notify] urgent");
@@ -630,6 +661,27 @@ impl Validator<'_> {
                 }
             }
         };
+        let mut thresholds = Thresholds::default();
+        if let Some(n) = &raw.alert_after_failures {
+            match u32::try_from(*n.get_ref()) {
+                Ok(n) if n >= 1 => thresholds.failures = n,
+                _ => self.err(
+                    n.span(),
+                    format!(
+                        "alert_after_failures must be a whole number of failed polls, 1 or more (default {}), not {}",
+                        crate::health::DEFAULT_ALERT_AFTER_FAILURES,
+                        n.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(d) = raw
+            .stale_after
+            .as_ref()
+            .and_then(|d| self.positive_duration(d, "stale_after"))
+        {
+            thresholds.stale_after = d;
+        }
         Notify {
             from,
             to: raw.to.into_iter().map(Spanned::into_inner).collect(),
@@ -637,6 +689,8 @@ impl Validator<'_> {
             transport,
             urgent,
             subscriptions,
+            thresholds,
+            health_alerts: raw.health_alerts.unwrap_or(true),
         }
     }
 
@@ -691,6 +745,7 @@ impl Validator<'_> {
             states,
             treaties: treaty_ids,
             urgent: self.stages(&sub.urgent, "subscription urgent"),
+            health_alerts: sub.health_alerts.unwrap_or(false),
         }
     }
 

@@ -60,6 +60,7 @@ pub struct Feed {
     pub interval: Option<Spanned<String>>,
     pub enabled: Option<bool>,
     pub authoritative: Option<bool>,
+    pub stale_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +78,10 @@ pub struct Notify {
     pub urgent: Vec<Spanned<String>>,
     #[serde(default)]
     pub subscription: Vec<Spanned<Subscription>>,
+    pub alert_after_failures: Option<Spanned<i64>>,
+    pub stale_after: Option<Spanned<String>>,
+    /// Whether the default recipients get source-health alerts.
+    pub health_alerts: Option<bool>,
 }
 
 /// `[[notify.subscription]]`: more recipients, with their own filters.
@@ -88,6 +93,8 @@ pub struct Subscription {
     pub treaties: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub urgent: Vec<Spanned<String>>,
+    /// Whether these recipients get source-health alerts too.
+    pub health_alerts: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

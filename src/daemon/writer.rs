@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use super::status::Metrics;
 use crate::classify::Classifier;
 use crate::config::{Config, Feed};
-use crate::domain::Policy;
+use crate::domain::{HealthCondition, Policy};
 use crate::fetch::{FetchError, Fetched};
 use crate::ingest::{self, FeedOutcome, IngestContext};
 use crate::notice;
@@ -83,6 +83,7 @@ impl Writer {
             / 10_000.0;
         let ctx = IngestContext {
             settings: &self.config.fetch,
+            thresholds: self.config.notify.thresholds,
             policy: &policy,
             classifier: &self.classifier,
             now: Utc::now(),
@@ -127,6 +128,17 @@ impl Writer {
                         warn!(feed = %feed.id, failures, next_poll = ?next_poll, "poll failed: {error}");
                     }
                     FeedOutcome::NotModified | FeedOutcome::Skipped(_) => {}
+                }
+                for alert in &report.alerts {
+                    // Mailed by the next notifier pass, like a status change.
+                    match alert.condition {
+                        HealthCondition::Failing | HealthCondition::Stale => {
+                            warn!(feed = %feed.id, condition = %alert.condition, since = %alert.since, "source alert recorded")
+                        }
+                        HealthCondition::Recovered | HealthCondition::Fresh => {
+                            info!(feed = %feed.id, condition = %alert.condition, since = %alert.since, "source alert recorded")
+                        }
+                    }
                 }
                 match self.store.feed_state(&feed.id) {
                     Ok(Some(state)) => {

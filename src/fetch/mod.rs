@@ -123,6 +123,23 @@ impl FetchError {
         }
     }
 
+    /// A few words for what went wrong, in treatywatch's own words: unlike
+    /// the full message it never quotes the server, so it may go where feed
+    /// text may not (a mail subject).
+    pub fn summary(&self) -> String {
+        match self {
+            FetchError::Timeout(_) => "timeout".into(),
+            FetchError::Connect(_) => "cannot connect".into(),
+            FetchError::Http { status, .. } => format!("HTTP {status}"),
+            FetchError::Gone => "HTTP 410 Gone".into(),
+            FetchError::TooLarge { .. } => "response too large".into(),
+            FetchError::TooManyRedirects(_) => "redirect loop".into(),
+            FetchError::BadRedirect(_) => "bad redirect".into(),
+            FetchError::Body(_) => "broken response".into(),
+            FetchError::Other(_) => "request failed".into(),
+        }
+    }
+
     /// The HTTP status, when the server answered with one.
     pub fn status(&self) -> Option<u16> {
         match self {

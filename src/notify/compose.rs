@@ -1,12 +1,16 @@
-//! Digest composition: status-change events in, one digest out (subject,
-//! plain text and HTML), for one recipient.
+//! Digest composition: status-change and source-health events in, one
+//! digest out (subject, plain text and HTML), for one recipient. Status
+//! changes come first with where things stand; source-health alerts follow
+//! in a section of their own. A digest of alerts alone is a short message
+//! whose subject names the first alert.
 //!
-//! Pure: it takes the changes, the config (for state, treaty and feed names
+//! Pure: it takes the events, the config (for state, treaty and feed names
 //! and the tracked states), the current projection and `now`, and does no
-//! I/O. Everything that came from a feed (evidence, titles, links) is
-//! untrusted: control characters are dropped, HTML is escaped, and only
-//! http(s) links become links. Nothing from a feed reaches the subject,
-//! which is built from configured names and status labels alone.
+//! I/O. Everything that came from a feed (evidence, titles, links, error
+//! messages that quote a server) is untrusted: control characters are
+//! dropped, HTML is escaped, and only http(s) links become links. Nothing
+//! from a feed reaches the subject, which is built from configured names,
+//! feed ids, status labels and treatywatch's own summaries of errors alone.
 
 use std::fmt::Write as _;
 
@@ -15,7 +19,9 @@ use url::Url;
 
 use super::message::message_id;
 use crate::config::{Config, Treaty};
-use crate::domain::{EventBody, Projection, StatusChange, StatusRow, StoredEvent};
+use crate::domain::{
+    EventBody, HealthCondition, Projection, SourceHealth, StatusChange, StatusRow, StoredEvent,
+};
 use crate::notice::{NOTICE_SOURCE, expected_effective};
 
 /// One digest for one recipient.
@@ -28,7 +34,7 @@ pub struct Digest {
     pub message_id: String,
     /// Lowest and highest sequence number of the changes reported.
     pub covered: (i64, i64),
-    /// Every change reported, ascending.
+    /// Every change and alert reported, ascending.
     pub changes: Vec<i64>,
     /// The recipient's key (bare, lower-cased address).
     pub recipient: String,
@@ -41,8 +47,23 @@ struct Item<'a> {
     change: &'a StatusChange,
 }
 
-/// Composes the digest reporting `events` (non-changes are ignored) to
-/// `recipient`; `None` when there is no change to report.
+/// A source-health alert, rendered once as cleaned plain text so the text
+/// and HTML parts cannot disagree about what was escaped.
+struct Alert {
+    seq: i64,
+    /// "Source failing: bbc-world (HTTP 503, 5 failures in a row)": only
+    /// the feed id, counts, dates and treatywatch's summary; header-safe.
+    subject: String,
+    /// "Source failing: BBC News — World (bbc-world)".
+    heading: String,
+    /// Sentences under the heading; feed text in them is cleaned.
+    lines: Vec<String>,
+    /// The feed's configured url.
+    url: Option<String>,
+}
+
+/// Composes the digest reporting `events` (other kinds are ignored) to
+/// `recipient`; `None` when there is nothing to report.
 pub fn compose(
     events: &[StoredEvent],
     config: &Config,
@@ -50,33 +71,163 @@ pub fn compose(
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Option<Digest> {
-    let mut items: Vec<Item<'_>> = events
-        .iter()
-        .filter_map(|e| match &e.body {
-            EventBody::StatusChanged(change) => Some(Item {
+    let names = Names { config };
+    let mut items: Vec<Item<'_>> = Vec::new();
+    let mut alerts: Vec<Alert> = Vec::new();
+    for e in events {
+        match &e.body {
+            EventBody::StatusChanged(change) => items.push(Item {
                 seq: e.seq,
                 occurred_at: e.occurred_at,
                 change,
             }),
-            _ => None,
-        })
-        .collect();
+            EventBody::SourceHealth(h) => alerts.push(alert(&names, e, h)),
+            _ => {}
+        }
+    }
     items.sort_by_key(|i| i.seq);
     items.dedup_by_key(|i| i.seq);
-    let first = items.first()?;
-    let covered = (first.seq, items.last().map_or(first.seq, |i| i.seq));
-    let names = Names { config };
-    let subject = subject(&names, &items);
+    alerts.sort_by_key(|a| a.seq);
+    alerts.dedup_by_key(|a| a.seq);
+    let mut seqs: Vec<i64> = items
+        .iter()
+        .map(|i| i.seq)
+        .chain(alerts.iter().map(|a| a.seq))
+        .collect();
+    seqs.sort_unstable();
+    let covered = (*seqs.first()?, *seqs.last()?);
+    let subject = subject(&names, &items, &alerts);
     let standings = standings(&names, &items, projection, now);
     Some(Digest {
-        text: text(&names, &items, &standings, covered, now),
-        html: html(&names, &subject, &items, &standings, covered, now),
+        text: text(&names, &items, &alerts, &standings, covered, now),
+        html: html(&names, &subject, &items, &alerts, &standings, covered, now),
         subject,
         message_id: message_id(covered.0, covered.1, recipient, &config.notify.from),
         covered,
-        changes: items.iter().map(|i| i.seq).collect(),
+        changes: seqs,
         recipient: recipient.to_string(),
     })
+}
+
+fn alert(names: &Names<'_>, event: &StoredEvent, h: &SourceHealth) -> Alert {
+    let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let what = alert_kind(h);
+    let name = names.feed(&h.feed);
+    let heading = if name == h.feed {
+        format!("{what}: {name}")
+    } else {
+        format!("{what}: {name} ({})", h.feed)
+    };
+    let error = h.error.as_deref().map(clean);
+    let mut lines = Vec::new();
+    match h.condition {
+        HealthCondition::Failing => {
+            lines.push(format!(
+                "{} since {}.",
+                capitalise(&failures(h.failures)),
+                time(h.since)
+            ));
+            if let Some(e) = error {
+                lines.push(format!("Last error: {e}"));
+            }
+            lines.push(if h.gone {
+                "The server says this feed is gone for good: treatywatch no longer polls this url. Remove the feed or change its url in the config.".to_string()
+            } else {
+                "treatywatch keeps retrying with backoff; you will hear once more when it recovers.".to_string()
+            });
+        }
+        HealthCondition::Recovered => {
+            lines.push(format!(
+                "Polled successfully at {}; it had been failing since {}.",
+                time(event.occurred_at),
+                time(h.since)
+            ));
+            if let Some(e) = error {
+                lines.push(format!("The last error was: {e}"));
+            }
+        }
+        HealthCondition::Stale => {
+            lines.push(match h.last_item_at {
+                Some(t) => format!(
+                    "The feed answers, but its newest item is from {}: nothing new since.",
+                    time(t)
+                ),
+                None => "The feed answers, but publishes nothing.".to_string(),
+            });
+            lines.push("If it normally publishes this rarely, give its [[feed]] a longer stale_after. You will hear once more when it publishes again.".to_string());
+        }
+        HealthCondition::Fresh => {
+            let newest = h.last_item_at.map_or_else(|| "-".to_string(), time);
+            lines.push(format!(
+                "A new item dated {newest}; nothing had appeared since {}.",
+                time(h.since)
+            ));
+        }
+    }
+    let url = names
+        .config
+        .feeds
+        .iter()
+        .find(|f| f.id == h.feed)
+        .map(|f| f.url.to_string());
+    Alert {
+        seq: event.seq,
+        subject: alert_subject(h),
+        heading: clean(&heading),
+        lines,
+        url,
+    }
+}
+
+/// "Source failing", "Source recovered", …
+fn alert_kind(h: &SourceHealth) -> &'static str {
+    match h.condition {
+        HealthCondition::Failing => "Source failing",
+        HealthCondition::Recovered => "Source recovered",
+        HealthCondition::Stale => "Source stale",
+        HealthCondition::Fresh => "Source publishing again",
+    }
+}
+
+/// "Source failing: bbc-world (HTTP 503, 5 failures in a row)". Built from
+/// the feed id (checked to be `[a-z0-9_-]+`), counts, dates and
+/// treatywatch's own summary of the error — never the error itself.
+fn alert_subject(h: &SourceHealth) -> String {
+    let detail = match h.condition {
+        HealthCondition::Failing => {
+            let summary = h.summary.as_deref().unwrap_or("error");
+            if h.gone {
+                format!("{summary}; no longer polled")
+            } else {
+                format!("{summary}, {}", failures(h.failures))
+            }
+        }
+        HealthCondition::Recovered if h.failures > 0 => format!("after {}", failures(h.failures)),
+        HealthCondition::Stale => match h.last_item_at {
+            Some(t) => format!("nothing published since {}", t.format("%Y-%m-%d")),
+            None => "nothing published".to_string(),
+        },
+        HealthCondition::Recovered | HealthCondition::Fresh => String::new(),
+    };
+    let s = if detail.is_empty() {
+        format!("{}: {}", alert_kind(h), h.feed)
+    } else {
+        format!("{}: {} ({detail})", alert_kind(h), h.feed)
+    };
+    header_safe(&s)
+}
+
+/// "5 failures in a row".
+fn failures(n: u32) -> String {
+    format!("{n} failure{} in a row", if n == 1 { "" } else { "s" })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// Printable names from the config.
@@ -116,10 +267,16 @@ impl Names<'_> {
     }
 }
 
-/// "Ukraine · Ottawa Convention: party → withdrawal announced (+2 more)".
-fn subject(names: &Names<'_>, items: &[Item<'_>]) -> String {
+/// "Ukraine · Ottawa Convention: party → withdrawal announced (+2 more)",
+/// with "; 1 source alert" inside the parentheses when alerts ride along;
+/// for alerts alone, the first alert's subject.
+fn subject(names: &Names<'_>, items: &[Item<'_>], alerts: &[Alert]) -> String {
     let Some(first) = items.first() else {
-        return "treatywatch digest".to_string();
+        return match alerts {
+            [] => "treatywatch digest".to_string(),
+            [only] => only.subject.clone(),
+            [first, rest @ ..] => header_safe(&format!("{} (+{} more)", first.subject, rest.len())),
+        };
     };
     let c = first.change;
     let mut s = format!(
@@ -129,10 +286,36 @@ fn subject(names: &Names<'_>, items: &[Item<'_>]) -> String {
         c.from.label(),
         c.to.label()
     );
+    let mut extra = Vec::new();
     if items.len() > 1 {
-        let _ = write!(s, " (+{} more)", items.len() - 1);
+        extra.push(format!("+{} more", items.len() - 1));
+    }
+    if !alerts.is_empty() {
+        extra.push(plural(alerts.len(), "source alert", "source alerts"));
+    }
+    if !extra.is_empty() {
+        let _ = write!(s, " ({})", extra.join("; "));
     }
     header_safe(&s)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// ("2 status changes, 1 source alert", "events #3–#9").
+fn headline(items: &[Item<'_>], alerts: &[Alert], covered: (i64, i64)) -> (String, String) {
+    let mut parts = Vec::new();
+    if !items.is_empty() {
+        parts.push(plural(items.len(), "status change", "status changes"));
+    }
+    if !alerts.is_empty() {
+        parts.push(plural(alerts.len(), "source alert", "source alerts"));
+    }
+    (
+        parts.join(", "),
+        format!("events #{}–#{}", covered.0, covered.1),
+    )
 }
 
 /// One line of the "where things stand" table.
@@ -229,19 +412,14 @@ fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>
 fn text(
     names: &Names<'_>,
     items: &[Item<'_>],
+    alerts: &[Alert],
     standings: &[(String, Vec<Standing>)],
     covered: (i64, i64),
     now: DateTime<Utc>,
 ) -> String {
     let mut t = String::new();
-    let n = items.len();
-    let _ = writeln!(
-        t,
-        "{n} status change{} (events #{}–#{})\n",
-        if n == 1 { "" } else { "s" },
-        covered.0,
-        covered.1
-    );
+    let (what, range) = headline(items, alerts, covered);
+    let _ = writeln!(t, "{what} ({range})\n");
     for (k, i) in items.iter().enumerate() {
         let c = i.change;
         let _ = writeln!(
@@ -288,6 +466,19 @@ fn text(
         }
         t.push('\n');
     }
+    if !alerts.is_empty() {
+        let _ = writeln!(t, "Source health");
+        for a in alerts {
+            let _ = writeln!(t, "   {}", a.heading);
+            for line in &a.lines {
+                let _ = writeln!(t, "   {line}");
+            }
+            if let Some(url) = &a.url {
+                let _ = writeln!(t, "   Feed url: <{}>", clean(url));
+            }
+            t.push('\n');
+        }
+    }
     let _ = writeln!(t, "-- \ntreatywatch, {}", now.format("%Y-%m-%d %H:%M UTC"));
     t
 }
@@ -296,19 +487,19 @@ fn html(
     names: &Names<'_>,
     subject: &str,
     items: &[Item<'_>],
+    alerts: &[Alert],
     standings: &[(String, Vec<Standing>)],
     covered: (i64, i64),
     now: DateTime<Utc>,
 ) -> String {
     let mut h = String::new();
-    let n = items.len();
+    let (what, range) = headline(items, alerts, covered);
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.4\">\n<h2>{n} status change{} <small>(events #{}–#{})</small></h2>\n",
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.4\">\n<h2>{} <small>({})</small></h2>\n",
         escape(subject),
-        if n == 1 { "" } else { "s" },
-        covered.0,
-        covered.1
+        escape(&what),
+        escape(&range),
     );
     for i in items {
         let c = i.change;
@@ -365,6 +556,26 @@ fn html(
             );
         }
         h.push_str("</table>\n");
+    }
+    if !alerts.is_empty() {
+        h.push_str("<h3>Source health</h3>\n");
+        for a in alerts {
+            let _ = writeln!(h, "<h4>{}</h4>", escape(&a.heading));
+            for line in &a.lines {
+                let _ = writeln!(h, "<p>{}</p>", escape(line));
+            }
+            if let Some(url) = &a.url {
+                let shown = escape(&clean(url));
+                let _ = match web_link(url) {
+                    Some(u) => writeln!(
+                        h,
+                        "<p>Feed url: <a href=\"{}\">{shown}</a></p>",
+                        escape(u.as_str())
+                    ),
+                    None => writeln!(h, "<p>Feed url: {shown}</p>"),
+                };
+            }
+        }
     }
     let _ = write!(
         h,
@@ -431,6 +642,55 @@ mod tests {
         check("\"quoted\"", "&quot;quoted&quot;", "\"quoted\"");
         check("two\r\nBcc: x@y", "two\r\nBcc: x@y", "two Bcc: x@y");
         check("tab\tand\u{1b}[31m", "tab\tand\u{1b}[31m", "tab and [31m");
+    }
+
+    #[test]
+    fn alert_subjects_say_what_happened_in_our_own_words() {
+        use HealthCondition::*;
+        let since = chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 6, 1, 8, 0, 0)
+            .single()
+            .expect("date");
+        let check = |condition, failures, gone, expected: &str| {
+            let h = SourceHealth {
+                feed: "bbc-world".into(),
+                condition,
+                since,
+                failures,
+                summary: Some("HTTP 503".into()),
+                // Never in a subject, whatever it says.
+                error: Some("HTTP 503\r\nBcc: x@example.net".into()),
+                gone,
+                last_item_at: Some(since),
+            };
+            assert_eq!(alert_subject(&h), expected, "{condition} {failures}");
+        };
+        check(
+            Failing,
+            5,
+            false,
+            "Source failing: bbc-world (HTTP 503, 5 failures in a row)",
+        );
+        check(
+            Failing,
+            1,
+            true,
+            "Source failing: bbc-world (HTTP 503; no longer polled)",
+        );
+        check(
+            Recovered,
+            7,
+            false,
+            "Source recovered: bbc-world (after 7 failures in a row)",
+        );
+        // After the feed's url was changed, there is no count to give.
+        check(Recovered, 0, false, "Source recovered: bbc-world");
+        check(
+            Stale,
+            0,
+            false,
+            "Source stale: bbc-world (nothing published since 2025-06-01)",
+        );
+        check(Fresh, 0, false, "Source publishing again: bbc-world");
     }
 
     #[test]

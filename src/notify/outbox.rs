@@ -1,5 +1,7 @@
-//! The outbox: from status changes in the log to digests delivered exactly
-//! once per recipient.
+//! The outbox: from status changes and source-health alerts in the log to
+//! digests delivered exactly once per recipient. An alert travels exactly
+//! like a change (below, "change" means either): routed, batched in the same
+//! debounce window, frozen, retried, recorded.
 //!
 //! One pass (`run_pending`) does three things, each committed before the
 //! next begins:
@@ -213,12 +215,12 @@ pub fn run_pending(
     Ok(report)
 }
 
-/// Routes every status change past the cursor; returns the new entries.
+/// Routes every change and alert past the cursor; returns the new entries.
 fn route_new(store: &mut Store, routes: &Routes) -> Result<usize, NotifyError> {
     let mut routed = 0;
     loop {
         let cursor = store.notify_cursor()?;
-        let changes = store.status_changes_after(cursor, PAGE)?;
+        let changes = store.notifiable_after(cursor, PAGE)?;
         let Some(last) = changes.last() else {
             return Ok(routed);
         };
@@ -370,7 +372,7 @@ pub fn preview(
     let mut queued = store.queued()?;
     let mut cursor = store.notify_cursor()?;
     loop {
-        let changes = store.status_changes_after(cursor, PAGE)?;
+        let changes = store.notifiable_after(cursor, PAGE)?;
         let Some(last) = changes.last() else { break };
         cursor = last.seq;
         queued.extend(routes.queue(&changes));

@@ -1,6 +1,10 @@
 //! Who hears about which status change: the default recipients (`[notify]
 //! to`, tracked states × tracked treaties) and every `[[notify.subscription]]`
-//! with its own states, treaties and urgent stages.
+//! with its own states, treaties and urgent stages. Source-health alerts go
+//! to the default recipients (unless `health_alerts = false`) and to the
+//! subscriptions that ask for them (`health_alerts = true`); they are never
+//! urgent, so a burst of them (the network went down) waits for the
+//! debounce window and becomes one message.
 //!
 //! Pure: config in, routes out. A recipient is identified by the bare,
 //! lower-cased address, so one person listed in two places gets one digest
@@ -10,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::domain::{Status, StatusChange, StoredEvent};
+use crate::domain::{EventBody, Status, StatusChange, StoredEvent};
 use crate::store::QueuedChange;
 
 /// One recipient as configured.
@@ -32,6 +36,8 @@ struct Rule {
     states: Vec<String>,
     treaties: Vec<String>,
     urgent: Vec<Status>,
+    /// They hear about source-health alerts.
+    health: bool,
 }
 
 /// Every recipient and what they follow.
@@ -51,6 +57,7 @@ impl Routes {
             states: tracking.states.clone(),
             treaties: tracking.treaties.clone(),
             urgent: notify.urgent.clone(),
+            health: notify.health_alerts,
         };
         routes.rules.push(default);
         for sub in &notify.subscriptions {
@@ -65,6 +72,7 @@ impl Routes {
                     .clone()
                     .unwrap_or_else(|| tracking.treaties.clone()),
                 urgent: sub.urgent.clone(),
+                health: sub.health_alerts,
             };
             routes.rules.push(rule);
         }
@@ -111,15 +119,27 @@ impl Routes {
         out
     }
 
-    /// Outbox entries for a run of stored events (non-changes are skipped);
-    /// each is queued at the time its change was recorded.
+    /// Recipient keys that hear about source-health alerts.
+    pub fn for_health(&self) -> BTreeMap<String, bool> {
+        self.rules
+            .iter()
+            .filter(|r| r.health)
+            .flat_map(|r| r.recipients.iter().map(|k| (k.clone(), false)))
+            .collect()
+    }
+
+    /// Outbox entries for a run of stored events (status changes and
+    /// source-health alerts; others are skipped); each is queued at the
+    /// time its event was recorded.
     pub fn queue(&self, events: &[StoredEvent]) -> Vec<QueuedChange> {
         let mut out = Vec::new();
         for e in events {
-            let crate::domain::EventBody::StatusChanged(change) = &e.body else {
-                continue;
+            let recipients = match &e.body {
+                EventBody::StatusChanged(change) => self.for_change(change),
+                EventBody::SourceHealth(_) => self.for_health(),
+                _ => continue,
             };
-            for (recipient, urgent) in self.for_change(change) {
+            for (recipient, urgent) in recipients {
                 out.push(QueuedChange {
                     change_seq: e.seq,
                     recipient,

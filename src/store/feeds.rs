@@ -29,7 +29,16 @@ pub struct FeedState {
     /// The server answered 410 Gone for this URL.
     pub gone: bool,
     pub moved_to: Option<String>,
+    /// Newest item publication date seen (an undated new item counts as
+    /// published when first seen), for staleness.
     pub last_item_at: Option<DateTime<Utc>>,
+    /// When the current run of failures began; `None` while healthy.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// A failing alert was recorded for the current run (see `health`).
+    pub failing_alerted: bool,
+    /// The newest item's date a stale alert was recorded for, while that
+    /// alert is open.
+    pub stale_since: Option<DateTime<Utc>>,
 }
 
 impl FeedState {
@@ -50,7 +59,7 @@ pub enum ItemChange {
     Changed,
 }
 
-const STATE_COLUMNS: &str = "feed_id, url, etag, last_modified, last_attempt, last_success, last_status, last_error, consecutive_failures, next_poll, gone, moved_to, last_item_at";
+const STATE_COLUMNS: &str = "feed_id, url, etag, last_modified, last_attempt, last_success, last_status, last_error, consecutive_failures, next_poll, gone, moved_to, last_item_at, failing_since, failing_alerted, stale_since";
 
 fn state_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedState> {
     let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
@@ -72,6 +81,9 @@ fn state_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedState> {
         gone: r.get(10)?,
         moved_to: r.get(11)?,
         last_item_at: time(12)?,
+        failing_since: time(13)?,
+        failing_alerted: r.get(14)?,
+        stale_since: time(15)?,
     })
 }
 
@@ -116,7 +128,8 @@ impl Store {
     }
 
     /// Records one poll of a feed: its new state, the items that were new or
-    /// changed, and the events classifying them produced — atomically.
+    /// changed, and the events the poll produced (detections, source-health
+    /// alerts) — atomically.
     pub fn commit_feed(
         &mut self,
         state: &FeedState,
@@ -152,16 +165,11 @@ impl Store {
         tx.commit()?;
         Ok(outcome)
     }
-
-    /// Records a poll that produced no items (a failure or a 304).
-    pub fn save_feed_state(&mut self, state: &FeedState) -> Result<()> {
-        write_state(&self.conn, state)
-    }
 }
 
 fn write_state(conn: &rusqlite::Connection, s: &FeedState) -> Result<()> {
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO feed_state ({STATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        "INSERT OR REPLACE INTO feed_state ({STATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     ))?
     .execute(params![
         s.feed_id,
@@ -177,6 +185,9 @@ fn write_state(conn: &rusqlite::Connection, s: &FeedState) -> Result<()> {
         s.gone,
         s.moved_to,
         s.last_item_at.map(timestamp),
+        s.failing_since.map(timestamp),
+        s.failing_alerted,
+        s.stale_since.map(timestamp),
     ])?;
     Ok(())
 }

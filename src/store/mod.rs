@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_feeds_items.sql"),
     include_str!("../../migrations/0003_outbox.sql"),
     include_str!("../../migrations/0004_fold_state.sql"),
+    include_str!("../../migrations/0005_feed_alerts.sql"),
 ];
 
 /// How long a statement waits for another process's lock before failing.

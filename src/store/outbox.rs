@@ -1,5 +1,6 @@
 //! The notifier's outbox tables: its cursor into the log, the status changes
-//! each recipient is still owed, and the frozen digests that carry them.
+//! and source-health alerts each recipient is still owed, and the frozen
+//! digests that carry them.
 //!
 //! This file only stores and reads; when something is due, how it is batched
 //! and how it is sent are `notify`'s business. Delivery is recorded as a
@@ -13,9 +14,10 @@ use super::log::{decode, insert, raw_row};
 use super::{Result, Store, parse_timestamp, timestamp};
 use crate::domain::{DigestSent, EventBody, NewEvent, StoredEvent};
 
-/// A status change routed to one recipient.
+/// A status change (or source-health alert) routed to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedChange {
+    /// The event's sequence number.
     pub change_seq: i64,
     /// The bare, lower-cased address: the recipient's identity.
     pub recipient: String,
@@ -68,11 +70,12 @@ impl Store {
             })?)
     }
 
-    /// Status-change events with `seq > after`, oldest first, at most `limit`.
-    pub fn status_changes_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+    /// The events the notifier mails — status changes and source-health
+    /// alerts — with `seq > after`, oldest first, at most `limit`.
+    pub fn notifiable_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurred_at, recorded_at, payload FROM events
-             WHERE kind = 'status_changed' AND seq > ?1 ORDER BY seq LIMIT ?2",
+             WHERE kind IN ('status_changed', 'source_health') AND seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![after, limit], raw_row)?;

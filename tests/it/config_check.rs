@@ -211,6 +211,25 @@ fn bad_recipient_address_is_refused() {
 }
 
 #[test]
+fn source_health_thresholds_are_checked() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nalert_after_failures = ‸0\n"),
+        "alert_after_failures must be a whole number of failed polls, 1 or more",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nstale_after = ‸\"a week\"\n"),
+        "stale_after \"a week\" is not a duration",
+    );
+    check_bad(
+        &MINIMAL.replace(
+            "interval = \"15m\"",
+            "interval = \"15m\"\nstale_after = ‸\"0s\"",
+        ),
+        "stale_after must be longer than zero",
+    );
+}
+
+#[test]
 fn unknown_tls_mode_is_refused() {
     let feeds = format!(
         "{MINIMAL}\n[notify]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"smtp.example.org\"\ntls = ‸\"ssl3\"\n"

@@ -15,6 +15,10 @@
 //!   a real SMTP server on loopback (`smtp_server`) or as .eml files:
 //!   debounce, urgency, retries, a crash mid-send, escaping, backfill,
 //!   notice-period effects and `digest --preview`.
+//! - `health`: source-health alerts — a feed failing, recovering, going
+//!   stale or publishing again is mailed once per episode, through `poll`
+//!   against the loopback feed server and through the library with `now`
+//!   passed in.
 
 mod cli;
 mod config_check;
@@ -24,6 +28,7 @@ mod digest;
 mod event_log;
 mod feed_server;
 mod fold_props;
+mod health;
 mod polling;
 mod projection;
 mod smtp_server;

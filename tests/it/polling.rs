@@ -43,10 +43,16 @@ impl PollEnv {
     }
 
     pub fn write_config(&self, feeds: &[(&str, &str)]) {
+        self.write_config_with(feeds, "");
+    }
+
+    /// The config for `feeds`, with `extra` (more tables) before the feeds.
+    pub fn write_config_with(&self, feeds: &[(&str, &str)], extra: &str) {
         let mut toml = String::from(
             "[tracking]\nstates = [\"UKR\", \"POL\", \"EST\", \"FIN\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\", \"ccm\", \"istanbul\"]\n\n\
              [fetch]\ntimeout = \"2s\"\nconnect_timeout = \"2s\"\nmax_body = \"256 KiB\"\n",
         );
+        toml.push_str(extra);
         for (id, path) in feeds {
             toml.push_str(&format!(
                 "\n[[feed]]\nid = \"{id}\"\nurl = \"{}\"\ninterval = \"15m\"\n",
@@ -73,7 +79,7 @@ impl PollEnv {
     }
 
     /// Runs `poll`; returns its exit code and each feed's summary line.
-    fn poll(&self) -> (Option<i32>, Vec<String>) {
+    pub fn poll(&self) -> (Option<i32>, Vec<String>) {
         let out = self.run(&["poll"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "poll panicked:\n{stderr}");
@@ -89,7 +95,7 @@ impl PollEnv {
     }
 
     /// The summary line of `feed`, with column padding collapsed to one space.
-    fn line(lines: &[String], feed: &str) -> String {
+    pub fn line(lines: &[String], feed: &str) -> String {
         let line = lines
             .iter()
             .find(|l| l.split_whitespace().next() == Some(feed))
@@ -98,7 +104,7 @@ impl PollEnv {
     }
 
     /// The feed health object `status --json` prints for `feed`.
-    fn health(&self, feed: &str) -> Value {
+    pub fn health(&self, feed: &str) -> Value {
         let out = self.run(&["status", "--json"]);
         String::from_utf8(out.stdout)
             .expect("utf-8")
@@ -113,7 +119,7 @@ impl PollEnv {
     }
 
     /// The log's events of `kind`, as JSON objects.
-    fn events(&self, kind: &str) -> Vec<Value> {
+    pub fn events(&self, kind: &str) -> Vec<Value> {
         let out = self.run(&["events", "--json"]);
         String::from_utf8(out.stdout)
             .expect("utf-8")
