@@ -182,6 +182,13 @@ fn to_utf8<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, [u8]> {
     // `decode` strips a BOM and replaces malformed sequences, so what
     // follows is always valid UTF-8.
     let (text, _, _) = encoding.decode(bytes);
+    // Control characters are forbidden in XML 1.0 and make the parser refuse
+    // the whole document; one stray byte must not cost a feed all its items.
+    let text = if text.contains(is_forbidden_control) {
+        Cow::Owned(text.replace(is_forbidden_control, ""))
+    } else {
+        text
+    };
     match strip_xml_declaration(&text) {
         Some(rest) => Cow::Owned(rest.as_bytes().to_vec()),
         None => match text {
@@ -189,6 +196,11 @@ fn to_utf8<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Cow<'a, [u8]> {
             Cow::Owned(s) => Cow::Owned(s.into_bytes()),
         },
     }
+}
+
+/// C0 controls other than tab, line feed and carriage return.
+fn is_forbidden_control(c: char) -> bool {
+    c < ' ' && !matches!(c, '\t' | '\n' | '\r')
 }
 
 fn bytes_without_bom(bytes: &[u8]) -> &[u8] {
@@ -369,6 +381,7 @@ mod tests {
         );
         check(b"\xFF\xFE<\x00a\x00>\x00", None, "<a>");
         check(b"<a>\xFF</a>", None, "<a>\u{FFFD}</a>");
+        check(b"<a>x\x00y\x1b\tz</a>", None, "<a>xy\tz</a>");
     }
 
     #[test]

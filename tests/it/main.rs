@@ -9,6 +9,8 @@
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
 //! - `crash`: SIGKILL at random moments; nothing lost, nothing twice.
+//! - `hostile`: random, mutated and monstrous documents through parse →
+//!   classify: no panic, no hang.
 //! - `cli`: the analyst's workflow through the binary (assert, retract,
 //!   status --as-of, replay, events).
 //! - `digest`: status changes reach the right people exactly once, through
@@ -29,6 +31,7 @@ mod event_log;
 mod feed_server;
 mod fold_props;
 mod health;
+mod hostile;
 mod polling;
 mod projection;
 mod smtp_server;
