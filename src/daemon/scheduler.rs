@@ -20,8 +20,6 @@ use crate::store::FeedState;
 
 /// The scheduler wakes at least this often to look for due feeds.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// Feeds due at start are spread over this long so they do not all fire at once.
-const START_SPREAD: Duration = Duration::from_secs(5);
 
 pub struct Scheduler {
     pub config: Arc<Config>,
@@ -133,8 +131,8 @@ impl Scheduler {
         self.stop(tasks).await;
     }
 
-    /// Due times for every pollable feed: the stored next poll, or soon
-    /// (spread a little) for feeds never polled or overdue.
+    /// Due times for every pollable feed: the stored next poll, or now for
+    /// feeds never polled or overdue.
     fn plan(&self, due: &mut HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) {
         let pollable: Vec<&Feed> = self
             .config
@@ -148,15 +146,15 @@ impl Scheduler {
                 .is_none()
             })
             .collect();
-        let count = pollable.len().max(1) as u32;
-        for (i, feed) in pollable.into_iter().enumerate() {
+        for feed in pollable {
             if due.contains_key(&feed.id) {
                 continue;
             }
+            // Overdue and never-polled feeds are due now; the concurrency
+            // limit, not a delay, keeps them from all firing at once, and
+            // the jitter of each next poll spreads them out from then on.
             let stored = ingest::starting_state(self.states.get(&feed.id).cloned(), feed).next_poll;
-            let spread = START_SPREAD.mul_f64(i as f64 / f64::from(count));
-            let soon = now + chrono::Duration::from_std(spread).unwrap_or_default();
-            due.insert(feed.id.clone(), stored.map_or(soon, |t| t.max(now)));
+            due.insert(feed.id.clone(), stored.map_or(now, |t| t.max(now)));
         }
     }
 
