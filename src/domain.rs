@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the JSON payload layout written for every event kind; bump it
 /// when a payload changes shape, and keep reading the old one.
-pub const PAYLOAD_VERSION: u32 = 1;
+///
+/// 2: detections carry `rules_version`. Version 1 payloads read with it empty.
+pub const PAYLOAD_VERSION: u32 = 2;
 
 /// Source name recorded on analyst events.
 pub const ANALYST_SOURCE: &str = "analyst";
@@ -159,6 +161,11 @@ pub struct Detection {
     pub action: Action,
     /// Id of the rule that fired.
     pub rule: String,
+    /// `Config::rules_version` of the rules that fired: which rule files
+    /// made it. Empty when no rule did (a notice period ran out) and in
+    /// detections recorded before versions were kept.
+    #[serde(default)]
+    pub rules_version: String,
     /// Feed id (or "analyst", "cli") the item came from.
     pub source: String,
     /// Stable identity of the item (`feed::Item::key`), shared by feeds

@@ -81,6 +81,8 @@ pub struct IngestContext<'a> {
     pub settings: &'a FetchSettings,
     pub policy: &'a Policy,
     pub classifier: &'a Classifier,
+    /// The version of the rules `classifier` was compiled from.
+    pub rules_version: &'a str,
     pub now: DateTime<Utc>,
     /// In [0, 1): spreads the next poll (see `schedule`).
     pub jitter: f64,
@@ -148,7 +150,7 @@ pub fn ingest(
         touched.push(item);
         let backfill = is_backfill(item, first_sync, ctx);
         for detection in ctx.classifier.classify(&text_of(item)) {
-            events.push(detection_event(feed, item, detection, backfill, ctx.now));
+            events.push(detection_event(feed, item, detection, backfill, ctx));
         }
     }
     let ttl = parsed
@@ -198,16 +200,17 @@ fn detection_event(
     item: &Item,
     f: classify::Detection,
     backfill: bool,
-    now: DateTime<Utc>,
+    ctx: &IngestContext<'_>,
 ) -> NewEvent {
     NewEvent {
         // A date in the future is a publisher's clock error, not news from tomorrow.
-        occurred_at: item.published.map_or(now, |p| p.min(now)),
+        occurred_at: item.published.map_or(ctx.now, |p| p.min(ctx.now)),
         body: EventBody::Detection(Detection {
             state: f.state,
             treaty: f.treaty,
             action: f.action,
             rule: f.rule,
+            rules_version: ctx.rules_version.to_string(),
             source: feed.id.clone(),
             item_key: item.key.clone(),
             evidence: Evidence {

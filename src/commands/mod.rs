@@ -112,7 +112,7 @@ fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     let enabled = config.feeds.iter().filter(|f| f.enabled).count();
     writeln!(
         out,
-        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties",
+        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties; rules version {}",
         config.path.display(),
         config.feeds.len(),
         enabled,
@@ -120,6 +120,7 @@ fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         config.gazetteer.states.len(),
         config.tracking.states.len(),
         config.tracking.treaties.len(),
+        config.rules_version,
     )?;
     Ok(Outcome::Success)
 }

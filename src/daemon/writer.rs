@@ -85,6 +85,7 @@ impl Writer {
             settings: &self.config.fetch,
             policy: &policy,
             classifier: &self.classifier,
+            rules_version: &self.config.rules_version,
             now: Utc::now(),
             jitter,
         };
