@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
+use crate::classify::{Classifier, rule_tests};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, Diagnostic};
 use crate::domain::Policy;
 use crate::notify::NotifyError;
 use crate::store::{Store, StoreError};
@@ -44,13 +45,29 @@ pub enum CommandError {
     NotYet(&'static str, u32),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The configuration is valid but some rule tests fail: the rules do not
+    /// read the examples as the examples say.
+    #[error(
+        "{}\ntreatywatch: {} of {total} rule tests passed; fix the rule or the example each line above names, then run check again",
+        render_failures(.failures),
+        total - .failures.len()
+    )]
+    RuleTests {
+        failures: Vec<Diagnostic>,
+        total: usize,
+    },
+}
+
+fn render_failures(failures: &[Diagnostic]) -> String {
+    let lines: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 impl CommandError {
     /// Exit status for this error: 2 when the user must fix the input.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CommandError::Config(_) | CommandError::Usage(_) => 2,
+            CommandError::Config(_) | CommandError::Usage(_) | CommandError::RuleTests { .. } => 2,
             _ => 1,
         }
     }
@@ -107,12 +124,30 @@ fn policy(config: &Config) -> Policy {
     }
 }
 
+/// Validates the configuration, then runs the rule tests with the rules as
+/// compiled: an edit that breaks an example is caught before it is loaded.
 fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
+    let total = config.rule_tests.len();
+    if total > 0 {
+        let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+        let failures = rule_tests::run(&classifier, &config.rule_tests);
+        if !failures.is_empty() {
+            return Err(CommandError::RuleTests {
+                failures: failures.iter().map(|f| f.diagnostic()).collect(),
+                total,
+            });
+        }
+    }
     let enabled = config.feeds.iter().filter(|f| f.enabled).count();
+    let tests = match total {
+        0 => "no rule tests ([data] rule_tests)".to_string(),
+        1 => "1 rule test passed".to_string(),
+        n => format!("{n} rule tests passed"),
+    };
     writeln!(
         out,
-        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties; rules version {}",
+        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties; rules version {}, {tests}",
         config.path.display(),
         config.feeds.len(),
         enabled,

@@ -9,6 +9,7 @@
 pub mod diagnostic;
 pub mod gazetteer;
 mod raw;
+pub mod rule_tests;
 pub mod rules;
 pub mod treaties;
 
@@ -28,6 +29,7 @@ use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
+pub use rule_tests::RuleTest;
 pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
 
@@ -71,6 +73,9 @@ pub struct Config {
     /// Short hex hash of the rule files as loaded (states, treaties, rules):
     /// stamped on every detection so a stored one says which rules made it.
     pub rules_version: String,
+    /// Example texts with the detections the rules must make (`[data]
+    /// rule_tests`); `check` runs them.
+    pub rule_tests: Vec<RuleTest>,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +258,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         )
         .unwrap_or_default();
     let data_ok = v.problems.is_empty();
+    // Optional, unlike the data files: no key means no rule tests.
+    let rule_tests = match data.and_then(|d| d.rule_tests.as_ref()) {
+        Some(reference) => {
+            let known = data_ok.then_some((&gazetteer, &treaties));
+            v.data_file(Some(reference), "", "rule_tests", |src| {
+                rule_tests::parse(src, known)
+            })
+            .map(|(tests, _)| tests)
+            .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     let rules_version = rules_version(&[
         ("states", &states_text),
         ("treaties", &treaties_text),
@@ -282,6 +299,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             treaties,
             rules,
             rules_version,
+            rule_tests,
         })
     } else {
         Err(ConfigError::Invalid(v.problems))
