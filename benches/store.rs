@@ -59,6 +59,7 @@ fn event(n: usize) -> NewEvent {
             },
             authoritative: false,
             backfill: false,
+            revives: None,
         }),
     }
 }

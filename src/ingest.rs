@@ -176,13 +176,17 @@ pub fn ingest(
 /// first sync. Its status changes are recorded but never emailed.
 fn is_backfill(item: &Item, first_sync: bool, ctx: &IngestContext<'_>) -> bool {
     match item.published {
-        Some(p) => ctx
-            .now
-            .signed_duration_since(p)
-            .to_std()
-            .is_ok_and(|age| age > ctx.settings.backfill_age),
+        Some(p) => is_old(p, ctx.now, ctx.settings.backfill_age),
         None => first_sync,
     }
+}
+
+/// Whether news published at `published` was already older than
+/// `backfill_age` when it was seen at `seen`.
+pub fn is_old(published: DateTime<Utc>, seen: DateTime<Utc>, backfill_age: Duration) -> bool {
+    seen.signed_duration_since(published)
+        .to_std()
+        .is_ok_and(|age| age > backfill_age)
 }
 
 /// What the classifier reads of an item: dated by its publication, so
@@ -220,6 +224,7 @@ fn detection_event(
             },
             authoritative: feed.authoritative,
             backfill,
+            revives: None,
         }),
     }
 }

@@ -118,6 +118,7 @@ pub fn due_effects(
                 authoritative: true,
                 // Derived from backfilled news, it is history too.
                 backfill: row.backfill,
+                revives: None,
             }),
         }));
     }

@@ -6,6 +6,7 @@ mod classify;
 mod digest;
 mod log;
 mod poll;
+mod reclassify;
 mod status;
 
 use std::io::Write;
@@ -41,8 +42,6 @@ pub enum CommandError {
     /// The user asked for something that cannot be done; the message says why.
     #[error("{0}")]
     Usage(String),
-    #[error("{0} is not available in this build yet; it is tracked in issue #{1}")]
-    NotYet(&'static str, u32),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
     /// The configuration is valid but some rule tests fail: the rules do not
@@ -97,7 +96,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Poll => poll::poll(&ctx, out),
         Command::Classify(args) => classify::classify(&ctx, &args, out),
         Command::Digest(args) => digest::digest(&ctx, &args, out),
-        Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
+        Command::Reclassify => reclassify::reclassify(&ctx, out),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests, one binary. Each module is one area of behaviour:
 //!
-//! - `config_check`: `treatywatch check` on good and broken configurations.
+//! - `config_check`: `treatywatch check` on good and broken configurations,
+//!   and the rule tests it runs.
 //! - `event_log`: the SQLite log: append-only, deduplicated, migrations.
 //! - `projection`: corroboration, corrections and the incremental table.
 //! - `fold_props`: property tests: the fold is deterministic and the
@@ -14,6 +15,8 @@
 //!   a real SMTP server on loopback (`smtp_server`) or as .eml files:
 //!   debounce, urgency, retries, a crash mid-send, escaping, backfill,
 //!   notice-period effects and `digest --preview`.
+//! - `reclassify`: `reclassify` after a rule edit: retractions, additions,
+//!   undoing the edit, no mail, idempotence.
 
 mod cli;
 mod config_check;
@@ -24,5 +27,6 @@ mod feed_server;
 mod fold_props;
 mod polling;
 mod projection;
+mod reclassify;
 mod smtp_server;
 mod support;

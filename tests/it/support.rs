@@ -96,6 +96,7 @@ pub fn detection(
             },
             authoritative: false,
             backfill: false,
+            revives: None,
         }),
     }
 }
