@@ -47,6 +47,7 @@ fn event(n: usize) -> NewEvent {
             treaty: treaty.to_string(),
             action,
             rule: format!("{action}.cue"),
+            rules_version: "bench".into(),
             source: format!("feed-{}", n % 20),
             item_key: format!("link:https://news.example.org/{n}"),
             evidence: Evidence {
@@ -58,6 +59,7 @@ fn event(n: usize) -> NewEvent {
             },
             authoritative: false,
             backfill: false,
+            revives: None,
         }),
     }
 }

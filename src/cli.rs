@@ -92,6 +92,13 @@ pub enum Command {
     /// treatywatch retract 42 --note "item was about Nigeria, not Niger"
     Retract(RetractArgs),
     /// Re-run the current rules over stored items and append the differences.
+    ///
+    /// After editing the rules (run `check` first): a detection the rules
+    /// now make and the log lacks is appended; one they no longer make is
+    /// retracted by an appended event naming the rules version. The status
+    /// table follows. The status changes this causes correct the record of
+    /// news already seen: they are listed, recorded as backfill, and never
+    /// emailed. Running it again with the same rules appends nothing.
     Reclassify,
 }
 

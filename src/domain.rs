@@ -14,7 +14,11 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the JSON payload layout written for every event kind; bump it
 /// when a payload changes shape, and keep reading the old one.
-pub const PAYLOAD_VERSION: u32 = 1;
+///
+/// 2: detections carry `rules_version` (and `revives` when reclassify made
+/// one again); retractions by reclassify carry `rules_version`. Version 1
+/// payloads read with these empty.
+pub const PAYLOAD_VERSION: u32 = 2;
 
 /// Source name recorded on analyst events.
 pub const ANALYST_SOURCE: &str = "analyst";
@@ -166,6 +170,11 @@ pub struct Detection {
     pub action: Action,
     /// Id of the rule that fired.
     pub rule: String,
+    /// `Config::rules_version` of the rules that fired: which rule files
+    /// made it. Empty when no rule did (a notice period ran out) and in
+    /// detections recorded before versions were kept.
+    #[serde(default)]
+    pub rules_version: String,
     /// Feed id (or "analyst", "cli") the item came from.
     pub source: String,
     /// Stable identity of the item (`feed::Item::key`), shared by feeds
@@ -178,6 +187,12 @@ pub struct Detection {
     /// Seen during a first sync of old items: recorded, but never emailed.
     #[serde(default)]
     pub backfill: bool,
+    /// Set by `reclassify` when the rules make again a detection that an
+    /// earlier reclassify retracted: the seq of that retraction. It is part
+    /// of the identity, so the detection can return after a rule edit is
+    /// undone (the retracted one keeps its dedupe key forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revives: Option<i64>,
 }
 
 /// An analyst's correction: the status is this, whatever the news said.
@@ -189,13 +204,18 @@ pub struct Assertion {
     pub note: String,
 }
 
-/// An analyst withdrew a wrong detection or assertion; the fold ignores it.
+/// A detection or assertion was withdrawn; the fold ignores the target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retraction {
     pub target_seq: i64,
     pub state: String,
     pub treaty: String,
     pub note: String,
+    /// Set when `reclassify` retracted a detection because the rules of
+    /// this version no longer make it; such a retraction is undone when the
+    /// rules make it again. `None` for an analyst's, which is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<String>,
 }
 
 /// The projected status of (state, treaty) moved.
@@ -290,7 +310,7 @@ pub enum EventBody {
     Detection(Detection),
     /// An analyst set a status by hand (`treatywatch assert`).
     Asserted(Assertion),
-    /// An analyst withdrew a wrong event (`treatywatch retract`).
+    /// A wrong event was withdrawn (`treatywatch retract`, `reclassify`).
     Retracted(Retraction),
     /// A status moved; appended in the same transaction as its cause.
     StatusChanged(StatusChange),
@@ -341,10 +361,16 @@ impl EventBody {
         match self {
             // Not the source: the same article carried by two feeds is one
             // observation, not two.
-            EventBody::Detection(d) => format!(
-                "detection|{}|{}|{}|{}",
-                d.item_key, d.state, d.treaty, d.action
-            ),
+            EventBody::Detection(d) => {
+                let key = format!(
+                    "detection|{}|{}|{}|{}",
+                    d.item_key, d.state, d.treaty, d.action
+                );
+                match d.revives {
+                    Some(seq) => format!("{key}|revives:{seq}"),
+                    None => key,
+                }
+            }
             EventBody::Asserted(a) => format!(
                 "asserted|{}|{}|{}|{}|{}",
                 a.state,

@@ -96,6 +96,8 @@ pub struct IngestContext<'a> {
     pub thresholds: Thresholds,
     pub policy: &'a Policy,
     pub classifier: &'a Classifier,
+    /// The version of the rules `classifier` was compiled from.
+    pub rules_version: &'a str,
     pub now: DateTime<Utc>,
     /// In [0, 1): spreads the next poll (see `schedule`).
     pub jitter: f64,
@@ -178,7 +180,7 @@ pub fn ingest(
         touched.push(item);
         let backfill = is_backfill(item, first_sync, ctx);
         for detection in ctx.classifier.classify(&text_of(item)) {
-            events.push(detection_event(feed, item, detection, backfill, ctx.now));
+            events.push(detection_event(feed, item, detection, backfill, ctx));
         }
     }
     let ttl = parsed
@@ -243,13 +245,17 @@ fn alert_events(alerts: &[SourceHealth], ctx: &IngestContext<'_>) -> Vec<NewEven
 /// first sync. Its status changes are recorded but never emailed.
 fn is_backfill(item: &Item, first_sync: bool, ctx: &IngestContext<'_>) -> bool {
     match item.published {
-        Some(p) => ctx
-            .now
-            .signed_duration_since(p)
-            .to_std()
-            .is_ok_and(|age| age > ctx.settings.backfill_age),
+        Some(p) => is_old(p, ctx.now, ctx.settings.backfill_age),
         None => first_sync,
     }
+}
+
+/// Whether news published at `published` was already older than
+/// `backfill_age` when it was seen at `seen`.
+pub fn is_old(published: DateTime<Utc>, seen: DateTime<Utc>, backfill_age: Duration) -> bool {
+    seen.signed_duration_since(published)
+        .to_std()
+        .is_ok_and(|age| age > backfill_age)
 }
 
 /// What the classifier reads of an item: dated by its publication, so
@@ -267,16 +273,17 @@ fn detection_event(
     item: &Item,
     f: classify::Detection,
     backfill: bool,
-    now: DateTime<Utc>,
+    ctx: &IngestContext<'_>,
 ) -> NewEvent {
     NewEvent {
         // A date in the future is a publisher's clock error, not news from tomorrow.
-        occurred_at: item.published.map_or(now, |p| p.min(now)),
+        occurred_at: item.published.map_or(ctx.now, |p| p.min(ctx.now)),
         body: EventBody::Detection(Detection {
             state: f.state,
             treaty: f.treaty,
             action: f.action,
             rule: f.rule,
+            rules_version: ctx.rules_version.to_string(),
             source: feed.id.clone(),
             item_key: item.key.clone(),
             evidence: Evidence {
@@ -286,6 +293,7 @@ fn detection_event(
             },
             authoritative: feed.authoritative,
             backfill,
+            revives: None,
         }),
     }
 }

@@ -15,4 +15,5 @@ pub mod logging;
 pub mod notice;
 pub mod notify;
 pub mod poll;
+pub mod reclassify;
 pub mod store;

@@ -21,8 +21,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_code();
             let message = e.to_string();
-            // Config diagnostics already start with `path:line:col:`.
-            if matches!(e, commands::CommandError::Config(_)) {
+            // Config diagnostics (and failing rule tests) already start
+            // with `path:line:col:`.
+            if matches!(e, commands::CommandError::RuleTests { .. }) {
+                eprintln!("{message}");
+            } else if matches!(e, commands::CommandError::Config(_)) {
                 eprintln!("{message}");
                 let n = e_diagnostics(&e);
                 if n > 0 {

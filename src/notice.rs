@@ -101,6 +101,8 @@ pub fn due_effects(
                 treaty: treaty_id.clone(),
                 action: Action::WithdrawalEffective,
                 rule: format!("notice_period:{treaty_id}"),
+                // Arithmetic on the treaty's notice period, not a cue rule.
+                rules_version: String::new(),
                 source: NOTICE_SOURCE.to_string(),
                 // One notification, one effect: a later re-notification
                 // after a reversal has another date, so another key.
@@ -116,6 +118,7 @@ pub fn due_effects(
                 authoritative: true,
                 // Derived from backfilled news, it is history too.
                 backfill: row.backfill,
+                revives: None,
             }),
         }));
     }

@@ -83,6 +83,7 @@ pub fn poll_feeds(
             thresholds: config.notify.thresholds,
             policy: &policy,
             classifier,
+            rules_version: &config.rules_version,
             now: Utc::now(),
             jitter: (random.hash_one((&feed.id, i)) % 10_000) as f64 / 10_000.0,
         };

@@ -8,6 +8,7 @@ mod compile;
 mod dates;
 pub mod normalize;
 mod resolve;
+pub mod rule_tests;
 mod scan;
 pub mod sentences;
 

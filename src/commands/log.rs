@@ -168,6 +168,7 @@ pub(super) fn retract(ctx: &Context, args: &RetractArgs, out: &mut dyn Write) ->
             state: state.to_string(),
             treaty: treaty.to_string(),
             note: args.note.clone(),
+            rules_version: None,
         }),
     };
     let outcome = store.append(&[event], &policy(&config), now)?;

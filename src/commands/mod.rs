@@ -6,6 +6,7 @@ mod classify;
 mod digest;
 mod log;
 mod poll;
+mod reclassify;
 mod status;
 
 use std::io::Write;
@@ -13,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
+use crate::classify::{Classifier, rule_tests};
 use crate::cli::{Cli, Command};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, Diagnostic};
 use crate::domain::Policy;
 use crate::notify::NotifyError;
 use crate::store::{Store, StoreError};
@@ -40,17 +42,31 @@ pub enum CommandError {
     /// The user asked for something that cannot be done; the message says why.
     #[error("{0}")]
     Usage(String),
-    #[error("{0} is not available in this build yet; it is tracked in issue #{1}")]
-    NotYet(&'static str, u32),
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// The configuration is valid but some rule tests fail: the rules do not
+    /// read the examples as the examples say.
+    #[error(
+        "{}\ntreatywatch: {} of {total} rule tests passed; fix the rule or the example each line above names, then run check again",
+        render_failures(.failures),
+        total - .failures.len()
+    )]
+    RuleTests {
+        failures: Vec<Diagnostic>,
+        total: usize,
+    },
+}
+
+fn render_failures(failures: &[Diagnostic]) -> String {
+    let lines: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 impl CommandError {
     /// Exit status for this error: 2 when the user must fix the input.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CommandError::Config(_) | CommandError::Usage(_) => 2,
+            CommandError::Config(_) | CommandError::Usage(_) | CommandError::RuleTests { .. } => 2,
             _ => 1,
         }
     }
@@ -80,7 +96,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Poll => poll::poll(&ctx, out),
         Command::Classify(args) => classify::classify(&ctx, &args, out),
         Command::Digest(args) => digest::digest(&ctx, &args, out),
-        Command::Reclassify => Err(CommandError::NotYet("`treatywatch reclassify`", 4)),
+        Command::Reclassify => reclassify::reclassify(&ctx, out),
     }
 }
 
@@ -107,12 +123,30 @@ fn policy(config: &Config) -> Policy {
     }
 }
 
+/// Validates the configuration, then runs the rule tests with the rules as
+/// compiled: an edit that breaks an example is caught before it is loaded.
 fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
+    let total = config.rule_tests.len();
+    if total > 0 {
+        let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+        let failures = rule_tests::run(&classifier, &config.rule_tests);
+        if !failures.is_empty() {
+            return Err(CommandError::RuleTests {
+                failures: failures.iter().map(|f| f.diagnostic()).collect(),
+                total,
+            });
+        }
+    }
     let enabled = config.feeds.iter().filter(|f| f.enabled).count();
+    let tests = match total {
+        0 => "no rule tests ([data] rule_tests)".to_string(),
+        1 => "1 rule test passed".to_string(),
+        n => format!("{n} rule tests passed"),
+    };
     writeln!(
         out,
-        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties",
+        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties; rules version {}, {tests}",
         config.path.display(),
         config.feeds.len(),
         enabled,
@@ -120,6 +154,7 @@ fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         config.gazetteer.states.len(),
         config.tracking.states.len(),
         config.tracking.treaties.len(),
+        config.rules_version,
     )?;
     Ok(Outcome::Success)
 }

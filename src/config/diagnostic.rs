@@ -31,6 +31,28 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// A place in a configuration file, kept for reports made after loading
+/// (a rule test that fails points at its `[[test]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub col: usize,
+}
+
+impl Location {
+    pub fn diagnostic(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            path: self.path.clone(),
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
+    }
+}
+
 /// A configuration file's text, kept so spans can be turned into positions.
 pub struct SourceText {
     pub path: PathBuf,
@@ -47,12 +69,16 @@ impl SourceText {
 
     /// A diagnostic at the start of `span` (a byte range into the text).
     pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        self.location(span).diagnostic(message)
+    }
+
+    /// The line and column where `span` starts.
+    pub fn location(&self, span: Range<usize>) -> Location {
         let (line, col) = line_col(&self.text, span.start);
-        Diagnostic {
+        Location {
             path: self.path.clone(),
             line,
             col,
-            message: message.into(),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod diagnostic;
 pub mod gazetteer;
 mod raw;
+pub mod rule_tests;
 pub mod rules;
 pub mod treaties;
 
@@ -29,6 +30,7 @@ use crate::health::Thresholds;
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
+pub use rule_tests::RuleTest;
 pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
 
@@ -69,6 +71,12 @@ pub struct Config {
     pub treaties: Treaties,
     /// The classifier's cue phrases (rules.toml).
     pub rules: CueRules,
+    /// Short hex hash of the rule files as loaded (states, treaties, rules):
+    /// stamped on every detection so a stored one says which rules made it.
+    pub rules_version: String,
+    /// Example texts with the detections the rules must make (`[data]
+    /// rule_tests`); `check` runs them.
+    pub rule_tests: Vec<RuleTest>,
 }
 
 #[derive(Debug, Clone)]
@@ -238,7 +246,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     };
 
     let data = raw.data.as_ref();
-    let gazetteer = v
+    let (gazetteer, states_text) = v
         .data_file(
             data.and_then(|d| d.states.as_ref()),
             DEFAULT_STATES_FILE,
@@ -246,7 +254,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             gazetteer::parse,
         )
         .unwrap_or_default();
-    let treaties = v
+    let (treaties, treaties_text) = v
         .data_file(
             data.and_then(|d| d.treaties.as_ref()),
             DEFAULT_TREATIES_FILE,
@@ -254,7 +262,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             treaties::parse,
         )
         .unwrap_or_default();
-    let rules = v
+    let (rules, rules_text) = v
         .data_file(
             data.and_then(|d| d.rules.as_ref()),
             DEFAULT_RULES_FILE,
@@ -263,6 +271,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         )
         .unwrap_or_default();
     let data_ok = v.problems.is_empty();
+    // Optional, unlike the data files: no key means no rule tests.
+    let rule_tests = match data.and_then(|d| d.rule_tests.as_ref()) {
+        Some(reference) => {
+            let known = data_ok.then_some((&gazetteer, &treaties));
+            v.data_file(Some(reference), "", "rule_tests", |src| {
+                rule_tests::parse(src, known)
+            })
+            .map(|(tests, _)| tests)
+            .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let rules_version = rules_version(&[
+        ("states", &states_text),
+        ("treaties", &treaties_text),
+        ("rules", &rules_text),
+    ]);
 
     let db_path = match raw.storage.as_ref().and_then(|s| s.path.as_ref()) {
         Some(p) => v.path(p),
@@ -286,10 +311,37 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             gazetteer,
             treaties,
             rules,
+            rules_version,
+            rule_tests,
         })
     } else {
         Err(ConfigError::Invalid(v.problems))
     }
+}
+
+/// Hex digits kept of the rules hash: 48 bits tell apart any rule edits a
+/// deployment will ever see, and stay short enough to read in a log line.
+pub const RULES_VERSION_DIGITS: usize = 12;
+
+/// The rules version: SHA-256 over each rule file's role, length and bytes
+/// (so moving text from one file to another changes it too), shortened.
+/// Any edit changes it, even a comment: the version names the files, and
+/// `reclassify` finding nothing to do is how a harmless edit shows.
+pub fn rules_version(files: &[(&str, &str)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for (role, text) in files {
+        hash.update(role.as_bytes());
+        hash.update([0]);
+        hash.update((text.len() as u64).to_le_bytes());
+        hash.update(text.as_bytes());
+    }
+    let digest = hash.finalize();
+    let mut hex = String::with_capacity(RULES_VERSION_DIGITS);
+    for byte in digest.iter().take(RULES_VERSION_DIGITS / 2) {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
 }
 
 /// Bytes in "5 MiB", "512 KiB", "2 MB" or a bare number of bytes.
@@ -358,27 +410,31 @@ impl Validator<'_> {
         }
     }
 
-    /// Reads and parses a data file referenced from `[data]`; a missing file
-    /// is reported at the reference (or at the top when the default is used).
+    /// Reads and parses a data file referenced from `[data]`, returning it
+    /// with the text it was read from; a missing file is reported at the
+    /// reference (or at the top when the default is used).
     fn data_file<T>(
         &mut self,
         reference: Option<&Spanned<String>>,
         default: &str,
         key: &str,
-        parse: fn(&SourceText) -> Result<T, Vec<Diagnostic>>,
-    ) -> Option<T> {
+        parse: impl FnOnce(&SourceText) -> Result<T, Vec<Diagnostic>>,
+    ) -> Option<(T, String)> {
         let (path, span) = match reference {
             Some(r) => (self.path(r), r.span()),
             None => (self.base.join(default), 0..0),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => match parse(&SourceText::new(&path, text)) {
-                Ok(v) => Some(v),
-                Err(d) => {
-                    self.problems.extend(d);
-                    None
+            Ok(text) => {
+                let src = SourceText::new(&path, text);
+                match parse(&src) {
+                    Ok(v) => Some((v, src.text)),
+                    Err(d) => {
+                        self.problems.extend(d);
+                        None
+                    }
                 }
-            },
+            }
             Err(e) => {
                 self.err(
                     span,
@@ -886,6 +942,27 @@ impl Validator<'_> {
         };
         if !valid {
             self.err(value.span(), format!("{key} address {:?} is not an e-mail address; write \"user@example.org\" or \"Name <user@example.org>\"", value.get_ref()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rules_version;
+
+    #[test]
+    fn rules_version_is_short_stable_and_sees_every_edit() {
+        let base = rules_version(&[("states", "a"), ("rules", "b")]);
+        assert_eq!(base.len(), super::RULES_VERSION_DIGITS);
+        assert!(base.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(base, rules_version(&[("states", "a"), ("rules", "b")]));
+        for other in [
+            rules_version(&[("states", "a"), ("rules", "b ")]),
+            // The same bytes split differently between the files.
+            rules_version(&[("states", "ab"), ("rules", "")]),
+            rules_version(&[("states", "b"), ("rules", "a")]),
+        ] {
+            assert_ne!(base, other);
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct DataFiles {
     pub states: Option<Spanned<String>>,
     pub treaties: Option<Spanned<String>>,
     pub rules: Option<Spanned<String>>,
+    /// Optional: without it there are no rule tests.
+    pub rule_tests: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

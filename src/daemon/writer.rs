@@ -86,6 +86,7 @@ impl Writer {
             thresholds: self.config.notify.thresholds,
             policy: &policy,
             classifier: &self.classifier,
+            rules_version: &self.config.rules_version,
             now: Utc::now(),
             jitter,
         };

@@ -5,11 +5,11 @@
 //! crash can never record an item as seen without its detections.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::log::{AppendOutcome, append_in};
-use super::{Result, Store, parse_timestamp, timestamp};
-use crate::domain::{NewEvent, Policy};
+use super::log::{AppendOutcome, Cause, append_in, decode};
+use super::{Result, Store, StoreError, parse_timestamp, timestamp};
+use crate::domain::{EventBody, NewEvent, Policy, Retraction, StoredEvent};
 use crate::feed::Item;
 
 /// What treatywatch knows about one feed's polling, as `status` shows it.
@@ -57,6 +57,46 @@ impl FeedState {
 pub enum ItemChange {
     New,
     Changed,
+}
+
+/// One feed's stored copy of an item, as `reclassify` reads it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    pub feed_id: String,
+    /// `feed::Item::key`: feeds carrying the same article share it.
+    pub key: String,
+    pub title: String,
+    pub link: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    /// The item's plain text, as classified.
+    pub text: String,
+    pub first_seen: DateTime<Utc>,
+    /// When this text was taken (first seen, or last changed since).
+    pub last_changed: DateTime<Utc>,
+}
+
+/// A detection the log holds for a stored item, with its retraction if
+/// one was appended (at most one: a retraction's dedupe key is its target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedDetection {
+    pub event: StoredEvent,
+    /// The retraction's seq and body.
+    pub retraction: Option<(i64, Retraction)>,
+}
+
+/// A page of stored items: every feed's copy of a run of item keys, in key
+/// then feed order, and every detection the log holds for those keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemPage {
+    pub items: Vec<StoredItem>,
+    pub detections: Vec<LoggedDetection>,
+}
+
+impl ItemPage {
+    /// The highest item key on the page; the next page starts after it.
+    pub fn last_key(&self) -> Option<&str> {
+        self.items.last().map(|i| i.key.as_str())
+    }
 }
 
 const STATE_COLUMNS: &str = "feed_id, url, etag, last_modified, last_attempt, last_success, last_status, last_error, consecutive_failures, next_poll, gone, moved_to, last_item_at, failing_since, failing_alerted, stale_since";
@@ -160,11 +200,109 @@ impl Store {
                 ])?;
             }
         }
-        let outcome = append_in(&tx, events, policy, now)?;
+        let outcome = append_in(&tx, events, policy, now, Cause::News)?;
         write_state(&tx, state)?;
         tx.commit()?;
         Ok(outcome)
     }
+
+    /// Reads the next page of stored items (the `limit` item keys after
+    /// `after`; start with ""), hands it to `correct`, and appends what that
+    /// returns as a correction of the record: the status changes it causes
+    /// are recorded as backfill and never mailed. `None` past the last item.
+    ///
+    /// Reading and appending share one write transaction, taken at the
+    /// start, so a daemon ingesting meanwhile cannot slip an event between
+    /// what `correct` saw and what it appends.
+    pub fn correct_items(
+        &mut self,
+        after: &str,
+        limit: usize,
+        policy: &Policy,
+        now: DateTime<Utc>,
+        correct: impl FnOnce(&ItemPage) -> Vec<NewEvent>,
+    ) -> Result<Option<(ItemPage, AppendOutcome)>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let page = read_item_page(&tx, after, limit)?;
+        if page.items.is_empty() {
+            return Ok(None);
+        }
+        let events = correct(&page);
+        let outcome = append_in(&tx, &events, policy, now, Cause::Correction)?;
+        tx.commit()?;
+        Ok(Some((page, outcome)))
+    }
+}
+
+fn read_item_page(conn: &rusqlite::Connection, after: &str, limit: usize) -> Result<ItemPage> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT feed_id, item_key, title, link, published, body, first_seen, last_changed FROM items
+         WHERE item_key IN (SELECT DISTINCT item_key FROM items WHERE item_key > ?1 ORDER BY item_key LIMIT ?2)
+         ORDER BY item_key, feed_id",
+    )?;
+    let time = |r: &rusqlite::Row<'_>, i: usize| parse_timestamp(&r.get::<_, String>(i)?);
+    let items = stmt
+        .query_map(params![after, limit], |r| {
+            Ok(StoredItem {
+                feed_id: r.get(0)?,
+                key: r.get(1)?,
+                title: r.get(2)?,
+                link: r.get(3)?,
+                published: r
+                    .get::<_, Option<String>>(4)?
+                    .map(|s| parse_timestamp(&s))
+                    .transpose()?,
+                text: r.get(5)?,
+                first_seen: time(r, 6)?,
+                last_changed: time(r, 7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (Some(first), Some(last)) = (items.first(), items.last()) else {
+        return Ok(ItemPage::default());
+    };
+    // The page holds every key in [first, last], so a range finds exactly
+    // their detections. The json_extract expressions match the indexes of
+    // migration 0005. Without statistics the planner would rather walk
+    // every detection in `events_by_kind`, hence INDEXED BY; and `+d.seq`
+    // drops the column's integer affinity, which would otherwise keep the
+    // comparison from using the retraction index.
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.seq, d.occurred_at, d.recorded_at, d.payload, r.seq, r.payload
+         FROM events d INDEXED BY events_detection_item
+         LEFT JOIN events r
+           ON r.kind = 'retracted' AND json_extract(r.payload, '$.target_seq') = +d.seq
+         WHERE d.kind = 'detection' AND json_extract(d.payload, '$.item_key') BETWEEN ?1 AND ?2
+         ORDER BY d.seq",
+    )?;
+    let rows = stmt.query_map([&first.key, &last.key], |r| {
+        Ok((
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+        ))
+    })?;
+    let mut detections = Vec::new();
+    for row in rows {
+        let (raw, retraction_seq, retraction_payload) = row?;
+        let event = decode(raw)?;
+        let retraction = match (retraction_seq, retraction_payload) {
+            (Some(seq), Some(payload)) => {
+                match serde_json::from_str(&payload)
+                    .map_err(|source| StoreError::Payload { seq, source })?
+                {
+                    EventBody::Retracted(r) => Some((seq, r)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        detections.push(LoggedDetection { event, retraction });
+    }
+    Ok(ItemPage { items, detections })
 }
 
 fn write_state(conn: &rusqlite::Connection, s: &FeedState) -> Result<()> {

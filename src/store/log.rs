@@ -23,6 +23,17 @@ pub struct AppendOutcome {
     pub changes: Vec<StoredEvent>,
 }
 
+/// Whether the status changes an append causes are news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cause {
+    /// Observations as they arrive: a change is backfill only when the
+    /// detections behind its new status all are.
+    News,
+    /// A correction of the record (`reclassify`): every change it causes
+    /// is recorded as backfill, so the notifier never mails it.
+    Correction,
+}
+
 const SELECT_EVENT: &str = "SELECT seq, occurred_at, recorded_at, payload FROM events";
 
 impl Store {
@@ -36,7 +47,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome> {
         let tx = self.conn.transaction()?;
-        let outcome = append_in(&tx, events, policy, now)?;
+        let outcome = append_in(&tx, events, policy, now, Cause::News)?;
         tx.commit()?;
         Ok(outcome)
     }
@@ -118,6 +129,7 @@ pub(super) fn append_in(
     events: &[NewEvent],
     policy: &Policy,
     now: DateTime<Utc>,
+    cause: Cause,
 ) -> Result<AppendOutcome> {
     let mut outcome = AppendOutcome::default();
     // Touched key -> its new observations, in log order.
@@ -144,7 +156,7 @@ pub(super) fn append_in(
         }
     }
     for ((state, treaty), new) in touched {
-        if let Some(change) = refresh_key(tx, &state, &treaty, &new, policy, now)? {
+        if let Some(change) = refresh_key(tx, &state, &treaty, &new, policy, now, cause)? {
             outcome.changes.push(change);
         }
     }
@@ -184,6 +196,10 @@ pub(super) fn insert(
 /// The kept fold state is extended with the new events; a retraction, or a
 /// missing or stale fold state, re-folds the key from the log instead, which
 /// is the same function over the same events.
+///
+/// Whether the change is mailed is decided here, not in the fold: it is a
+/// fact about this append (`cause`), not about the status, so the row and
+/// `replay` do not depend on it.
 fn refresh_key(
     tx: &Transaction<'_>,
     state: &str,
@@ -191,6 +207,7 @@ fn refresh_key(
     new: &[StoredEvent],
     policy: &Policy,
     now: DateTime<Utc>,
+    cause: Cause,
 ) -> Result<Option<StoredEvent>> {
     let first_new = new.first().map_or(i64::MAX, |e| e.seq);
     let cause_seq = new.last().map_or(0, |e| e.seq);
@@ -243,7 +260,7 @@ fn refresh_key(
             cause_seq,
             sources: row.map(|r| r.sources.clone()).unwrap_or_default(),
             evidence: row.and_then(|r| r.evidence.clone()),
-            backfill: row.is_some_and(|r| r.backfill),
+            backfill: cause == Cause::Correction || row.is_some_and(|r| r.backfill),
         }),
     };
     let seq = insert(tx, &change, now)?.expect("a status change's cause is new, so its key is too");

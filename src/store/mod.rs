@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations, SchemaVersion};
 
-pub use feeds::{FeedState, ItemChange};
+pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
 pub use log::AppendOutcome;
 pub use outbox::{Batch, NewBatch, QueuedChange};
 
@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_outbox.sql"),
     include_str!("../../migrations/0004_fold_state.sql"),
     include_str!("../../migrations/0005_feed_alerts.sql"),
+    include_str!("../../migrations/0006_reclassify.sql"),
 ];
 
 /// How long a statement waits for another process's lock before failing.

@@ -390,3 +390,117 @@ fn subscription_recipient_address_is_checked() {
         "not an e-mail address",
     );
 }
+
+/// MINIMAL, pointing `[data] rule_tests` at rule-tests.toml.
+fn with_rule_tests() -> String {
+    MINIMAL.replace("[data]\n", "[data]\nrule_tests = \"rule-tests.toml\"\n")
+}
+
+/// One example the shipped rules read right, written before `more`.
+fn rule_tests(more: &str) -> String {
+    format!(
+        "[[test]]\nname = \"decree\"\ndate = \"2025-06-29\"\ntitle = \"Ukraine moves to leave the Ottawa Convention\"\nexpect = [\"UKR ottawa withdrawal_announced\"]\n\n{more}"
+    )
+}
+
+#[test]
+fn shipped_rule_tests_pass_and_are_counted() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/feeds.toml");
+    let output = assert_cmd::Command::cargo_bin("treatywatch")
+        .expect("binary")
+        .args(["--config", config, "check"])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let passed: usize = stdout
+        .split(", ")
+        .find_map(|part| part.trim().strip_suffix(" rule tests passed"))
+        .unwrap_or_else(|| panic!("no rule test count: {stdout}"))
+        .parse()
+        .expect("a number");
+    assert!(passed >= 15, "{stdout}");
+}
+
+#[test]
+fn a_failing_rule_test_is_reported_at_its_test() {
+    check_bad_in(
+        "rule-tests.toml",
+        &with_rule_tests(),
+        Some(&rule_tests(
+            "‸[[test]]\nname = \"wrong expectation\"\ntitle = \"Ukraine moves to leave the Ottawa Convention\"\nexpect = [\"POL ottawa withdrawal_announced\"]\n",
+        )),
+        "rule test \"wrong expectation\": expected POL ottawa withdrawal_announced, got UKR ottawa withdrawal_announced (rule announced.",
+    );
+}
+
+#[test]
+fn a_rule_test_that_must_find_nothing_fails_when_something_is_found() {
+    let dir = ConfigDir::new(&with_rule_tests());
+    dir.write(
+        "rule-tests.toml",
+        &rule_tests("[[test]]\nname = \"trap\"\ntitle = \"Poland moves to leave the Ottawa Convention\"\nexpect = []\n"),
+    );
+    let output = dir.cmd(&["check"]).output().expect("run check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            ":7:1: rule test \"trap\": expected nothing, got POL ottawa withdrawal_announced"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 of 2 rule tests passed"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no ok line when tests fail");
+}
+
+#[test]
+fn passing_rule_tests_are_counted_in_the_summary() {
+    let dir = ConfigDir::new(&with_rule_tests());
+    dir.write("rule-tests.toml", &rule_tests(""));
+    let output = dir.cmd(&["check"]).output().expect("run check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.trim_end().ends_with(", 1 rule test passed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rule_test_with_unknown_state_is_refused_at_the_value() {
+    check_bad_in(
+        "rule-tests.toml",
+        &with_rule_tests(),
+        Some(&rule_tests(
+            "[[test]]\nname = \"b\"\ntitle = \"t\"\nexpect = [‸\"ukr ottawa signed\"]\n",
+        )),
+        "unknown state code \"ukr\"; codes are upper case: write \"UKR\"",
+    );
+}
+
+#[test]
+fn rule_test_with_unknown_action_lists_the_actions() {
+    check_bad_in(
+        "rule-tests.toml",
+        &with_rule_tests(),
+        Some(&rule_tests(
+            "[[test]]\nname = \"b\"\ntitle = \"t\"\nexpect = [‸\"UKR ottawa withdrew\"]\n",
+        )),
+        "withdrawal_announced",
+    );
+}
+
+#[test]
+fn missing_rule_tests_file_is_reported_at_its_reference() {
+    let feeds = MINIMAL.replace("[data]\n", "[data]\nrule_tests = ‸\"examples.toml\"\n");
+    check_bad(&feeds, "cannot read rule_tests file");
+}

@@ -208,3 +208,28 @@ fn events_after_pages_through_the_log_in_order() {
         "25 detections and one change, in order"
     );
 }
+
+#[test]
+fn a_detection_written_before_rules_versions_still_reads() {
+    let (dir, store) = temp_store();
+    drop(store);
+    // A payload as version 1 wrote it: no rules_version.
+    let v1 = r#"{"kind":"detection","state":"UKR","treaty":"ottawa","action":"withdrawal_announced","rule":"announced.decree","source":"wire","item_key":"k","evidence":{"sentence":"s"}}"#;
+    Connection::open(dir.path().join("sub/log.db"))
+        .expect("raw")
+        .execute(
+            "INSERT INTO events (kind, state, treaty, occurred_at, recorded_at, payload, payload_version, dedupe_key)
+             VALUES ('detection', 'UKR', 'ottawa', '2025-06-29T12:00:00.000000Z', '2025-06-29T12:00:00.000000Z', ?1, 1, 'v1')",
+            [v1],
+        )
+        .expect("insert v1");
+    let store = Store::open(&dir.path().join("sub/log.db")).expect("reopen");
+    let event = store.event(1).expect("read").expect("present");
+    let EventBody::Detection(d) = event.body else {
+        panic!("not a detection: {event:?}");
+    };
+    assert_eq!(
+        (d.rule.as_str(), d.rules_version.as_str()),
+        ("announced.decree", "")
+    );
+}

@@ -101,6 +101,7 @@ fn to_event(step: &Step, store: &Store) -> Option<NewEvent> {
                     state: state.into(),
                     treaty: treaty.into(),
                     note: "wrong".into(),
+                    rules_version: None,
                 }),
             })
         }

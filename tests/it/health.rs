@@ -305,6 +305,7 @@ impl Watch {
             thresholds: self.config.notify.thresholds,
             policy: &policy,
             classifier: &self.classifier,
+            rules_version: &self.config.rules_version,
             now,
             jitter: 0.0,
         };

@@ -1,6 +1,7 @@
 //! Integration tests, one binary. Each module is one area of behaviour:
 //!
-//! - `config_check`: `treatywatch check` on good and broken configurations.
+//! - `config_check`: `treatywatch check` on good and broken configurations,
+//!   and the rule tests it runs.
 //! - `event_log`: the SQLite log: append-only, deduplicated, migrations.
 //! - `projection`: corroboration, corrections and the incremental table.
 //! - `fold_props`: property tests: the fold is deterministic and the
@@ -21,6 +22,8 @@
 //!   stale or publishing again is mailed once per episode, through `poll`
 //!   against the loopback feed server and through the library with `now`
 //!   passed in.
+//! - `reclassify`: `reclassify` after a rule edit: retractions, additions,
+//!   undoing the edit, no mail, idempotence.
 
 mod cli;
 mod config_check;
@@ -34,5 +37,6 @@ mod health;
 mod hostile;
 mod polling;
 mod projection;
+mod reclassify;
 mod smtp_server;
 mod support;

@@ -206,6 +206,7 @@ fn retracting_the_cause_restores_the_earlier_status() {
             state: "UKR".into(),
             treaty: "ottawa".into(),
             note: "misread".into(),
+            rules_version: None,
         }),
     });
     assert_eq!(status, Status::Party);

@@ -86,6 +86,7 @@ pub fn detection(
             treaty: treaty.into(),
             action,
             rule: "test".into(),
+            rules_version: "test".into(),
             source: source.into(),
             item_key: item.into(),
             evidence: Evidence {
@@ -95,6 +96,7 @@ pub fn detection(
             },
             authoritative: false,
             backfill: false,
+            revives: None,
         }),
     }
 }
