@@ -183,9 +183,10 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
 
     println!(
-        "rules: {} patterns compiled in {:.1} ms",
+        "rules: {} patterns compiled in {:.1} ms into an automaton of {:.1} MB",
         classifier.pattern_count(),
-        compile.as_secs_f64() * 1e3
+        compile.as_secs_f64() * 1e3,
+        classifier.memory_usage() as f64 / 1e6
     );
     println!(
         "classified {ITEMS} items ({:.1} MB, {:.0} bytes/item) in {:.3} s: {:.1} MB/s, {:.0} items/s, {detections} detections",

@@ -368,6 +368,11 @@ impl Compiled {
     pub fn pattern_count(&self) -> usize {
         self.uses.len()
     }
+
+    /// Heap bytes held by the automaton.
+    pub fn memory_usage(&self) -> usize {
+        self.automaton.memory_usage()
+    }
 }
 
 fn modifier_rule(m: &Modifier, default_window: usize) -> ModifierRule {

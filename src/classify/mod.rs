@@ -111,6 +111,12 @@ impl Classifier {
         self.compiled.pattern_count()
     }
 
+    /// Heap bytes the compiled automaton holds (it lives as long as the
+    /// process, so it is most of the daemon's idle memory).
+    pub fn memory_usage(&self) -> usize {
+        self.compiled.memory_usage()
+    }
+
     /// Every detection in `input`, at most one per (state, treaty, action),
     /// in text order.
     pub fn classify(&self, input: &Text) -> Vec<Detection> {

@@ -151,6 +151,7 @@ impl Metrics {
     pub fn record_cycle(&self, took: Duration) {
         self.cycle_ms
             .store(took.as_millis().max(1) as u64, Ordering::Relaxed);
+        release_free_memory();
     }
 
     /// Prometheus text exposition format.
@@ -224,5 +225,16 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Hands memory freed during a cycle back to the kernel. glibc keeps it in
+/// its per-thread arenas otherwise, and an idle daemon would sit at the
+/// peak of its last cycle.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
