@@ -24,7 +24,8 @@ fn feed(n: usize) -> String {
     for i in 0..ITEMS {
         let _ = write!(
             xml,
-            "<item><title>Story {i} of feed {n}</title><link>https://f{n}.example.org/{i}</link><guid>https://f{n}.example.org/{i}</guid><pubDate>Mon, 06 Oct 2025 10:00:00 GMT</pubDate><description>{}</description></item>",
+            "<item><title>Story {i} of feed {n}</title><link>https://f{n}.example.org/{i}</link><guid>https://f{n}.example.org/{i}</guid><pubDate>{}</pubDate><description>{}</description></item>",
+            chrono::Utc::now().to_rfc2822(),
             "Ministers met to discuss trade, energy and rail links; officials said talks would continue in the autumn. ".repeat(8)
         );
     }

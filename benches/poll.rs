@@ -43,8 +43,8 @@ fn feed(n: usize) -> String {
         };
         let _ = write!(
             xml,
-            "<item><title>Story {i} from feed {n} about {state}</title><link>https://f{n}.example.org/{i}</link><guid>https://f{n}.example.org/{i}</guid><pubDate>Mon, 06 Oct 2025 10:{:02}:00 GMT</pubDate><description>{}</description></item>",
-            i % 60,
+            "<item><title>Story {i} from feed {n} about {state}</title><link>https://f{n}.example.org/{i}</link><guid>https://f{n}.example.org/{i}</guid><pubDate>{}</pubDate><description>{}</description></item>",
+            chrono::Utc::now().to_rfc2822(),
             body.repeat(2)
         );
     }
@@ -54,10 +54,14 @@ fn feed(n: usize) -> String {
 
 /// Runs the binary, sampling its peak resident set (VmHWM) until it exits.
 fn run(config: &std::path::Path) -> (Duration, u64, String) {
+    // The summary goes to a file: a pipe nobody reads until the end would
+    // fill up and stall the child.
+    let out_path = config.with_file_name("poll-output.txt");
+    let out_file = std::fs::File::create(&out_path).expect("output file");
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_treatywatch"))
         .args(["--config", &config.to_string_lossy(), "poll"])
-        .stdout(Stdio::piped())
+        .stdout(out_file)
         .stderr(Stdio::null())
         .spawn()
         .expect("start treatywatch");
@@ -77,8 +81,8 @@ fn run(config: &std::path::Path) -> (Duration, u64, String) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let wall = start.elapsed();
-    let output = child.wait_with_output().expect("output");
-    let total = String::from_utf8_lossy(&output.stdout)
+    let output = std::fs::read(&out_path).expect("output");
+    let total = String::from_utf8_lossy(&output)
         .lines()
         .find(|l| l.starts_with("total:"))
         .unwrap_or_default()

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Result, Store, parse_timestamp, timestamp};
-use crate::domain::{Policy, Projection, StatusRow, fold_key};
+use std::collections::HashMap;
+
+use crate::domain::{Key, KeyFold, Policy, Projection, StatusRow};
 
 impl Store {
     /// The status table as stored.
@@ -21,13 +23,24 @@ impl Store {
     /// then (see `domain::project` for what counts).
     pub fn rebuild(&self, policy: &Policy, as_of: Option<DateTime<Utc>>) -> Result<Projection> {
         let retracted = self.retracted()?;
-        let mut projection = Projection::new();
-        self.for_each_key(as_of, |key, events| {
-            if let Some(row) = fold_key(events, &retracted, policy).row() {
-                projection.insert(key.clone(), row.clone());
+        // One fold per key, fed in log order: the same steps `fold_key`
+        // takes over each key's events, without grouping them first.
+        let mut folds: HashMap<Key, KeyFold> = HashMap::new();
+        self.for_each_observation(as_of, |event| {
+            if retracted.contains(&event.seq) || !event.body.is_observation() {
+                return;
+            }
+            if let Some((state, treaty)) = event.body.key() {
+                folds
+                    .entry((state.to_string(), treaty.to_string()))
+                    .or_default()
+                    .apply(&event, policy);
             }
         })?;
-        Ok(projection)
+        Ok(folds
+            .into_iter()
+            .filter_map(|(key, fold)| fold.row().cloned().map(|row| (key, row)))
+            .collect())
     }
 
     /// Replaces the stored status table with `projection` (for `replay --fix`).

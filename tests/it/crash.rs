@@ -157,6 +157,17 @@ fn start(env: &PollEnv) -> Child {
         .expect("start daemon")
 }
 
+/// A daemon that is killed if the test fails while it runs, so a failure
+/// never leaves processes behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn events(env: &PollEnv) -> Vec<Value> {
     let out = env.run(&["events", "--json"]);
     assert!(
@@ -212,7 +223,7 @@ fn killed_at_random_moments_the_daemon_loses_and_duplicates_nothing() {
     // A last, undisturbed run to finish the work.
     write_config(&env, feeds, smtp.port);
     let expected_items = feeds * ITEMS_PER_FEED;
-    let mut child = start(&env);
+    let mut child = KillOnDrop(start(&env));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let log = events(&env);
@@ -239,10 +250,10 @@ fn killed_at_random_moments_the_daemon_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .expect("kill");
-    let status = child.wait().expect("wait");
+    let status = child.0.wait().expect("wait");
     assert_eq!(status.code(), Some(0), "seed {seed}");
 
     let log = events(&env);

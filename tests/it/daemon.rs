@@ -63,17 +63,19 @@ fn daemon_reports_ready_polls_reloads_and_stops_cleanly() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let log_path = env.dir.path().join("daemon.log");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
-        .env_remove("TREATYWATCH_CONFIG")
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(env.config_path())
-        .args(["run", "--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).expect("log file"))
-        .spawn()
-        .expect("start daemon");
+    let mut child = crate::crash::KillOnDrop(
+        Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
+            .env_remove("TREATYWATCH_CONFIG")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(env.config_path())
+            .args(["run", "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).expect("log file"))
+            .spawn()
+            .expect("start daemon"),
+    );
     let log = || {
         let mut text = String::new();
         let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut text));
@@ -90,7 +92,7 @@ fn daemon_reports_ready_polls_reloads_and_stops_cleanly() {
 
     // A valid new config: the added feed gets polled.
     env.write_config(&[("first", "/first.xml"), ("second", "/second.xml")]);
-    signal(&child, "HUP");
+    signal(&child.0, "HUP");
     wait_for("the added feed to be polled", || {
         !env.server.seen("/second.xml").is_empty()
     });
@@ -102,7 +104,7 @@ fn daemon_reports_ready_polls_reloads_and_stops_cleanly() {
         "[tracking]\nstates = [\"XYZ\"]\ntreaties = [\"ottawa\"]\n",
     )
     .expect("break config");
-    signal(&child, "HUP");
+    signal(&child.0, "HUP");
     wait_for("the reload to be refused", || {
         log().contains("NOT reloaded")
     });
@@ -112,18 +114,18 @@ fn daemon_reports_ready_polls_reloads_and_stops_cleanly() {
         log()
     );
     assert!(
-        child.try_wait().expect("try_wait").is_none(),
+        child.0.try_wait().expect("try_wait").is_none(),
         "still running on the old config"
     );
 
-    signal(&child, "TERM");
+    signal(&child.0, "TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
+        if let Some(status) = child.0.try_wait().expect("wait") {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            let _ = child.0.kill();
             panic!("daemon did not stop within 10 s of SIGTERM:\n{}", log());
         }
         std::thread::sleep(Duration::from_millis(20));
