@@ -48,6 +48,7 @@ pub enum DaemonError {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonError> {
+    status::limit_malloc_arenas();
     let config = Arc::new(config::load(config_path)?);
     let db_path: PathBuf = db_override.map_or_else(|| config.db_path.clone(), Path::to_path_buf);
     let store = Store::open(&db_path)?;
