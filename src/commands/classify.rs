@@ -43,16 +43,7 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
     let item = input.item_text();
     for d in &found {
         if args.json {
-            let line = json!({
-                "state": d.state,
-                "treaty": d.treaty,
-                "action": d.action,
-                "rule": d.rule,
-                "evidence": d.evidence,
-                "start": d.span.start,
-                "end": d.span.end,
-            });
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", detection_json(d))?;
         } else {
             writeln!(
                 out,
@@ -110,18 +101,10 @@ fn classify_feed(
         total += found.len();
         if json {
             for d in &found {
-                let line = json!({
-                    "item": item.key,
-                    "title": item.title,
-                    "link": item.link,
-                    "state": d.state,
-                    "treaty": d.treaty,
-                    "action": d.action,
-                    "rule": d.rule,
-                    "evidence": d.evidence,
-                    "start": d.span.start,
-                    "end": d.span.end,
-                });
+                let mut line = detection_json(d);
+                line["item"] = json!(item.key);
+                line["title"] = json!(item.title);
+                line["link"] = json!(item.link);
                 writeln!(out, "{line}")?;
             }
             continue;
@@ -147,6 +130,20 @@ fn classify_feed(
         writeln!(out, "{} items, {} detections", parsed.items.len(), total)?;
     }
     Ok(Outcome::Success)
+}
+
+/// One `--json` detection line; `start`/`end` are byte offsets of the
+/// evidence in the item text (title, blank line, body).
+fn detection_json(d: &crate::classify::Detection) -> serde_json::Value {
+    json!({
+        "state": d.state,
+        "treaty": d.treaty,
+        "action": d.action,
+        "rule": d.rule,
+        "evidence": d.evidence,
+        "start": d.span.start,
+        "end": d.span.end,
+    })
 }
 
 fn read_input(args: &ClassifyArgs) -> Result<Vec<u8>> {
