@@ -132,14 +132,7 @@ pub fn ingest(
     };
     let Some(body) = &fetched.body else {
         succeed(&mut state, feed, &fetched, None, ctx);
-        let alerts = assess(feed, &before, &mut state, Poll::Succeeded, ctx);
-        store.commit_feed(
-            &state,
-            &[],
-            &alert_events(&alerts, ctx),
-            ctx.policy,
-            ctx.now,
-        )?;
+        let alerts = commit_without_items(store, feed, &before, &mut state, Poll::Succeeded, ctx)?;
         return Ok(FeedReport {
             feed_id: feed.id.clone(),
             outcome: FeedOutcome::NotModified,
@@ -229,6 +222,21 @@ fn assess(
         ..ctx.thresholds
     };
     health::assess(before, after, poll, &thresholds, ctx.now)
+}
+
+/// Commits a poll that brought no items (a 304 or a failure): the feed's
+/// new state and the source alerts it calls for, together.
+fn commit_without_items(
+    store: &mut Store,
+    feed: &Feed,
+    before: &FeedState,
+    state: &mut FeedState,
+    poll: Poll<'_>,
+    ctx: &IngestContext<'_>,
+) -> Result<Vec<SourceHealth>, StoreError> {
+    let alerts = assess(feed, before, state, poll, ctx);
+    store.commit_feed(state, &[], &alert_events(&alerts, ctx), ctx.policy, ctx.now)?;
+    Ok(alerts)
 }
 
 fn alert_events(alerts: &[SourceHealth], ctx: &IngestContext<'_>) -> Vec<NewEvent> {
@@ -365,14 +373,7 @@ fn fail(
     let poll = Poll::Failed {
         summary: &failure.summary,
     };
-    let alerts = assess(feed, before, &mut state, poll, ctx);
-    store.commit_feed(
-        &state,
-        &[],
-        &alert_events(&alerts, ctx),
-        ctx.policy,
-        ctx.now,
-    )?;
+    let alerts = commit_without_items(store, feed, before, &mut state, poll, ctx)?;
     Ok(FeedReport {
         feed_id: feed.id.clone(),
         outcome: FeedOutcome::Failed {

@@ -182,14 +182,19 @@ fn report(outcome: &AppendOutcome, kind: &str, out: &mut dyn Write) -> Result<()
         Some(seq) => writeln!(out, "appended #{seq} ({kind})")?,
         None => writeln!(out, "already in the log; nothing appended")?,
     }
-    for change in &outcome.changes {
-        if let EventBody::StatusChanged(c) = &change.body {
-            writeln!(
-                out,
-                "#{}: {} {}: {} → {}",
-                change.seq, c.state, c.treaty, c.from, c.to
-            )?;
-        }
+    for line in outcome.changes.iter().filter_map(change_line) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// "#12: UKR ottawa: party → withdrawal_announced" for a status change.
+pub(super) fn change_line(event: &StoredEvent) -> Option<String> {
+    match &event.body {
+        EventBody::StatusChanged(c) => Some(format!(
+            "#{}: {} {}: {} → {}",
+            event.seq, c.state, c.treaty, c.from, c.to
+        )),
+        _ => None,
+    }
 }

@@ -172,3 +172,8 @@ fn parse_date(s: &str, what: &str, time_of_day: NaiveTime) -> Result<DateTime<Ut
             ))
         })
 }
+
+/// "1 feed", "3 feeds".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}

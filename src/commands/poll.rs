@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use chrono::Utc;
 
 use super::status::write_columns;
-use super::{CommandError, Context, Outcome, Result};
+use super::{CommandError, Context, Outcome, Result, plural};
 use crate::classify::Classifier;
 use crate::fetch::Fetcher;
 use crate::ingest::{FeedOutcome, FeedReport};
@@ -90,10 +90,6 @@ fn digest_line(effects: usize, held: usize, report: &NotifyReport) -> String {
         ));
     }
     line
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn summary_line(report: &FeedReport) -> Vec<String> {

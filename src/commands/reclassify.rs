@@ -5,10 +5,11 @@ use std::io::Write;
 
 use chrono::Utc;
 
+use super::log::change_line;
 use super::status::{shorten, write_columns};
-use super::{Context, Outcome, Result, policy};
+use super::{Context, Outcome, Result, plural, policy};
 use crate::classify::Classifier;
-use crate::domain::{Detection, EventBody};
+use crate::domain::Detection;
 use crate::reclassify::{self, Report};
 
 pub(super) fn reclassify(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
@@ -50,8 +51,6 @@ fn print(report: &Report, version: &str, out: &mut dyn Write) -> Result<()> {
         lines.push(detail("added", d));
     }
     write_columns(&lines, out)?;
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let items = plural(report.items, "item", "items");
     if report.added.is_empty() && report.retracted.is_empty() {
         writeln!(
@@ -67,14 +66,8 @@ fn print(report: &Report, version: &str, out: &mut dyn Write) -> Result<()> {
         report.retracted.len(),
         plural(report.changes.len(), "status change", "status changes"),
     )?;
-    for change in &report.changes {
-        if let EventBody::StatusChanged(c) = &change.body {
-            writeln!(
-                out,
-                "  #{}  {} {}: {} → {}",
-                change.seq, c.state, c.treaty, c.from, c.to
-            )?;
-        }
+    for line in report.changes.iter().filter_map(change_line) {
+        writeln!(out, "  {line}")?;
     }
     if !report.changes.is_empty() {
         writeln!(
