@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod health;
 pub mod ingest;
 pub mod logging;
+pub mod normalize;
 pub mod notice;
 pub mod notify;
 pub mod poll;

@@ -15,10 +15,12 @@ use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
-use super::normalize::normalize;
-use crate::config::rules::{CueRules, DiscardScope, GAP, Modifier, Position};
+use crate::config::rules::{
+    AgentClass, CueRules, DiscardScope, GAP, Modifier, Position, StageCell,
+};
 use crate::config::{Gazetteer, Treaties};
 use crate::domain::Action;
+use crate::normalize::normalize;
 
 /// What a pattern means when it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,9 @@ pub enum Use {
     },
     /// A companion phrase after a cue ("along with").
     Companion,
+    /// An agent of class `Compiled::agent_classes[i]` ("parliament",
+    /// "the cabinet", "the Constitutional Court").
+    Agent(u8),
 }
 
 /// What a rule phrase belongs to.
@@ -64,6 +69,9 @@ pub struct Phrase {
 pub struct CueRule {
     pub id: String,
     pub action: Action,
+    /// The stage table row: agent class -> stage, where it differs.
+    pub by_agent: Vec<(AgentClass, StageCell)>,
+    pub future_ok: bool,
     pub treaty_follows: bool,
     pub treaty_in_sentence: bool,
 }
@@ -79,6 +87,8 @@ pub struct ModifierRule {
     pub actions: u8,
     pub stops_at_comma: bool,
     pub lowercase_only: bool,
+    /// For a shift: the stage the cue moves to.
+    pub to: Option<StageCell>,
 }
 
 impl ModifierRule {
@@ -98,6 +108,8 @@ pub struct Compiled {
     pub phrases: Vec<Phrase>,
     pub cues: Vec<CueRule>,
     pub modifiers: Vec<ModifierRule>,
+    /// Agent classes by `Use::Agent` index, with their stage caps.
+    pub agent_classes: Vec<(AgentClass, Option<StageCell>)>,
     pub discards: Vec<(String, DiscardScope)>,
     pub clause_breaks: Vec<String>,
     pub list_words: Vec<String>,
@@ -105,6 +117,7 @@ pub struct Compiled {
     pub object_words: Vec<String>,
     pub generic_subjects: Vec<String>,
     pub determiners: Vec<String>,
+    pub reporting_verbs: Vec<String>,
     /// The exact spellings of case-sensitive state names.
     pub cased_forms: Vec<String>,
     pub max_gap: usize,
@@ -221,7 +234,13 @@ impl Compiled {
         }
         for (i, s) in gazetteer.states.iter().enumerate() {
             let i = i as u16;
-            for n in s.names.iter().chain(&s.capitals) {
+            for n in s
+                .names
+                .iter()
+                .chain(&s.capitals)
+                .chain(&s.legislatures)
+                .chain(&s.executives)
+            {
                 b.add(n, Use::State(i));
             }
             for a in &s.adjectives {
@@ -268,6 +287,35 @@ impl Compiled {
         for p in &rules.grammar.companions {
             b.add(p, Use::Companion);
         }
+        // Agent classes: the configured phrases, plus every legislature's
+        // and executive seat's own name ("the Saeima voted").
+        let mut agent_classes: Vec<(AgentClass, Option<StageCell>)> = Vec::new();
+        let mut class_index = |class: AgentClass, at_most: Option<StageCell>| match agent_classes
+            .iter()
+            .position(|(k, _)| *k == class)
+        {
+            Some(i) => i as u8,
+            None => {
+                agent_classes.push((class, at_most));
+                (agent_classes.len() - 1) as u8
+            }
+        };
+        for a in &rules.agents {
+            let i = class_index(a.class, a.at_most);
+            for p in &a.phrases {
+                b.add(p, Use::Agent(i));
+            }
+        }
+        let legislature = class_index(AgentClass::Legislature, None);
+        let executive = class_index(AgentClass::Government, None);
+        for s in &gazetteer.states {
+            for n in &s.legislatures {
+                b.add(n, Use::Agent(legislature));
+            }
+            for n in &s.executives {
+                b.add(n, Use::Agent(executive));
+            }
+        }
 
         let irregular: HashMap<&str, &[String]> = rules
             .irregular
@@ -303,6 +351,8 @@ impl Compiled {
             cues.push(CueRule {
                 id: c.id.clone(),
                 action: c.action,
+                by_agent: c.by_agent.clone(),
+                future_ok: c.future_ok,
                 treaty_follows: c.treaty_follows,
                 treaty_in_sentence: c.treaty_in_sentence,
             });
@@ -348,6 +398,7 @@ impl Compiled {
             phrases,
             cues,
             modifiers,
+            agent_classes,
             discards: rules
                 .discards
                 .iter()
@@ -359,6 +410,7 @@ impl Compiled {
             object_words: rules.grammar.object_words.clone(),
             generic_subjects: rules.grammar.generic_subjects.clone(),
             determiners: rules.grammar.determiners.clone(),
+            reporting_verbs: rules.grammar.reporting_verbs.clone(),
             cased_forms,
             max_gap: rules.settings.max_gap,
             history_days: rules.settings.history_days,
@@ -389,6 +441,7 @@ fn modifier_rule(m: &Modifier, default_window: usize) -> ModifierRule {
         actions,
         stops_at_comma: m.stops_at_comma,
         lowercase_only: m.lowercase_only,
+        to: m.to,
     }
 }
 

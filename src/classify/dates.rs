@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
 
-use super::normalize::{BREAK, COMMA, Normalized};
+use crate::normalize::{BREAK, COMMA, Normalized};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
@@ -228,7 +228,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::normalize::normalize;
+    use crate::normalize::normalize;
 
     fn check(sentence: &str, cue_word: &str, item: &str, expected: Option<When>) {
         let norm = normalize(sentence, 0);

@@ -6,7 +6,7 @@
 
 mod compile;
 mod dates;
-pub mod normalize;
+mod document;
 mod resolve;
 pub mod rule_tests;
 mod scan;
@@ -21,6 +21,7 @@ use crate::config::rules::DiscardScope;
 use crate::config::{CueRules, Gazetteer, Treaties};
 use crate::domain::Action;
 use compile::Compiled;
+use document::Candidate;
 use resolve::{Actor, ItemContext};
 use scan::{Entity, Scan};
 
@@ -65,14 +66,33 @@ pub struct Detection {
     pub span: Range<usize>,
 }
 
-/// A cue that produced nothing, and why; for `classify --explain`.
+/// How one cue was read, for `classify --explain`: its frame when it
+/// produced a detection, the reason when it did not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {
     pub rule: String,
     /// The words of the cue as written.
     pub matched: String,
     pub evidence_span: Range<usize>,
-    pub reason: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The frame: who (states and agent class), which stage (and the stage
+    /// table cell that decided it), which treaties.
+    Read {
+        states: Vec<String>,
+        agent: Option<String>,
+        stage: Action,
+        cell: String,
+        treaties: Vec<String>,
+        /// Whether this reading is the item's detection for its pairs, or
+        /// was outweighed by another reading of the same (state, treaty).
+        kept: bool,
+    },
+    /// Which part of the frame dropped the cue.
+    Dropped(String),
 }
 
 /// Compiled rules; build once, classify many items.
@@ -130,7 +150,7 @@ impl Classifier {
         (found, why)
     }
 
-    fn run(&self, input: &Text, mut why: Option<&mut Vec<Explanation>>) -> Vec<Detection> {
+    fn run(&self, input: &Text, why: Option<&mut Vec<Explanation>>) -> Vec<Detection> {
         let text = input.item_text();
         let sentences = sentences::split(&text);
         let title_end = input.title.len();
@@ -159,7 +179,8 @@ impl Classifier {
         }
 
         let mut ctx = self.context(&scans, &sentences, title_end, input.date);
-        let mut out: Vec<Detection> = Vec::new();
+        let mut readings: Vec<Candidate> = Vec::new();
+        let mut notes: Vec<Explanation> = Vec::new();
         let mut title_actors: Vec<u16> = Vec::new();
         let mut title_done = false;
         for (scan, range) in scans.iter().zip(&sentences) {
@@ -180,54 +201,98 @@ impl Classifier {
                 continue;
             }
             for cue in &scan.cues {
-                let reading = resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue);
                 let Some(rule) = self.compiled.cues.get(cue.index as usize) else {
                     continue;
                 };
+                let reading = resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue);
+                let matched = || {
+                    let r = scan.norm.original_range(cue.tokens.clone());
+                    text.get(r).unwrap_or("").to_string()
+                };
                 match reading {
                     Ok(reading) => {
-                        for state in self.expand(&reading.actors) {
-                            if is_title(range) && !title_actors.contains(&state) {
-                                title_actors.push(state);
-                            }
-                            for &treaty in &reading.treaties {
-                                let (state, treaty) = (
-                                    &self.state_codes[state as usize],
-                                    &self.treaty_ids[treaty as usize],
-                                );
-                                // One detection per (state, treaty, action):
-                                // the first evidence, the headline's if any.
-                                let seen = out.iter().any(|o| {
-                                    &o.state == state
-                                        && &o.treaty == treaty
-                                        && o.action == rule.action
-                                });
-                                if !seen {
-                                    out.push(Detection {
-                                        state: state.clone(),
-                                        treaty: treaty.clone(),
-                                        action: rule.action,
-                                        rule: rule.id.clone(),
-                                        evidence: text[range.clone()].to_string(),
-                                        span: range.clone(),
-                                    });
+                        let states = self.expand(&reading.actors);
+                        if is_title(range) {
+                            for &s in &states {
+                                if !title_actors.contains(&s) {
+                                    title_actors.push(s);
                                 }
+                            }
+                        }
+                        let note = notes.len();
+                        if why.is_some() {
+                            notes.push(Explanation {
+                                rule: rule.id.clone(),
+                                matched: matched(),
+                                evidence_span: range.clone(),
+                                outcome: Outcome::Read {
+                                    states: states
+                                        .iter()
+                                        .map(|&s| self.state_codes[s as usize].clone())
+                                        .collect(),
+                                    agent: reading.agent.map(|a| a.as_str().to_string()),
+                                    stage: reading.stage,
+                                    cell: reading.cell.clone(),
+                                    treaties: reading
+                                        .treaties
+                                        .iter()
+                                        .map(|&t| self.treaty_ids[t as usize].clone())
+                                        .collect(),
+                                    kept: false,
+                                },
+                            });
+                        }
+                        for &state in &states {
+                            for &treaty in &reading.treaties {
+                                readings.push(Candidate {
+                                    state,
+                                    treaty,
+                                    stage: reading.stage,
+                                    rule: cue.index,
+                                    span: range.clone(),
+                                    in_title: is_title(range),
+                                    note,
+                                });
                             }
                         }
                     }
                     Err(reason) => {
-                        if let Some(why) = why.as_deref_mut() {
-                            let r = scan.norm.original_range(cue.tokens.clone());
-                            why.push(Explanation {
+                        if why.is_some() {
+                            notes.push(Explanation {
                                 rule: rule.id.clone(),
-                                matched: text.get(r).unwrap_or("").to_string(),
+                                matched: matched(),
                                 evidence_span: range.clone(),
-                                reason: reason.describe(),
+                                outcome: Outcome::Dropped(reason.describe()),
                             });
                         }
                     }
                 }
             }
+        }
+        let chosen = document::choose(&readings);
+        let mut out = Vec::with_capacity(chosen.len());
+        for c in chosen {
+            if let Some(Explanation {
+                outcome: Outcome::Read { kept, .. },
+                ..
+            }) = notes.get_mut(c.note)
+            {
+                *kept = true;
+            }
+            let Some(rule) = self.compiled.cues.get(c.rule as usize) else {
+                continue;
+            };
+            out.push(Detection {
+                state: self.state_codes[c.state as usize].clone(),
+                treaty: self.treaty_ids[c.treaty as usize].clone(),
+                action: c.stage,
+                rule: rule.id.clone(),
+                evidence: text[c.span.clone()].to_string(),
+                span: c.span.clone(),
+            });
+        }
+        if let Some(why) = why {
+            *why = notes;
         }
         out
     }

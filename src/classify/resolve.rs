@@ -18,9 +18,11 @@ use chrono::NaiveDate;
 
 use super::compile::Compiled;
 use super::dates::{self, When};
-use super::normalize::{BREAK, COMMA};
 use super::scan::{Entity, Mention, RuleMatch, Scan};
 use crate::config::Treaties;
+use crate::config::rules::{AgentClass, ModifierKind, StageCell};
+use crate::domain::Action;
+use crate::normalize::{BREAK, COMMA};
 
 /// How far back (in tokens) the actor of a cue is looked for.
 const ACTOR_REACH: usize = 30;
@@ -52,6 +54,9 @@ pub enum Dropped {
     /// The cue needs the treaty as its object and something else follows.
     NotAboutTreaty,
     NoActor,
+    /// The stage table (or the agent class's cap) says this agent's act is
+    /// no stage at all ("the opposition voted to leave").
+    NoStage(String),
 }
 
 impl Dropped {
@@ -63,17 +68,25 @@ impl Dropped {
             Dropped::NoTreaty => "no treaty named or implied".to_string(),
             Dropped::NotAboutTreaty => "the cue's object is not a treaty".to_string(),
             Dropped::NoActor => "no state is the actor".to_string(),
+            Dropped::NoStage(cell) => format!("no stage: {cell}"),
         }
     }
 }
 
-/// A cue read in its sentence.
+/// A cue read in its sentence: the clause's event frame.
 #[derive(Debug, Clone)]
 pub struct Reading {
     /// Usually one; "acceded to the UNFCCC and to the Paris Agreement" two.
     pub treaties: Vec<u16>,
     /// Gazetteer state indices (groups expanded by the caller).
     pub actors: Vec<Actor>,
+    /// The kind of agent that acts, when the clause names one.
+    pub agent: Option<AgentClass>,
+    /// The stage the frame reports.
+    pub stage: Action,
+    /// How the stage was decided, for `--explain`: the cell of the stage
+    /// table used and any shift.
+    pub cell: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,15 +124,54 @@ pub fn read(
         return Err(Dropped::NoActor);
     };
     let clause = clause(c, scan, &cue.tokens);
-    if let Some(m) = blocking_modifier(c, scan, cue, &clause, rule.action) {
+    // The stage table: the cue's action, or its row's cell for the agent's
+    // class; then a shift modifier in scope; then the class's cap.
+    let agent = agent_of(c, scan, cue, &clause);
+    let mut stage = StageCell::Stage(rule.action);
+    let mut cell = format!("{} (the cue's action)", rule.action);
+    if let Some(class) = agent
+        && let Some((_, row)) = rule.by_agent.iter().find(|(k, _)| *k == class)
+    {
+        stage = *row;
+        cell = format!("{} × {} = {}", rule.id, class.as_str(), row.as_str());
+    }
+    if let StageCell::Stage(action) = stage
+        && let Some((id, to)) = shift(c, scan, cue, &clause, action)
+    {
+        stage = to;
+        cell = format!("{cell}; shifted to {} by {id}", to.as_str());
+    }
+    if let (StageCell::Stage(action), Some(class)) = (stage, agent)
+        && let Some((_, Some(cap))) = c.agent_classes.iter().find(|(k, _)| *k == class)
+    {
+        let capped = match *cap {
+            StageCell::Nothing => Some(StageCell::Nothing),
+            StageCell::Stage(max) if is_withdrawal_step(action) && action > max => {
+                Some(StageCell::Stage(max))
+            }
+            StageCell::Stage(_) => None,
+        };
+        if let Some(capped) = capped {
+            stage = capped;
+            cell = format!(
+                "{cell}; a {} brings about at most {}",
+                class.as_str(),
+                cap.as_str()
+            );
+        }
+    }
+    let StageCell::Stage(stage) = stage else {
+        return Err(Dropped::NoStage(cell));
+    };
+    if let Some(m) = blocking_modifier(c, scan, cue, &clause, stage) {
         return Err(m);
     }
     if let Some(date) = ctx.date {
         let names: Vec<Range<usize>> = scan.mentions.iter().map(|m| m.tokens.clone()).collect();
         match dates::judge(&scan.norm, &cue.tokens, &names, date, c.history_days) {
             Some(When::History) => return Err(Dropped::History),
-            Some(When::Future) => return Err(Dropped::Future),
-            None => {}
+            Some(When::Future) if !rule.future_ok => return Err(Dropped::Future),
+            _ => {}
         }
     }
     let treaties = treaties_of(c, treaties, ctx, scan, cue, &clause, rule)?;
@@ -127,7 +179,114 @@ pub fn read(
     if actors.is_empty() {
         return Err(Dropped::NoActor);
     }
-    Ok(Reading { treaties, actors })
+    Ok(Reading {
+        treaties,
+        actors,
+        agent,
+        stage,
+        cell,
+    })
+}
+
+/// The withdrawal steps a cap can hold back (a reversal is never capped).
+fn is_withdrawal_step(a: Action) -> bool {
+    matches!(
+        a,
+        Action::WithdrawalAnnounced
+            | Action::WithdrawalApproved
+            | Action::WithdrawalNotified
+            | Action::WithdrawalEffective
+    )
+}
+
+/// The class of the clause's agent: the passive agent ("approved by the
+/// Senate"), else the agent phrase nearest before the cue in its clause.
+fn agent_of(
+    c: &Compiled,
+    scan: &Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+) -> Option<AgentClass> {
+    let class = |k: u8| c.agent_classes.get(k as usize).map(|(class, _)| *class);
+    let is_passive = |i: usize| c.passive_words.iter().any(|w| w == scan.norm.token(i));
+    let by = if cue.tokens.end > cue.tokens.start && is_passive(cue.tokens.end - 1) {
+        Some(cue.tokens.end)
+    } else if is_passive(cue.tokens.end) {
+        Some(cue.tokens.end + 1)
+    } else {
+        None
+    };
+    if let Some(from) = by
+        && let Some((_, k)) = scan
+            .agents
+            .iter()
+            .find(|(t, _)| t.start >= from && t.start <= from + 3)
+    {
+        return class(*k);
+    }
+    // Reported speech: "Amnesty said Ukraine deposited ..." has Ukraine,
+    // not Amnesty, as its agent.
+    let speech = (clause.start..cue.tokens.start)
+        .rev()
+        .find(|&i| c.reporting_verbs.iter().any(|w| w == scan.norm.token(i)))
+        .map_or(clause.start, |i| i + 1);
+    scan.agents
+        .iter()
+        .rev()
+        .find(|(t, _)| {
+            t.end <= cue.tokens.start
+                && t.start >= speech
+                && cue.tokens.start - t.end <= ACTOR_REACH
+        })
+        .or_else(|| {
+            // Inside the cue: "the Senate-approved withdrawal".
+            scan.agents
+                .iter()
+                .find(|(t, _)| t.start >= cue.tokens.start && t.end <= cue.tokens.end)
+        })
+        .and_then(|(_, k)| class(*k))
+}
+
+/// Whether modifier match `m` of `rule` reaches the cue.
+fn in_scope(
+    rule: &super::compile::ModifierRule,
+    scan: &Scan,
+    m: &Range<usize>,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+) -> bool {
+    let q = &cue.tokens;
+    let (between, inside) = if rule.before {
+        // The modifier starts before the cue and may share words with it
+        // ("no plans to" + "to withdraw").
+        let inside = m.start < q.start && m.end <= q.end && m.start >= clause.start;
+        (m.end.min(q.start)..q.start, inside)
+    } else {
+        let inside = m.start > q.start && m.end > q.end && m.end <= clause.end;
+        (q.end..m.start.max(q.end), inside)
+    };
+    if !inside || between.len() > rule.window {
+        return false;
+    }
+    !(rule.stops_at_comma && between.clone().any(|i| scan.norm.token(i) == COMMA))
+}
+
+/// A shift modifier in scope: its id and the stage it moves the cue to.
+fn shift(
+    c: &Compiled,
+    scan: &Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+    action: Action,
+) -> Option<(String, StageCell)> {
+    scan.modifiers.iter().find_map(|m| {
+        let rule = c.modifiers.get(m.index as usize)?;
+        let to = rule.to?;
+        (rule.kind == ModifierKind::Shift
+            && rule.applies_to(action)
+            && in_scope(rule, scan, &m.tokens, cue, clause))
+        .then(|| (rule.id.clone(), to))
+    })
 }
 
 fn blocking_modifier(
@@ -141,23 +300,10 @@ fn blocking_modifier(
         let Some(rule) = c.modifiers.get(m.index as usize) else {
             continue;
         };
-        if !rule.applies_to(action) {
+        if rule.kind == ModifierKind::Shift || !rule.applies_to(action) {
             continue;
         }
-        let (m, q) = (&m.tokens, &cue.tokens);
-        let (between, inside) = if rule.before {
-            // The modifier starts before the cue and may share words with it
-            // ("no plans to" + "to withdraw").
-            let inside = m.start < q.start && m.end <= q.end && m.start >= clause.start;
-            (m.end.min(q.start)..q.start, inside)
-        } else {
-            let inside = m.start > q.start && m.end > q.end && m.end <= clause.end;
-            (q.end..m.start.max(q.end), inside)
-        };
-        if !inside || between.len() > rule.window {
-            continue;
-        }
-        if rule.stops_at_comma && between.clone().any(|i| scan.norm.token(i) == COMMA) {
+        if !in_scope(rule, scan, &m.tokens, cue, clause) {
             continue;
         }
         return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));

@@ -12,7 +12,7 @@
 use std::ops::Range;
 
 use super::compile::{Compiled, RuleRef, Use};
-use super::normalize::{BREAK, COMMA, Normalized, normalize};
+use crate::normalize::{BREAK, COMMA, Normalized, normalize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -48,6 +48,9 @@ pub struct Scan {
     /// Non-overlapping, sorted by position.
     pub mentions: Vec<Mention>,
     pub companions: Vec<Range<usize>>,
+    /// Agent phrases ("parliament", "the cabinet"): token range and index
+    /// into `Compiled::agent_classes`; non-overlapping, by position.
+    pub agents: Vec<(Range<usize>, u8)>,
     /// Cue matches after suppression and overlap resolution, by position.
     pub cues: Vec<RuleMatch>,
     pub modifiers: Vec<RuleMatch>,
@@ -115,6 +118,7 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         .filter(|h| h.use_ == Use::Companion)
         .map(|h| h.tokens.clone())
         .collect();
+    out.agents = choose_agents(&hits, out.norm.len());
 
     // Words a gap is measured in: a named treaty or state counts as one.
     // Only gapped phrases need the count.
@@ -264,6 +268,25 @@ fn choose_mentions(hits: &[Hit], tokens: usize) -> Vec<Mention> {
     }
     chosen.sort_by_key(|m| m.tokens.start);
     chosen
+}
+
+/// Agent phrases, leftmost-longest ("parliamentary committee" over
+/// "parliament").
+fn choose_agents(hits: &[Hit], tokens: usize) -> Vec<(Range<usize>, u8)> {
+    let mut candidates: Vec<(Range<usize>, u8)> = hits
+        .iter()
+        .filter_map(|h| match h.use_ {
+            Use::Agent(k) => Some((h.tokens.clone(), k)),
+            _ => None,
+        })
+        .collect();
+    if candidates.is_empty() {
+        return candidates;
+    }
+    candidates.sort_by_key(|(t, _)| (t.start, std::cmp::Reverse(t.end)));
+    let mut held = vec![false; tokens];
+    candidates.retain(|(t, _)| claim(&mut held, t));
+    candidates
 }
 
 /// Joins the parts of gapped phrases: each next part must start within

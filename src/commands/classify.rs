@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::status::shorten;
 use super::{CommandError, Context, Outcome, Result};
-use crate::classify::{Classifier, Text};
+use crate::classify::{Classifier, Explanation, Outcome as ReadAs, Text};
 use crate::cli::ClassifyArgs;
 
 pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) -> Result<Outcome> {
@@ -35,7 +35,7 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
         date: Some(date),
     };
     let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
-    let (found, dropped) = if args.explain {
+    let (found, explained) = if args.explain {
         classifier.explain(&input)
     } else {
         (classifier.classify(&input), Vec::new())
@@ -56,26 +56,8 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
             )?;
         }
     }
-    for e in &dropped {
-        let sentence = item.get(e.evidence_span.clone()).unwrap_or("");
-        if args.json {
-            let line = json!({
-                "dropped": e.rule,
-                "matched": e.matched,
-                "reason": e.reason,
-                "evidence": sentence,
-            });
-            writeln!(out, "{line}")?;
-        } else {
-            writeln!(
-                out,
-                "dropped  {:?} (rule {}): {}  \"{}\"",
-                e.matched,
-                e.rule,
-                e.reason,
-                shorten(sentence, 120)
-            )?;
-        }
+    for e in &explained {
+        write_explanation(out, &item, e, args.json)?;
     }
     Ok(Outcome::Success)
 }
@@ -130,6 +112,79 @@ fn classify_feed(
         writeln!(out, "{} items, {} detections", parsed.items.len(), total)?;
     }
     Ok(Outcome::Success)
+}
+
+/// One cue's frame (or why it was dropped), for `--explain`.
+fn write_explanation(
+    out: &mut dyn Write,
+    item: &str,
+    e: &Explanation,
+    json: bool,
+) -> std::io::Result<()> {
+    let sentence = item.get(e.evidence_span.clone()).unwrap_or("");
+    match &e.outcome {
+        ReadAs::Read {
+            states,
+            agent,
+            stage,
+            cell,
+            treaties,
+            kept,
+        } => {
+            if json {
+                let line = json!({
+                    "frame": e.rule,
+                    "matched": e.matched,
+                    "states": states,
+                    "agent_class": agent,
+                    "stage": stage,
+                    "stage_cell": cell,
+                    "treaties": treaties,
+                    "kept": kept,
+                    "evidence": sentence,
+                });
+                writeln!(out, "{line}")
+            } else {
+                writeln!(
+                    out,
+                    "frame    {:?} (rule {}): agent {} [{}], stage {} ({}), object {}{}  \"{}\"",
+                    e.matched,
+                    e.rule,
+                    states.join("+"),
+                    agent.as_deref().unwrap_or("no class named"),
+                    stage,
+                    cell,
+                    treaties.join("+"),
+                    if *kept {
+                        ""
+                    } else {
+                        "; outweighed by another reading of the same state and treaty"
+                    },
+                    shorten(sentence, 120)
+                )
+            }
+        }
+        ReadAs::Dropped(reason) => {
+            if json {
+                let line = json!({
+                    "dropped": e.rule,
+                    "matched": e.matched,
+                    "reason": reason,
+                    "evidence": sentence,
+                });
+                writeln!(out, "{line}")
+            } else {
+                writeln!(
+                    out,
+                    "dropped  {:?} (rule {}): {}  \"{}\"",
+                    e.matched,
+                    e.rule,
+                    reason,
+                    shorten(sentence, 120)
+                )
+            }
+        }
+    }
 }
 
 /// One `--json` detection line; `start`/`end` are byte offsets of the

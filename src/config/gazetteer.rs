@@ -24,6 +24,12 @@ pub struct State {
     pub adjectives: Vec<String>,
     /// Capitals or seats of government used as metonyms ("Kyiv said").
     pub capitals: Vec<String>,
+    /// The legislature's own names ("Saeima", "Verkhovna Rada"): the state,
+    /// acting through its legislature.
+    pub legislatures: Vec<String>,
+    /// Seats of the executive used as metonyms ("the Kremlin", "the
+    /// Élysée"): the state, acting through its head of state or government.
+    pub executives: Vec<String>,
     pub un: UnStatus,
 }
 
@@ -81,6 +87,10 @@ struct RawState {
     adjectives: Vec<Spanned<String>>,
     #[serde(default)]
     capitals: Vec<Spanned<String>>,
+    #[serde(default)]
+    legislatures: Vec<Spanned<String>>,
+    #[serde(default)]
+    executives: Vec<Spanned<String>>,
     un: UnStatus,
 }
 
@@ -144,6 +154,8 @@ pub fn parse(src: &SourceText) -> Result<Gazetteer, Vec<Diagnostic>> {
         let names = strings(raw_state.names, &mut problems);
         let adjectives = strings(raw_state.adjectives, &mut problems);
         let capitals = strings(raw_state.capitals, &mut problems);
+        let legislatures = strings(raw_state.legislatures, &mut problems);
+        let executives = strings(raw_state.executives, &mut problems);
         gazetteer
             .by_code
             .insert(code.clone(), gazetteer.states.len());
@@ -153,6 +165,8 @@ pub fn parse(src: &SourceText) -> Result<Gazetteer, Vec<Diagnostic>> {
             names,
             adjectives,
             capitals,
+            legislatures,
+            executives,
             un: raw_state.un,
         });
     }

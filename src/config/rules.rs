@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, SourceText};
-use crate::classify::normalize::normalize;
 use crate::domain::Action;
+use crate::normalize::normalize;
 
 /// Separates the parts of a phrase that may have a few words between them:
 /// "deposited ... instrument of ratification".
@@ -37,6 +37,8 @@ pub struct CueRules {
     /// State names matched only as written, because in lower case they are
     /// ordinary words: state code -> names ("USA" -> "US").
     pub case_sensitive: Vec<(String, Vec<String>)>,
+    /// Who acts, by kind: class -> the phrases naming such an agent.
+    pub agents: Vec<AgentClassRule>,
     pub cues: Vec<Cue>,
     pub modifiers: Vec<Modifier>,
     pub suppressors: Vec<Suppressor>,
@@ -83,6 +85,9 @@ pub struct Grammar {
     /// Plural subjects that are not one state ("120 countries have
     /// joined"): the headline's state is not the actor then.
     pub generic_subjects: Vec<String>,
+    /// Verbs that introduce reported speech ("said", "told"): a cue's agent
+    /// is not looked for behind one (the speaker is not the actor).
+    pub reporting_verbs: Vec<String>,
 }
 
 /// Words that point back to the item's treaty or state.
@@ -95,10 +100,92 @@ pub struct ContextWords {
     pub state_phrases: Vec<String>,
 }
 
+/// The kinds of agent a clause can have; the stage a cue reports depends on
+/// which of them acts ("the cabinet approved withdrawal" announces it,
+/// "parliament approved withdrawal" approves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AgentClass {
+    Government,
+    PrimeMinister,
+    HeadOfState,
+    Legislature,
+    Committee,
+    Court,
+    Depositary,
+    /// Opposition, parties, citizens, NGOs, experts: not the state acting.
+    NonState,
+}
+
+impl AgentClass {
+    pub const NAMES: [(&'static str, AgentClass); 8] = [
+        ("government", AgentClass::Government),
+        ("prime_minister", AgentClass::PrimeMinister),
+        ("head_of_state", AgentClass::HeadOfState),
+        ("legislature", AgentClass::Legislature),
+        ("committee", AgentClass::Committee),
+        ("court", AgentClass::Court),
+        ("depositary", AgentClass::Depositary),
+        ("non_state", AgentClass::NonState),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("agent", |(n, _)| n)
+    }
+
+    fn parse(s: &str) -> Option<AgentClass> {
+        Self::NAMES.iter().find(|(n, _)| *n == s).map(|(_, k)| *k)
+    }
+}
+
+/// What a stage table cell says: a stage, or nothing at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageCell {
+    Stage(Action),
+    Nothing,
+}
+
+impl StageCell {
+    fn parse(s: &str) -> Result<StageCell, String> {
+        if s == "none" {
+            return Ok(StageCell::Nothing);
+        }
+        Action::from_str(s)
+            .map(StageCell::Stage)
+            .map_err(|e| format!("{e}, or \"none\""))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageCell::Stage(a) => a.as_str(),
+            StageCell::Nothing => "none",
+        }
+    }
+}
+
+/// `[agents.CLASS]`: how news names an agent of that class, and the most
+/// advanced stage such an agent can bring about on its own.
+#[derive(Debug, Clone)]
+pub struct AgentClassRule {
+    pub class: AgentClass,
+    pub phrases: Vec<String>,
+    /// Withdrawal stages beyond this one become this one ("a committee
+    /// approved the bill" announces); `Nothing` drops every cue.
+    pub at_most: Option<StageCell>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Cue {
     pub id: String,
     pub action: Action,
+    /// The stage table row of this predicate: agent class -> stage, where
+    /// it differs from `action`.
+    pub by_agent: Vec<(AgentClass, StageCell)>,
+    /// A date after the item does not make the cue future ("effective as
+    /// of 1 May": the notice has been given).
+    pub future_ok: bool,
     pub phrases: Vec<String>,
     pub inflect: bool,
     /// The treaty must follow the cue closely (or the clause must end):
@@ -117,16 +204,19 @@ pub enum ModifierKind {
     Call,
     Background,
     History,
+    /// Moves the cue to another stage instead of blocking it (`to`).
+    Shift,
 }
 
 impl ModifierKind {
-    const NAMES: [(&'static str, ModifierKind); 6] = [
+    const NAMES: [(&'static str, ModifierKind); 7] = [
         ("negation", ModifierKind::Negation),
         ("hypothetical", ModifierKind::Hypothetical),
         ("threat", ModifierKind::Threat),
         ("call", ModifierKind::Call),
         ("background", ModifierKind::Background),
         ("history", ModifierKind::History),
+        ("shift", ModifierKind::Shift),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,6 +249,8 @@ pub struct Modifier {
     /// Matches only where the text is written in lower case ("may", not
     /// the month "May").
     pub lowercase_only: bool,
+    /// For `kind = "shift"`: the stage the cue moves to.
+    pub to: Option<StageCell>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +300,8 @@ struct RawFile {
     #[serde(default)]
     case_sensitive: toml::Table,
     #[serde(default)]
+    agents: std::collections::BTreeMap<Spanned<String>, RawAgentClass>,
+    #[serde(default)]
     cue: Vec<RawCue>,
     #[serde(default)]
     modifier: Vec<RawModifier>,
@@ -242,6 +336,8 @@ struct RawGrammar {
     generic_subjects: Vec<Spanned<String>>,
     #[serde(default)]
     determiners: Vec<Spanned<String>>,
+    #[serde(default)]
+    reporting_verbs: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,9 +351,20 @@ struct RawContext {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawAgentClass {
+    phrases: Vec<Spanned<String>>,
+    at_most: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawCue {
     id: Spanned<String>,
     action: Spanned<String>,
+    #[serde(default)]
+    by_agent: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    future_ok: bool,
     phrases: Vec<Spanned<String>>,
     #[serde(default)]
     inflect: bool,
@@ -283,6 +390,7 @@ struct RawModifier {
     stops_at_comma: bool,
     #[serde(default)]
     lowercase_only: bool,
+    to: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +443,7 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
             companions: c.phrases(g.companions, "companions", false),
             generic_subjects: c.words(g.generic_subjects, "generic_subjects"),
             determiners: c.words(g.determiners, "determiners"),
+            reporting_verbs: c.words(g.reporting_verbs, "reporting_verbs"),
         };
     }
     if let Some(ctx) = raw.context {
@@ -362,8 +471,59 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
         }
     }
 
+    for (class, a) in raw.agents {
+        let Some(k) = AgentClass::parse(class.get_ref()) else {
+            let names: Vec<&str> = AgentClass::NAMES.iter().map(|(n, _)| *n).collect();
+            c.err(
+                class.span(),
+                format!(
+                    "agents.{}: unknown agent class; write one of: {}",
+                    class.get_ref(),
+                    names.join(", ")
+                ),
+            );
+            continue;
+        };
+        let at_most = a
+            .at_most
+            .as_ref()
+            .and_then(|v| match StageCell::parse(v.get_ref()) {
+                Ok(cell) => Some(cell),
+                Err(e) => {
+                    c.err(v.span(), format!("agents.{}.at_most: {e}", class.get_ref()));
+                    None
+                }
+            });
+        let phrases = c.phrases(a.phrases, class.get_ref(), false);
+        rules.agents.push(AgentClassRule {
+            class: k,
+            phrases,
+            at_most,
+        });
+    }
+
     for cue in raw.cue {
         let id_ok = c.id(&cue.id);
+        let mut by_agent = Vec::new();
+        for (class, stage) in &cue.by_agent {
+            let Some(k) = AgentClass::parse(class.get_ref()) else {
+                let names: Vec<&str> = AgentClass::NAMES.iter().map(|(n, _)| *n).collect();
+                c.err(
+                    class.span(),
+                    format!(
+                        "cue {}: by_agent names unknown agent class {:?}; write one of: {}",
+                        cue.id.get_ref(),
+                        class.get_ref(),
+                        names.join(", ")
+                    ),
+                );
+                continue;
+            };
+            match StageCell::parse(stage.get_ref()) {
+                Ok(cell) => by_agent.push((k, cell)),
+                Err(e) => c.err(stage.span(), format!("cue {}: {e}", cue.id.get_ref())),
+            }
+        }
         let action = match Action::from_str(cue.action.get_ref()) {
             Ok(a) => Some(a),
             Err(e) => {
@@ -376,6 +536,8 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
             rules.cues.push(Cue {
                 id: cue.id.into_inner(),
                 action,
+                by_agent,
+                future_ok: cue.future_ok,
                 phrases,
                 inflect: cue.inflect,
                 treaty_follows: cue.treaty_follows,
@@ -427,6 +589,30 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
                 Err(e) => c.err(a.span(), format!("modifier {name}: {e}")),
             }
         }
+        let to = match (&m.to, kind) {
+            (Some(v), Some(ModifierKind::Shift)) => match StageCell::parse(v.get_ref()) {
+                Ok(cell) => Some(cell),
+                Err(e) => {
+                    c.err(v.span(), format!("modifier {name}: to: {e}"));
+                    None
+                }
+            },
+            (None, Some(ModifierKind::Shift)) => {
+                c.err(
+                    m.kind.span(),
+                    format!("modifier {name}: kind \"shift\" needs `to = \"<stage>\"`, the stage the cue moves to"),
+                );
+                None
+            }
+            (Some(v), _) => {
+                c.err(
+                    v.span(),
+                    format!("modifier {name}: `to` only applies to kind = \"shift\"; remove it or change the kind"),
+                );
+                None
+            }
+            (None, _) => None,
+        };
         let phrases = c.phrases(m.phrases, &name, true);
         if let (true, Some(kind)) = (id_ok, kind) {
             rules.modifiers.push(Modifier {
@@ -439,6 +625,7 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
                 actions,
                 stops_at_comma: m.stops_at_comma,
                 lowercase_only: m.lowercase_only,
+                to,
             });
         }
     }
