@@ -117,7 +117,8 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub json: bool,
     /// The item's publication date (YYYY-MM-DD); stages the text dates well
-    /// before it are history. Default: today.
+    /// before it are history, stages it dates after it have not happened
+    /// yet. Default: today; `none` judges no dates.
     #[arg(long, value_name = "DATE")]
     pub date: Option<String>,
     /// Also list each cue that produced nothing, and why.

@@ -172,7 +172,7 @@ pub fn ingest(
         }
         touched.push(item);
         let backfill = is_backfill(item, first_sync, ctx);
-        for detection in ctx.classifier.classify(&text_of(item)) {
+        for detection in ctx.classifier.classify(&text_of(item, ctx.now)) {
             events.push(detection_event(feed, item, detection, backfill, ctx));
         }
     }
@@ -268,11 +268,14 @@ pub fn is_old(published: DateTime<Utc>, seen: DateTime<Utc>, backfill_age: Durat
 
 /// What the classifier reads of an item: dated by its publication, so
 /// "ratified in 2005" is history relative to when the news was written.
-pub fn text_of(item: &Item) -> Text {
+/// What the classifier reads of an item. An item without a publication
+/// date is anchored to `fetched`, the time it was first read: a stage it
+/// dates years back is history all the same.
+pub fn text_of(item: &Item, fetched: DateTime<Utc>) -> Text {
     Text {
         title: item.title.clone(),
         body: item.text.clone(),
-        date: item.published.map(|p| p.date_naive()),
+        date: Some(item.published.unwrap_or(fetched).date_naive()),
     }
 }
 

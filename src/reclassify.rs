@@ -175,12 +175,13 @@ fn plan_item(
     }
 }
 
-/// What the classifier reads of a stored item; the same as at ingest.
+/// What the classifier reads of a stored item; the same as at ingest (an
+/// undated item anchored to when it was first seen).
 fn text_of(item: &StoredItem) -> Text {
     Text {
         title: item.title.clone(),
         body: item.text.clone(),
-        date: item.published.map(|p| p.date_naive()),
+        date: Some(item.published.unwrap_or(item.first_seen).date_naive()),
     }
 }
 

@@ -6,7 +6,8 @@
 //! anaphora and then states are chosen only from what is left, so "Ottawa
 //! Convention" is never Canada and "Papua New Guinea" never Guinea. Phrases
 //! with gaps are joined here. Suppressors remove the cues and modifiers they
-//! contain, and of overlapping cues the longest wins. Deciding who did what
+//! contain (and the treaty names: "ICC" in "the ICC Champions Trophy"), and
+//! of overlapping cues the longest wins. Deciding who did what
 //! is `resolve`'s job.
 
 use std::ops::Range;
@@ -158,6 +159,14 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         rule_hits.retain(|(r, t)| {
             matches!(r, RuleRef::Suppressor(_) | RuleRef::Discard(_))
                 || reach.get(t.start).is_none_or(|&end| end < t.end)
+        });
+        // A treaty alias inside a suppressor means something else: "ICC"
+        // in "the ICC Champions Trophy", "CCM" in "the ruling CCM party".
+        out.mentions.retain(|m| {
+            !m.entity.is_treaty()
+                || reach
+                    .get(m.tokens.start)
+                    .is_none_or(|&end| end < m.tokens.end)
         });
     }
 

@@ -15,13 +15,14 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
     if let Some(path) = &args.feed {
         return classify_feed(ctx, path, args.json, out);
     }
-    let date = match &args.date {
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+    let date = match args.date.as_deref() {
+        Some("none") => None,
+        Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
             CommandError::Usage(format!(
-                "--date {d:?} is not a date; write YYYY-MM-DD (e.g. 2025-06-29)"
+                "--date {d:?} is not a date; write YYYY-MM-DD (e.g. 2025-06-29), or none to judge no dates"
             ))
-        })?,
-        None => Utc::now().date_naive(),
+        })?),
+        None => Some(Utc::now().date_naive()),
     };
     let config = ctx.config()?;
     let raw = read_input(args)?;
@@ -32,7 +33,7 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
     let input = Text {
         title: title.trim_end_matches('\r').to_string(),
         body: body.to_string(),
-        date: Some(date),
+        date,
     };
     let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
     let (found, explained) = if args.explain {
@@ -79,7 +80,7 @@ fn classify_feed(
     let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
     let mut total = 0;
     for item in &parsed.items {
-        let found = classifier.classify(&crate::ingest::text_of(item));
+        let found = classifier.classify(&crate::ingest::text_of(item, Utc::now()));
         total += found.len();
         if json {
             for d in &found {
