@@ -9,7 +9,7 @@ use super::{Context, Outcome, Result, parse_date, policy};
 use crate::cli::{ReplayArgs, StatusArgs};
 use crate::config::{Config, Feed};
 use crate::domain::{Key, Projection, Status, StatusRow};
-use crate::store::FeedState;
+use crate::store::{FeedState, Undelivered};
 
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
@@ -27,6 +27,7 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
     };
     let rows = rows_to_show(&config, &projection, args.all);
     let feeds = feed_health(&config, &store)?;
+    let mail = store.undelivered()?;
     if args.json {
         for (key, row) in &rows {
             writeln!(out, "{}", status_json(&config, key, *row))?;
@@ -34,10 +35,15 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         for (feed, state) in &feeds {
             writeln!(out, "{}", feed_json(feed, state.as_ref()))?;
         }
+        for line in mail_json(&mail) {
+            writeln!(out, "{line}")?;
+        }
     } else {
         print_table(&config, &rows, out)?;
         writeln!(out)?;
         print_feeds(&feeds, out)?;
+        writeln!(out)?;
+        print_mail(&mail, out)?;
     }
     Ok(Outcome::Success)
 }
@@ -93,6 +99,93 @@ fn alerted(state: &FeedState) -> Vec<&'static str> {
         open.push("stale");
     }
     open
+}
+
+/// One JSON line per undelivered digest, and one per recipient whose
+/// changes are not in a digest yet.
+fn mail_json(mail: &Undelivered) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for r in &mail.recipients {
+        for d in &r.digests {
+            lines.push(json!({
+                "recipient": r.recipient,
+                "undelivered": d.message_id,
+                "subject": d.subject,
+                "changes": d.changes,
+                "frozen_at": d.created_at.to_rfc3339(),
+                "attempts": d.attempts,
+                "next_attempt": d.next_attempt_at.to_rfc3339(),
+                "last_error": d.last_error,
+            }));
+        }
+        if r.queued > 0 {
+            lines.push(json!({
+                "recipient": r.recipient,
+                "undelivered": serde_json::Value::Null,
+                "queued": r.queued,
+                "queued_since": r.oldest_queued.map(|t| t.to_rfc3339()),
+                "waiting_behind": r.digests.len(),
+            }));
+        }
+    }
+    lines
+}
+
+/// Undelivered mail per recipient: attempts, next attempt, last error.
+fn print_mail(mail: &Undelivered, out: &mut dyn Write) -> Result<()> {
+    if mail.recipients.is_empty() {
+        writeln!(out, "MAIL: nothing undelivered")?;
+        return Ok(());
+    }
+    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let mut lines = vec![
+        [
+            "RECIPIENT",
+            "UNDELIVERED",
+            "SINCE",
+            "ATTEMPTS",
+            "NEXT ATTEMPT",
+            "LAST ERROR",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for r in &mail.recipients {
+        for d in &r.digests {
+            lines.push(vec![
+                r.recipient.clone(),
+                format!(
+                    "digest of {}",
+                    super::plural(d.changes, "change", "changes")
+                ),
+                when(d.created_at),
+                d.attempts.to_string(),
+                when(d.next_attempt_at),
+                d.last_error
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), |e| shorten(e, 90)),
+            ]);
+        }
+        if r.queued > 0 {
+            lines.push(vec![
+                r.recipient.clone(),
+                format!(
+                    "{} not in a digest yet",
+                    super::plural(r.queued, "change", "changes")
+                ),
+                r.oldest_queued.map_or_else(|| "-".to_string(), when),
+                "-".into(),
+                if r.digests.is_empty() {
+                    "after the debounce window".into()
+                } else {
+                    "after the digest above".into()
+                },
+                "-".into(),
+            ]);
+        }
+    }
+    write_columns(&lines, out)?;
+    Ok(())
 }
 
 fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Result<()> {

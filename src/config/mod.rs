@@ -49,6 +49,10 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(10 * 60);
 /// Folder for .eml digests, relative to the config file's folder.
 pub const DEFAULT_DIGEST_FOLDER: &str = "data/digests";
 pub const DEFAULT_FROM: &str = "treatywatch <treatywatch@localhost>";
+/// How long an SMTP connection and each reply may take by default.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `[notify.smtp] timeout` accepted.
+pub const MAX_SMTP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Items published longer ago than this are old news: recorded and
 /// classified, but the status changes they cause are never emailed.
 pub const DEFAULT_BACKFILL_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
@@ -174,6 +178,10 @@ pub struct Smtp {
     pub tls: TlsMode,
     pub username: Option<String>,
     pub password: Option<PasswordSource>,
+    /// The wait for the connection and for each reply of the server; the
+    /// whole delivery of one message may take a few of these at most
+    /// (see `notify::smtp`).
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -914,12 +922,27 @@ impl Validator<'_> {
                 "SMTP host is empty; write the mail server's name, such as \"smtp.example.org\"",
             );
         }
+        let timeout = match &raw.timeout {
+            Some(t) => match self.positive_duration(t, "[notify.smtp] timeout") {
+                Some(d) if d <= MAX_SMTP_TIMEOUT => d,
+                Some(_) => {
+                    self.err(
+                        t.span(),
+                        "[notify.smtp] timeout is longer than 10 minutes; RFC 5321 §4.5.3.2 asks at most that of a client, and delivery holds nothing else up; write e.g. \"30s\"",
+                    );
+                    DEFAULT_SMTP_TIMEOUT
+                }
+                None => DEFAULT_SMTP_TIMEOUT,
+            },
+            None => DEFAULT_SMTP_TIMEOUT,
+        };
         Smtp {
             host: raw.host.into_inner(),
             port,
             tls,
             username: raw.username,
             password,
+            timeout,
         }
     }
 

@@ -110,6 +110,8 @@ pub struct Smtp {
     pub password_file: Option<Spanned<String>>,
     /// Accepted by the parser only so it can be refused with a useful message.
     pub password: Option<Spanned<toml::Value>>,
+    /// How long to wait for the connection and for each reply.
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,10 +3,13 @@
 //! Tasks on a tokio runtime — the scheduler (`scheduler.rs`) with its
 //! fetches, a notifier tick, the signal handler, the watchdog and the
 //! optional metrics endpoint — talk over bounded channels to one writer
-//! thread (`writer.rs`) that owns the database. SIGHUP reloads the config
-//! (an invalid one is logged and ignored); SIGTERM/SIGINT stop new work,
-//! let in-flight fetches finish briefly, drain the writer and return.
+//! thread (`writer.rs`) that owns the database; the courier (`courier.rs`)
+//! delivers the digests the writer plans and reports back. SIGHUP reloads
+//! the config (an invalid one is logged and ignored) and retries undelivered
+//! digests; SIGTERM/SIGINT stop new work, abandon a delivery in flight, let
+//! in-flight fetches finish briefly, drain the writer and return.
 
+mod courier;
 mod metrics;
 mod scheduler;
 mod status;
@@ -67,6 +70,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         .build()?;
     let (to_writer, inbox) = mpsc::channel(WRITER_QUEUE);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let (courier_tx, courier_rx) = mpsc::unbounded_channel();
     let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
     let writer = writer::Writer {
         store,
@@ -74,6 +78,8 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         classifier,
         metrics: metrics.clone(),
         done: done_tx,
+        courier: courier_tx,
+        in_flight: Default::default(),
     };
     let writer_thread = std::thread::Builder::new()
         .name("writer".into())
@@ -103,6 +109,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         };
         let scheduler = tokio::spawn(scheduler.run());
         let ticker = tokio::spawn(tick(to_writer.clone(), stop_rx.clone()));
+        let courier = tokio::spawn(courier::run(courier_rx, to_writer.clone(), stop_rx.clone()));
         let watchdog = tokio::spawn(watchdog(
             to_writer.clone(),
             stop_rx.clone(),
@@ -129,7 +136,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         metrics.note(Note::Stopping);
         let _ = stop_tx.send(true);
         drop(to_writer);
-        let _ = tokio::join!(scheduler, ticker, watchdog);
+        let _ = tokio::join!(scheduler, ticker, watchdog, courier);
         Ok::<(), DaemonError>(())
     });
     // Every sender is gone now, so the writer drains its queue and returns.
@@ -191,7 +198,9 @@ async fn watchdog(
     let Some(period) = sd_notify::watchdog_enabled() else {
         return;
     };
-    let mut interval = tokio::time::interval(period / 2);
+    // systemd asks for a ping every half period at the latest; a quarter
+    // leaves room for a busy moment of the writer.
+    let mut interval = tokio::time::interval(period / 4);
     loop {
         tokio::select! {
             _ = interval.tick() => {
@@ -199,7 +208,7 @@ async fn watchdog(
                 if writer.send(writer::ToWriter::Ping(reply)).await.is_err() {
                     return;
                 }
-                match tokio::time::timeout(period / 2, answer).await {
+                match tokio::time::timeout(period / 4, answer).await {
                     Ok(Ok(true)) => {
                         metrics.note(Note::Watchdog);
                     }

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub cycle_ms: AtomicU64,
     /// Feed id → (failures total, failing now).
     failures: Mutex<BTreeMap<String, (u64, bool)>>,
+    /// Failed delivery attempts by `DeliveryError::reason`.
+    delivery_failures: Mutex<BTreeMap<&'static str, u64>>,
     feeds: AtomicU64,
 }
 
@@ -89,6 +91,16 @@ impl Metrics {
         if failed {
             entry.0 += 1;
         }
+    }
+
+    /// Counts one failed delivery attempt (`DeliveryError::reason`).
+    pub fn record_delivery_failure(&self, reason: &'static str) {
+        *self
+            .delivery_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
     }
 
     pub fn failing(&self) -> usize {
@@ -202,7 +214,7 @@ impl Metrics {
         );
         counter(
             "treatywatch_digests_pending",
-            "Digests waiting to be sent.",
+            "Digests not delivered yet: frozen ones waiting for an attempt, and one per recipient with changes still to be put in a digest.",
             "gauge",
             get(&self.digests_pending),
         );
@@ -211,6 +223,20 @@ impl Metrics {
             "# HELP treatywatch_cycle_seconds Duration of the last poll cycle.\n# TYPE treatywatch_cycle_seconds gauge\ntreatywatch_cycle_seconds {:.3}\n",
             get(&self.cycle_ms) as f64 / 1000.0
         );
+        out.push_str("# HELP treatywatch_delivery_failures_total Failed digest delivery attempts, by reason.\n# TYPE treatywatch_delivery_failures_total counter\n");
+        {
+            let failures = self
+                .delivery_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for reason in crate::notify::REASONS.iter().chain(["build"].iter()) {
+                let _ = writeln!(
+                    out,
+                    "treatywatch_delivery_failures_total{{reason=\"{reason}\"}} {}",
+                    failures.get(reason).copied().unwrap_or(0)
+                );
+            }
+        }
         out.push_str("# HELP treatywatch_feed_failures_total Failed polls per feed.\n# TYPE treatywatch_feed_failures_total counter\n");
         for (feed, (total, _)) in self
             .failures

@@ -1,7 +1,12 @@
 //! The single writer: one thread that owns the database. Everything that
 //! changes the store arrives here as a message, in order, so appends never
 //! race and blocking SQLite calls never run on the async workers.
+//!
+//! It plans digests (route, freeze, record the attempt as begun) and hands
+//! each delivery to the courier (`courier.rs`); the outcome comes back as a
+//! message and is recorded here. The writer never waits on a mail server.
 
+use std::collections::BTreeSet;
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +15,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use super::courier::Job;
 use super::status::Metrics;
 use crate::classify::Classifier;
 use crate::config::{Config, Feed};
@@ -17,7 +23,7 @@ use crate::domain::{HealthCondition, Policy};
 use crate::fetch::{FetchError, Fetched};
 use crate::ingest::{self, FeedOutcome, IngestContext};
 use crate::notice;
-use crate::notify::{self, Flush};
+use crate::notify::{self, Delivery, DeliveryError, Flush, NotifyReport};
 use crate::store::{FeedState, Store};
 
 pub enum ToWriter {
@@ -33,6 +39,11 @@ pub enum ToWriter {
     Reload(Arc<Config>),
     /// Is the database answering? (for the watchdog)
     Ping(oneshot::Sender<bool>),
+    /// The courier finished a delivery; record its outcome.
+    Delivered {
+        delivery: Box<Delivery>,
+        outcome: Result<(), DeliveryError>,
+    },
 }
 
 /// Sent back to the scheduler after each ingest.
@@ -46,6 +57,11 @@ pub struct Writer {
     pub classifier: Classifier,
     pub metrics: Arc<Metrics>,
     pub done: mpsc::UnboundedSender<FeedDone>,
+    /// Deliveries go here, to the courier.
+    pub courier: mpsc::UnboundedSender<Job>,
+    /// Recipients with a delivery at the courier: nothing more is planned
+    /// for them until its outcome is recorded.
+    pub in_flight: BTreeSet<String>,
 }
 
 impl Writer {
@@ -65,10 +81,13 @@ impl Writer {
                     self.classifier =
                         Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
                     self.config = config;
+                    // A reload is when a mail setup gets fixed: retry now.
+                    self.notify(Flush::Retry);
                 }
                 ToWriter::Ping(reply) => {
                     let _ = reply.send(self.store.last_seq().is_ok());
                 }
+                ToWriter::Delivered { delivery, outcome } => self.delivered(&delivery, outcome),
             }
         }
         info!("writer stopped; database closed cleanly");
@@ -141,6 +160,16 @@ impl Writer {
                         }
                     }
                 }
+                // A change or an alert may be urgent for someone: route it
+                // now rather than at the next tick.
+                let news = report.alerts.len()
+                    + match &report.outcome {
+                        FeedOutcome::Fetched { changes, .. } => changes.len(),
+                        _ => 0,
+                    };
+                if news > 0 {
+                    self.notify(Flush::Debounced);
+                }
                 match self.store.feed_state(&feed.id) {
                     Ok(Some(state)) => {
                         let _ = self.done.send(FeedDone { state });
@@ -179,30 +208,78 @@ impl Writer {
             }
             Err(e) => error!("cannot record notice-period effects: {e}"),
         }
-        self.notify();
+        self.notify(Flush::Debounced);
     }
 
-    /// Sends what is due. Failures stay pending and are retried by the
-    /// outbox's own backoff; they never stop the writer.
-    fn notify(&mut self) {
-        match notify::run_pending(&mut self.store, &self.config, Utc::now(), Flush::Debounced) {
-            Ok(report) => {
+    /// Plans what is due and hands it to the courier. Failures stay
+    /// pending and are retried by the outbox's own backoff; they never stop
+    /// the writer.
+    fn notify(&mut self, flush: Flush) {
+        // Stopping: the courier is gone, and an attempt begun now would
+        // only be resent at the next start.
+        if self.courier.is_closed() {
+            return;
+        }
+        match notify::plan(
+            &mut self.store,
+            &self.config,
+            Utc::now(),
+            flush,
+            &self.in_flight,
+        ) {
+            Ok(plan) => {
+                for failed in &plan.report.failed {
+                    warn!(recipient = %failed.recipient, "digest not built: {}", failed.error);
+                    self.metrics.record_delivery_failure(failed.reason);
+                }
+                for delivery in plan.deliveries {
+                    self.in_flight.insert(delivery.batch.recipient.clone());
+                    let job = Job {
+                        delivery,
+                        config: self.config.clone(),
+                    };
+                    if self.courier.send(job).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => error!("cannot run the notifier: {e}"),
+        }
+        self.publish_pending();
+    }
+
+    /// Records what the courier reports, then plans that recipient's next
+    /// digest at once rather than at the next tick.
+    fn delivered(&mut self, delivery: &Delivery, outcome: Result<(), DeliveryError>) {
+        self.in_flight.remove(&delivery.batch.recipient);
+        let mut report = NotifyReport::default();
+        match notify::record(&mut self.store, delivery, outcome, Utc::now(), &mut report) {
+            Ok(_) => {
                 for sent in &report.sent {
                     info!(recipient = %sent.recipient, message_id = %sent.message_id, changes = sent.changes, "digest sent");
                 }
                 for failed in &report.failed {
-                    warn!(recipient = %failed.recipient, next_attempt = ?failed.next_attempt_at, "digest not sent: {}", failed.error);
+                    warn!(recipient = %failed.recipient, next_attempt = ?failed.next_attempt_at, reason = failed.reason, "digest not sent: {}", failed.error);
+                    self.metrics.record_delivery_failure(failed.reason);
                 }
                 self.metrics
                     .digests_sent
                     .fetch_add(report.sent.len() as u64, Ordering::Relaxed);
-                self.metrics.digests_pending.store(
-                    (report.waiting + report.failed.len()) as u64,
-                    Ordering::Relaxed,
-                );
-                self.metrics.publish_status();
             }
-            Err(e) => error!("cannot run the notifier: {e}"),
+            Err(e) => error!("cannot record a delivery: {e}"),
         }
+        self.notify(Flush::Debounced);
+    }
+
+    /// `treatywatch_digests_pending` and the STATUS= line, from the store.
+    fn publish_pending(&mut self) {
+        match self.store.undelivered() {
+            Ok(u) => self
+                .metrics
+                .digests_pending
+                .store(u.digests() as u64, Ordering::Relaxed),
+            Err(e) => error!("cannot count undelivered digests: {e}"),
+        }
+        self.metrics.publish_status();
     }
 }

@@ -26,11 +26,13 @@ pub use compose::{Digest, clean, compose, escape};
 pub use file::file_name;
 pub use message::message_id;
 pub use outbox::{
-    CRASH_AFTER_ACCEPT_ENV, FailedDigest, Flush, NotifyReport, Preview, PreviewState, RETRY_FIRST,
-    RETRY_MAX, SentDigest, backoff, preview, run_pending,
+    CRASH_AFTER_ACCEPT_ENV, Delivery, FailedDigest, Flush, NotifyReport, Plan, Preview,
+    PreviewState, RETRY_FIRST, RETRY_MAX, SentDigest, backoff, deliver, plan, preview, record,
+    run_pending,
 };
 pub use route::{Recipient, Routes, bare_address};
-pub use transport::{DeliveryError, Outgoing, Transport, open as open_transport};
+pub use smtp::{Phase, deadline as smtp_deadline};
+pub use transport::{DeliveryError, Outgoing, REASONS, Transport, open as open_transport};
 
 use crate::store::StoreError;
 

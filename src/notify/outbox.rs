@@ -25,7 +25,7 @@
 //! so the recipient sees the same Message-ID twice at worst, never two
 //! different digests and never nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,8 +33,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::NotifyError;
 use super::compose::{Digest, compose};
 use super::message;
-use super::route::{Recipient, Routes, bare_address};
-use super::transport::{self, Outgoing, Transport};
+use super::route::{Routes, bare_address};
+use super::transport::{self, DeliveryError, Outgoing, Transport};
 use crate::config::Config;
 use crate::domain::{Projection, StoredEvent};
 use crate::store::{Batch, NewBatch, QueuedChange, Store};
@@ -62,6 +62,10 @@ pub enum Flush {
     /// Send only what is due: urgent stages, entries past the window,
     /// batches past their next attempt time (the daemon's timer).
     Debounced,
+    /// Retry undelivered digests now, whatever their backoff says; new
+    /// changes still wait for their window (the daemon after SIGHUP: a
+    /// reload is when a mail setup gets fixed).
+    Retry,
 }
 
 /// What one pass did.
@@ -101,6 +105,9 @@ pub struct FailedDigest {
     pub error: String,
     /// A retry will not help without a change somewhere (a 5xx, a bad address).
     pub permanent: bool,
+    /// `DeliveryError::reason`: "timeout", "refused", … ("build" when the
+    /// message could not be made).
+    pub reason: &'static str,
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
@@ -117,22 +124,48 @@ pub fn backoff(attempt: u32) -> Duration {
     RETRY_FIRST.saturating_mul(1u32 << doublings).min(RETRY_MAX)
 }
 
-/// Routes new status changes, then sends every digest that is due by `now`
-/// (all pending ones with `Flush::Now`). Delivery failures are data in the
-/// report; `Err` means the store failed or the transport could not be set up.
-pub fn run_pending(
+/// One delivery the outbox wants made: a frozen digest, its attempt
+/// already recorded as begun, and the address to send it to. Plain data,
+/// so the daemon can hand it to a thread that does nothing but deliver.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub batch: Batch,
+    /// Envelope recipient (bare address).
+    pub address: String,
+}
+
+/// What one planning pass found to deliver, and what it saw.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub deliveries: Vec<Delivery>,
+    pub report: NotifyReport,
+}
+
+/// Routes every change past the cursor and picks, per recipient, the one
+/// digest to deliver now: the oldest frozen batch when its backoff is over
+/// (or at once with `Flush::Now`/`Flush::Retry`), else a new digest frozen
+/// from the changes that are due. Every delivery returned has its attempt
+/// recorded as begun (`Store::begin_attempt`). Recipients in `skip` (a
+/// delivery in flight, or one that failed in this pass) are left alone.
+/// At most one delivery per recipient: digests arrive in order.
+pub fn plan(
     store: &mut Store,
     config: &Config,
     now: DateTime<Utc>,
     flush: Flush,
-) -> Result<NotifyReport, NotifyError> {
+    skip: &BTreeSet<String>,
+) -> Result<Plan, NotifyError> {
     let routes = Routes::from_config(config);
-    let mut report = NotifyReport {
-        routed: route_new(store, &routes)?,
-        ..NotifyReport::default()
+    let mut plan = Plan {
+        report: NotifyReport {
+            routed: route_new(store, &routes)?,
+            ..NotifyReport::default()
+        },
+        ..Plan::default()
     };
+    let report = &mut plan.report;
     let debounce = TimeDelta::from_std(config.notify.debounce).unwrap_or(TimeDelta::MAX);
-    let mut transport: Option<Box<dyn Transport>> = None;
+    let mut checked = false;
     let mut projection: Option<Projection> = None;
 
     for (key, (batches, queued)) in pending_by_recipient(store.pending_batches()?, store.queued()?)
@@ -142,26 +175,27 @@ pub fn run_pending(
                 batches.iter().map(|b| b.changes.len()).sum::<usize>() + queued.len();
             continue;
         };
-        // Older digests first; a recipient's newer changes wait behind one
-        // that is not delivered yet.
-        let mut blocked = false;
-        for batch in &batches {
-            if flush == Flush::Debounced && batch.next_attempt_at > now {
-                report.due_at(batch.next_attempt_at);
-                blocked = true;
-                break;
-            }
-            let t = open(&mut transport, config, &mut report)?;
-            if !attempt(store, t, batch, recipient, now, &mut report)? {
-                blocked = true;
-                break;
-            }
-        }
-        if queued.is_empty() {
+        if skip.contains(&key) {
+            report.waiting += queued.len();
             continue;
         }
-        if blocked {
+        // Older digests first; a recipient's newer changes wait behind one
+        // that is not delivered yet.
+        if let Some(batch) = batches.into_iter().next() {
             report.waiting += queued.len();
+            if flush == Flush::Debounced && batch.next_attempt_at > now {
+                report.due_at(batch.next_attempt_at);
+                continue;
+            }
+            check_transport(&mut checked, config, report)?;
+            store.begin_attempt(batch.id)?;
+            plan.deliveries.push(Delivery {
+                batch,
+                address: recipient.address.clone(),
+            });
+            continue;
+        }
+        if queued.is_empty() {
             continue;
         }
         let oldest = queued.iter().map(|q| q.queued_at).min().unwrap_or(now);
@@ -191,14 +225,15 @@ pub fn run_pending(
                     message_id: None,
                     error: e.to_string(),
                     permanent: true,
+                    reason: "build",
                     next_attempt_at: None,
                 });
                 continue;
             }
         };
-        // Open first: a setup problem (no password) must not freeze changes
-        // into a digest that later news could otherwise have joined.
-        let t = open(&mut transport, config, &mut report)?;
+        // Check first: a setup problem (no password) must not freeze
+        // changes into a digest that later news could otherwise have joined.
+        check_transport(&mut checked, config, report)?;
         let batch = store.freeze_batch(
             &NewBatch {
                 recipient: &key,
@@ -210,9 +245,155 @@ pub fn run_pending(
             },
             now,
         )?;
-        attempt(store, t, &batch, recipient, now, &mut report)?;
+        store.begin_attempt(batch.id)?;
+        plan.deliveries.push(Delivery {
+            batch,
+            address: recipient.address.clone(),
+        });
     }
-    Ok(report)
+    Ok(plan)
+}
+
+/// Opens the transport once per pass, only to see that it can be opened
+/// (a password that cannot be read is an error for the whole pass).
+fn check_transport(
+    checked: &mut bool,
+    config: &Config,
+    report: &mut NotifyReport,
+) -> Result<(), NotifyError> {
+    if !*checked {
+        let t = transport::open(&config.notify)?;
+        report.transport = Some(t.describe());
+        *checked = true;
+    }
+    Ok(())
+}
+
+/// Delivers one planned digest: no store, no clock, only the transport.
+/// This is what the daemon runs away from its writer thread.
+pub fn deliver(transport: &mut dyn Transport, delivery: &Delivery) -> Result<(), DeliveryError> {
+    let batch = &delivery.batch;
+    let mail = Outgoing {
+        from: &batch.envelope_from,
+        to: &delivery.address,
+        message_id: &batch.message_id,
+        message: &batch.message,
+    };
+    transport.deliver(&mail)?;
+    if std::env::var_os(CRASH_AFTER_ACCEPT_ENV).is_some() {
+        eprintln!(
+            "treatywatch: {CRASH_AFTER_ACCEPT_ENV} is set: aborting after the server accepted {}",
+            batch.message_id
+        );
+        std::process::abort();
+    }
+    Ok(())
+}
+
+/// Records the outcome of one delivery at `now`: sent (the `digest_sent`
+/// event), or failed with the next attempt after the backoff its failures
+/// so far earn. Adds it to `report`; `Ok(true)` when it was delivered.
+pub fn record(
+    store: &mut Store,
+    delivery: &Delivery,
+    outcome: Result<(), DeliveryError>,
+    now: DateTime<Utc>,
+    report: &mut NotifyReport,
+) -> Result<bool, NotifyError> {
+    let batch = &delivery.batch;
+    match outcome {
+        Ok(()) => {
+            let seq = store.record_sent(batch, now)?;
+            tracing::info!(
+                recipient = %batch.recipient,
+                message_id = %batch.message_id,
+                first_seq = batch.first_seq,
+                last_seq = batch.last_seq,
+                seq,
+                "digest sent"
+            );
+            report.sent.push(SentDigest {
+                recipient: batch.recipient.clone(),
+                message_id: batch.message_id.clone(),
+                subject: batch.subject.clone(),
+                covered: (batch.first_seq, batch.last_seq),
+                changes: batch.changes.len(),
+                seq,
+            });
+            Ok(true)
+        }
+        Err(e) => {
+            // Only failures count: an attempt a stop or crash interrupted
+            // was never recorded here and earns no backoff.
+            let failures = batch.attempts + 1;
+            let wait = TimeDelta::from_std(backoff(failures)).unwrap_or(TimeDelta::MAX);
+            let next = now
+                .checked_add_signed(wait)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let error = e.to_string();
+            store.record_failure(batch.id, &error, next)?;
+            tracing::warn!(
+                recipient = %batch.recipient,
+                message_id = %batch.message_id,
+                failures,
+                reason = e.reason(),
+                next_attempt = %next,
+                error = %error,
+                "digest not delivered; will retry"
+            );
+            report.due_at(next);
+            report.failed.push(FailedDigest {
+                recipient: batch.recipient.clone(),
+                message_id: Some(batch.message_id.clone()),
+                error,
+                permanent: e.is_permanent(),
+                reason: e.reason(),
+                next_attempt_at: Some(next),
+            });
+            Ok(false)
+        }
+    }
+}
+
+/// Routes new status changes, then sends every digest that is due by `now`
+/// (all pending ones with `Flush::Now`), one recipient's after another, in
+/// the calling thread: `poll` and `digest --send`. Delivery failures are
+/// data in the report; `Err` means the store failed or the transport could
+/// not be set up.
+pub fn run_pending(
+    store: &mut Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    flush: Flush,
+) -> Result<NotifyReport, NotifyError> {
+    let mut report = NotifyReport::default();
+    // Recipients whose delivery failed in this pass: not tried again in it.
+    let mut failed = BTreeSet::new();
+    let mut transport: Option<Box<dyn Transport>> = None;
+    loop {
+        let Plan {
+            deliveries,
+            report: seen,
+        } = plan(store, config, now, flush, &failed)?;
+        report.routed += seen.routed;
+        report.failed.extend(seen.failed);
+        report.waiting = seen.waiting;
+        report.unsubscribed = seen.unsubscribed;
+        report.transport = report.transport.take().or(seen.transport);
+        if let Some(t) = seen.next_due {
+            report.due_at(t);
+        }
+        if deliveries.is_empty() {
+            return Ok(report);
+        }
+        for delivery in &deliveries {
+            let t = open(&mut transport, config)?;
+            let outcome = deliver(t, delivery);
+            if !record(store, delivery, outcome, now, &mut report)? {
+                failed.insert(delivery.batch.recipient.clone());
+            }
+        }
+    }
 }
 
 /// Routes every change and alert past the cursor; returns the new entries.
@@ -257,86 +438,11 @@ fn load_changes(store: &Store, queued: &[QueuedChange]) -> Result<Vec<StoredEven
 fn open<'t>(
     slot: &'t mut Option<Box<dyn Transport>>,
     config: &Config,
-    report: &mut NotifyReport,
 ) -> Result<&'t mut dyn Transport, NotifyError> {
     if slot.is_none() {
-        let t = transport::open(&config.notify)?;
-        report.transport = Some(t.describe());
-        *slot = Some(t);
+        *slot = Some(transport::open(&config.notify)?);
     }
     Ok(slot.as_deref_mut().expect("set just above"))
-}
-
-/// One delivery attempt of a frozen batch; `Ok(true)` when it was delivered.
-fn attempt(
-    store: &mut Store,
-    transport: &mut dyn Transport,
-    batch: &Batch,
-    recipient: &Recipient,
-    now: DateTime<Utc>,
-    report: &mut NotifyReport,
-) -> Result<bool, NotifyError> {
-    let wait = TimeDelta::from_std(backoff(batch.attempts + 1)).unwrap_or(TimeDelta::MAX);
-    let next = now
-        .checked_add_signed(wait)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    store.begin_attempt(batch.id)?;
-    let mail = Outgoing {
-        from: &batch.envelope_from,
-        to: &recipient.address,
-        message_id: &batch.message_id,
-        message: &batch.message,
-    };
-    match transport.deliver(&mail) {
-        Ok(()) => {
-            if std::env::var_os(CRASH_AFTER_ACCEPT_ENV).is_some() {
-                eprintln!(
-                    "treatywatch: {CRASH_AFTER_ACCEPT_ENV} is set: aborting after the server accepted {}",
-                    batch.message_id
-                );
-                std::process::abort();
-            }
-            let seq = store.record_sent(batch, now)?;
-            tracing::info!(
-                recipient = %batch.recipient,
-                message_id = %batch.message_id,
-                first_seq = batch.first_seq,
-                last_seq = batch.last_seq,
-                seq,
-                "digest sent"
-            );
-            report.sent.push(SentDigest {
-                recipient: batch.recipient.clone(),
-                message_id: batch.message_id.clone(),
-                subject: batch.subject.clone(),
-                covered: (batch.first_seq, batch.last_seq),
-                changes: batch.changes.len(),
-                seq,
-            });
-            Ok(true)
-        }
-        Err(e) => {
-            let error = e.to_string();
-            store.record_failure(batch.id, &error, next)?;
-            tracing::warn!(
-                recipient = %batch.recipient,
-                message_id = %batch.message_id,
-                attempts = batch.attempts + 1,
-                next_attempt = %next,
-                error = %error,
-                "digest not delivered; will retry"
-            );
-            report.due_at(next);
-            report.failed.push(FailedDigest {
-                recipient: batch.recipient.clone(),
-                message_id: Some(batch.message_id.clone()),
-                error,
-                permanent: e.is_permanent(),
-                next_attempt_at: Some(next),
-            });
-            Ok(false)
-        }
-    }
 }
 
 /// One digest `digest --preview` would send.

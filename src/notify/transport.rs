@@ -7,10 +7,11 @@
 //! `DeliveryError`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::NotifyError;
 use super::file::Folder;
-use super::smtp::SmtpSender;
+use super::smtp::{Phase, SmtpSender};
 use crate::config::{Notify, Transport as TransportConfig};
 
 /// One message for one recipient, exactly as it is to be delivered.
@@ -25,25 +26,67 @@ pub struct Outgoing<'a> {
     pub message: &'a [u8],
 }
 
-/// Why one delivery did not happen. Every kind leaves the digest pending;
-/// `is_permanent` only says whether a retry is likely to help without a
-/// change on someone's side.
+/// Why one delivery did not happen, in words that say what the server did
+/// (or did not do) at which step. `is_permanent` says whether a retry is
+/// likely to help without a change on someone's side; `reason` is the
+/// stable label of the metrics.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     #[error(
         "cannot reach SMTP server {server}: {detail}; check [notify.smtp] host, port and tls, and that the server is up"
     )]
     Unreachable { server: String, detail: String },
-    #[error("SMTP server {server} deferred the message ({detail}); it will be retried")]
-    Deferred { server: String, detail: String },
+    #[error("SMTP server {server}: timeout after {secs} s {}", phase.waiting())]
+    Timeout {
+        server: String,
+        phase: Phase,
+        secs: u64,
+    },
     #[error(
-        "SMTP server {server} refused the message ({detail}); check the recipient and the server's policy"
+        "SMTP server {server}: gave up after {secs} s, the longest one delivery may take (3 × [notify.smtp] timeout), at {phase}"
     )]
-    Refused { server: String, detail: String },
+    Deadline {
+        server: String,
+        phase: Phase,
+        secs: u64,
+    },
+    #[error("SMTP server {server}: connection closed during {phase}")]
+    Closed { server: String, phase: Phase },
     #[error(
-        "SMTP session with {server} failed ({detail}); check tls, username and password under [notify.smtp]"
+        "SMTP server {server}: TLS handshake failed ({detail}); check [notify.smtp] tls and port (\"tls\" is port 465, \"starttls\" 587)"
     )]
-    Session { server: String, detail: String },
+    Tls { server: String, detail: String },
+    #[error(
+        "SMTP server {server}: authentication refused ({detail}); check username and password under [notify.smtp]"
+    )]
+    AuthRefused { server: String, detail: String },
+    #[error(
+        "SMTP server {server} offers no way to log in: {detail}; check tls, username and password under [notify.smtp]"
+    )]
+    NoLogin { server: String, detail: String },
+    #[error("SMTP server {server} deferred the message at {phase} ({detail}); it will be retried")]
+    Deferred {
+        server: String,
+        phase: Phase,
+        detail: String,
+    },
+    #[error(
+        "SMTP server {server} refused the message at {phase} ({detail}); {}",
+        refusal_advice(*phase, *code)
+    )]
+    Refused {
+        server: String,
+        phase: Phase,
+        /// The SMTP reply code, 500–599.
+        code: u16,
+        detail: String,
+    },
+    #[error("SMTP session with {server} failed at {phase}: {detail}")]
+    Session {
+        server: String,
+        phase: Phase,
+        detail: String,
+    },
     #[error("address {address:?} cannot be used in an SMTP envelope: {detail}")]
     Address { address: String, detail: String },
     #[error("cannot write digest {}: {source}; check that the [notify] folder is writable", path.display())]
@@ -51,6 +94,21 @@ pub enum DeliveryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot set up the mail transport: {0}")]
+    Setup(String),
+    #[error(
+        "{transport}: no outcome after {secs} s; the attempt was abandoned and will be retried"
+    )]
+    Abandoned { transport: String, secs: u64 },
+}
+
+fn refusal_advice(phase: Phase, code: u16) -> &'static str {
+    match (phase, code) {
+        (Phase::Data, 552) => "the message is larger than the server accepts",
+        (Phase::Data | Phase::DataCommand, _) => "the server refuses this message",
+        (Phase::RcptTo, _) => "check the recipient address",
+        _ => "check the recipient and the server's policy",
+    }
 }
 
 impl DeliveryError {
@@ -61,13 +119,65 @@ impl DeliveryError {
             DeliveryError::Refused { .. } | DeliveryError::Address { .. }
         )
     }
+
+    /// The server refused this message itself (a 5xx after DATA: too
+    /// large, or its content), not the recipient: another message to the
+    /// same address may well get through.
+    pub fn refuses_message(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::Refused {
+                phase: Phase::Data | Phase::DataCommand,
+                ..
+            }
+        )
+    }
+
+    /// A short stable label: `treatywatch_delivery_failures_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeliveryError::Unreachable { .. } => "unreachable",
+            DeliveryError::Timeout { .. }
+            | DeliveryError::Deadline { .. }
+            | DeliveryError::Abandoned { .. } => "timeout",
+            DeliveryError::Closed { .. } => "closed",
+            DeliveryError::Tls { .. } => "tls",
+            DeliveryError::AuthRefused { .. } | DeliveryError::NoLogin { .. } => "auth",
+            DeliveryError::Deferred { .. } => "deferred",
+            DeliveryError::Refused { .. } => "refused",
+            DeliveryError::Session { .. } => "session",
+            DeliveryError::Address { .. } => "address",
+            DeliveryError::Write { .. } => "write",
+            DeliveryError::Setup(_) => "setup",
+        }
+    }
 }
 
-/// Delivers finished messages.
-pub trait Transport {
+/// Every `reason` label, for a metrics page that lists them all from the start.
+pub const REASONS: &[&str] = &[
+    "unreachable",
+    "timeout",
+    "closed",
+    "tls",
+    "auth",
+    "deferred",
+    "refused",
+    "session",
+    "address",
+    "write",
+    "setup",
+];
+
+/// Delivers finished messages. `Send`: the daemon delivers on a thread of
+/// its own, never on the one that writes the database.
+pub trait Transport: Send {
     fn deliver(&mut self, mail: &Outgoing<'_>) -> Result<(), DeliveryError>;
     /// For logs and reports: "smtp://host:port (starttls)", "folder /x".
     fn describe(&self) -> String;
+    /// The longest one `deliver` takes before it returns an error by itself.
+    fn deadline(&self) -> Duration {
+        Duration::from_secs(30)
+    }
 }
 
 /// The transport `[notify]` configures. Fails only on setup problems (a

@@ -20,7 +20,7 @@ use rusqlite_migration::{M, Migrations, SchemaVersion};
 
 pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
 pub use log::AppendOutcome;
-pub use outbox::{Batch, NewBatch, QueuedChange};
+pub use outbox::{Batch, NewBatch, PendingDigest, QueuedChange, RecipientMail, Undelivered};
 
 /// The schema, one migration per file, applied in order. Append only: a
 /// released migration is never edited.

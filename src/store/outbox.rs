@@ -7,6 +7,8 @@
 //! `digest_sent` event in the log in the same transaction that marks the
 //! digest sent, so the two can never disagree.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
@@ -54,13 +56,117 @@ pub struct Batch {
     pub message: Vec<u8>,
     pub subject: String,
     pub created_at: DateTime<Utc>,
-    /// Delivery attempts begun so far (one that crashed counts).
+    /// Delivery attempts that failed so far. One a stop or crash
+    /// interrupted is not counted: it earns no backoff.
     pub attempts: u32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
 }
 
+/// Mail not delivered yet, per recipient: what `status` lists and
+/// `treatywatch_digests_pending` counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Undelivered {
+    pub recipients: Vec<RecipientMail>,
+}
+
+/// One recipient's undelivered mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientMail {
+    pub recipient: String,
+    /// Frozen digests not delivered yet, oldest first.
+    pub digests: Vec<PendingDigest>,
+    /// Changes and alerts routed to them and not in a digest yet.
+    pub queued: usize,
+    pub oldest_queued: Option<DateTime<Utc>>,
+}
+
+/// A frozen digest not delivered yet (without its bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingDigest {
+    pub message_id: String,
+    pub subject: String,
+    pub created_at: DateTime<Utc>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub changes: usize,
+}
+
+impl Undelivered {
+    /// Digests waiting: every frozen one, and one more for each recipient
+    /// with queued changes (they will make one digest).
+    pub fn digests(&self) -> usize {
+        self.recipients
+            .iter()
+            .map(|r| r.digests.len() + usize::from(r.queued > 0))
+            .sum()
+    }
+}
+
 impl Store {
+    /// Every recipient's undelivered mail, by recipient.
+    pub fn undelivered(&self) -> Result<Undelivered> {
+        let mut by_recipient: BTreeMap<String, RecipientMail> = BTreeMap::new();
+        fn entry(
+            map: &mut BTreeMap<String, RecipientMail>,
+            recipient: String,
+        ) -> &mut RecipientMail {
+            map.entry(recipient.clone())
+                .or_insert_with(|| RecipientMail {
+                    recipient,
+                    digests: Vec::new(),
+                    queued: 0,
+                    oldest_queued: None,
+                })
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT b.recipient, b.message_id, b.subject, b.created_at, b.attempts,
+                    b.next_attempt_at, b.last_error,
+                    (SELECT count(*) FROM outbox o WHERE o.batch_id = b.id)
+             FROM digest_batch b WHERE b.sent_seq IS NULL ORDER BY b.recipient, b.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                PendingDigest {
+                    message_id: r.get(1)?,
+                    subject: r.get(2)?,
+                    created_at: parse_timestamp(&r.get::<_, String>(3)?)?,
+                    attempts: r.get(4)?,
+                    next_attempt_at: parse_timestamp(&r.get::<_, String>(5)?)?,
+                    last_error: r.get(6)?,
+                    changes: usize::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                },
+            ))
+        })?;
+        for row in rows {
+            let (recipient, digest) = row?;
+            entry(&mut by_recipient, recipient).digests.push(digest);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT recipient, count(*), min(queued_at) FROM outbox
+             WHERE batch_id IS NULL GROUP BY recipient",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                usize::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                parse_timestamp(&r.get::<_, String>(2)?)?,
+            ))
+        })?;
+        for row in rows {
+            let (recipient, queued, oldest) = row?;
+            let mail = entry(&mut by_recipient, recipient);
+            mail.queued = queued;
+            mail.oldest_queued = Some(oldest);
+        }
+        Ok(Undelivered {
+            recipients: by_recipient.into_values().collect(),
+        })
+    }
+
     /// The last sequence number the notifier has routed.
     pub fn notify_cursor(&self) -> Result<i64> {
         Ok(self
@@ -233,7 +339,7 @@ impl Store {
     /// no server asked for. systemd's RestartSec bounds a crash loop.
     pub fn begin_attempt(&mut self, batch_id: i64) -> Result<()> {
         self.conn.execute(
-            "UPDATE digest_batch SET attempts = attempts + 1,
+            "UPDATE digest_batch SET
                     last_error = 'attempt started; no outcome recorded (the process stopped?)'
              WHERE id = ?1",
             params![batch_id],
@@ -241,8 +347,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records why an attempt failed and when to try again; the batch stays
-    /// pending.
+    /// Records why an attempt failed and when to try again, and counts the
+    /// failure; the batch stays pending.
     pub fn record_failure(
         &mut self,
         batch_id: i64,
@@ -250,7 +356,8 @@ impl Store {
         next_attempt_at: DateTime<Utc>,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE digest_batch SET last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            "UPDATE digest_batch SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+             WHERE id = ?1",
             params![batch_id, error, timestamp(next_attempt_at)],
         )?;
         Ok(())

@@ -238,6 +238,23 @@ fn unknown_tls_mode_is_refused() {
 }
 
 #[test]
+fn smtp_timeouts_must_be_short_positive_durations() {
+    for (value, fragment) in [
+        ("‸\"0s\"", "[notify.smtp] timeout must be longer than zero"),
+        (
+            "‸\"soon\"",
+            "[notify.smtp] timeout \"soon\" is not a duration",
+        ),
+        ("‸\"1h\"", "[notify.smtp] timeout is longer than 10 minutes"),
+    ] {
+        let feeds = format!(
+            "{MINIMAL}\n[notify]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"smtp.example.org\"\ntimeout = {value}\n"
+        );
+        check_bad(&feeds, fragment);
+    }
+}
+
+#[test]
 fn missing_tracking_table_is_refused() {
     check_bad(
         &format!(

@@ -10,7 +10,7 @@ use treatywatch::domain::{Action, DigestSent, EventBody, NewEvent, Policy, Statu
 use treatywatch::notify::{self, CRASH_AFTER_ACCEPT_ENV, Flush, NotifyReport};
 use treatywatch::store::Store;
 
-use crate::smtp_server::{Received, SmtpServer};
+use crate::smtp_server::{Misbehaving, Misbehaviour, Received, SmtpServer};
 use crate::support::{ConfigDir, MINIMAL, at, detection};
 
 /// When the news in these tests breaks.
@@ -792,4 +792,101 @@ fn a_database_from_before_digests_does_not_mail_its_history() {
     );
     let report = desk.run(t0(), Flush::Now);
     assert_eq!((report.routed, report.sent.len()), (0, 0), "{report:?}");
+}
+
+#[test]
+fn a_server_that_never_answers_costs_one_timeout_named_after_the_step() {
+    let silent = Misbehaving::start(Misbehaviour::Silent);
+    let mut desk = Desk::smtp(silent.port, "");
+    // A smaller `timeout` than the default 30 s keeps the test short.
+    let config = std::fs::read_to_string(desk.dir.feeds()).expect("config");
+    std::fs::write(desk.dir.feeds(), format!("{config}timeout = \"1s\"\n")).expect("write");
+    desk.config = config::load(&desk.dir.feeds()).expect("config");
+    desk.news("UKR", Action::WithdrawalNotified, "a", t0());
+
+    let started = std::time::Instant::now();
+    let report = desk.run(t0(), Flush::Now);
+    let took = started.elapsed();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let f = &report.failed[0];
+    assert!(
+        f.error
+            .contains("timeout after 1 s waiting for the server's greeting"),
+        "the error says what happened: {f:?}"
+    );
+    assert!(!f.error.contains("os error"), "{f:?}");
+    assert_eq!((f.reason, f.permanent), ("timeout", false));
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert_eq!(silent.connections(), 1);
+}
+
+#[test]
+fn a_connection_dropped_mid_data_is_called_that() {
+    let server = Misbehaving::start(Misbehaviour::HangUpInData);
+    let mut desk = Desk::smtp(server.port, "");
+    desk.news("UKR", Action::WithdrawalNotified, "a", t0());
+    let report = desk.run(t0(), Flush::Now);
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let f = &report.failed[0];
+    assert!(
+        f.error.contains("connection closed during DATA"),
+        "the error says what happened: {f:?}"
+    );
+    assert!(!f.error.contains("username and password"), "{f:?}");
+    assert_eq!(f.reason, "closed");
+}
+
+#[test]
+fn an_interrupted_attempt_is_retried_at_once_and_earns_no_backoff() {
+    let port = SmtpServer::unused_port();
+    let mut desk = Desk::smtp(port, "");
+    desk.news("UKR", Action::WithdrawalNotified, "a", t0());
+
+    // An attempt begins and the process dies before any outcome: planned,
+    // never delivered, never recorded.
+    let plan = notify::plan(
+        &mut desk.store,
+        &desk.config,
+        t0(),
+        Flush::Now,
+        &Default::default(),
+    )
+    .expect("plan");
+    assert_eq!(plan.deliveries.len(), 1);
+    drop(plan);
+
+    // The next start, a second later: due at once, not after a backoff.
+    let restart = desk.run(t0() + TimeDelta::seconds(1), Flush::Debounced);
+    assert_eq!(restart.failed.len(), 1, "retried at once: {restart:?}");
+    assert_eq!(
+        restart.failed[0].next_attempt_at,
+        Some(t0() + TimeDelta::seconds(1) + mins(1)),
+        "the first real failure waits one minute, not two: the interrupted attempt did not count"
+    );
+
+    let out = desk
+        .dir
+        .cmd(&["status", "--json"])
+        .output()
+        .expect("status");
+    let pending: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("undelivered").is_some())
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["recipient"], "desk@example.org");
+    assert_eq!(pending[0]["attempts"], 1, "one real failure: {pending:?}");
+    assert!(
+        pending[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot reach")),
+        "{pending:?}"
+    );
+    let text = desk.dir.cmd(&["status"]).output().expect("status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("desk@example.org") && text.contains("digest of 1 change"),
+        "{text}"
+    );
 }

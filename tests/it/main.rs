@@ -10,6 +10,9 @@
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
 //! - `crash`: SIGKILL at random moments; nothing lost, nothing twice.
+//! - `delivery`: the daemon against mail servers that never answer or
+//!   refuse: ingest, the watchdog and a stop are never held up, and every
+//!   digest arrives once the server behaves.
 //! - `hostile`: random, mutated and monstrous documents through parse →
 //!   classify: no panic, no hang.
 //! - `cli`: the analyst's workflow through the binary (assert, retract,
@@ -29,6 +32,7 @@ mod cli;
 mod config_check;
 mod crash;
 mod daemon;
+mod delivery;
 mod digest;
 mod event_log;
 mod feed_server;

@@ -5,9 +5,15 @@
 //! nobody listens on; `start_on` brings a server up there later. mailin's
 //! `serve()` never returns, so each server runs on its own thread for the
 //! rest of the test process.
+//!
+//! `Misbehaving` is what mailin cannot be made to do: a listener that
+//! accepts connections and never says a word, or one that plays along up
+//! to DATA and hangs up in the middle of the message.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{Action, Handler, Response, Server, SslConfig};
@@ -185,5 +191,123 @@ impl SmtpServer {
         lock(&self.state)
             .refuse
             .retain(|a| a != &address.to_lowercase());
+    }
+}
+
+/// What a `Misbehaving` server does with each connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Accept the connection, then never send a byte.
+    Silent,
+    /// Greet and accept EHLO, MAIL, RCPT and DATA, read the start of the
+    /// message, then close the connection.
+    HangUpInData,
+}
+
+/// A loopback server that misbehaves on purpose; `stop` closes it and every
+/// connection it holds, freeing the port for a real server (`heal`).
+pub struct Misbehaving {
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Misbehaving {
+    pub fn start(how: Misbehaviour) -> Misbehaving {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("address").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (connections, stop) = (connections.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Held open until stopped: a silent server keeps its clients
+                // waiting for a greeting that never comes.
+                let mut held = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            connections.fetch_add(1, Ordering::SeqCst);
+                            stream.set_nonblocking(false).expect("blocking");
+                            if how == Misbehaviour::HangUpInData {
+                                std::thread::spawn(move || hang_up_in_data(stream));
+                            } else {
+                                held.push(stream);
+                            }
+                        }
+                        // Nothing to accept: look again shortly (this is the
+                        // server's own loop, not a test waiting).
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Misbehaving {
+            port,
+            connections,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Closes the listener and every connection it holds.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops misbehaving: a real server takes over the same port.
+    pub fn heal(mut self) -> SmtpServer {
+        self.stop();
+        SmtpServer::start_on(self.port)
+    }
+}
+
+impl Drop for Misbehaving {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Plays a willing server up to the message, then hangs up halfway.
+fn hang_up_in_data(stream: std::net::TcpStream) {
+    use std::io::{BufRead, BufReader, Write};
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let _ = writer.write_all(b"220 smtp.test ESMTP\r\n");
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.to_ascii_uppercase();
+        let reply: &[u8] = if command.starts_with("EHLO") {
+            b"250-smtp.test\r\n250 8BITMIME\r\n"
+        } else if command.starts_with("DATA") {
+            b"354 go ahead\r\n"
+        } else {
+            b"250 OK\r\n"
+        };
+        if writer.write_all(reply).is_err() {
+            return;
+        }
+        if command.starts_with("DATA") {
+            // Read a little of the message, then go away without a word.
+            let mut some = String::new();
+            let _ = reader.read_line(&mut some);
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
     }
 }
