@@ -5,8 +5,8 @@
 //! with a space at each end so that matches fall on whole words, and
 //! expanded into its variants: adjective plurals ("Ukrainians"), the year
 //! forms of treaty anaphora ("the 1997 treaty"), and, where a rule asks for
-//! it, the inflections of its first word ("withdraw", "withdraws",
-//! "withdrew", "withdrawn", "withdrawing"). A pattern can serve several
+//! it, the inflections of the first word of each of its parts ("withdraw",
+//! "withdraws", "withdrew", "withdrawn", "withdrawing"). A pattern can serve several
 //! purposes at once, so each carries a list of `Use`s. Phrases with "..."
 //! are split into parts that `scan` joins again. Owns the pattern table;
 //! reading sentences is elsewhere.
@@ -31,6 +31,11 @@ pub enum Use {
     /// A case-sensitive state name: form `form` of `Compiled::cased_forms`.
     StateCased {
         state: u16,
+        form: u16,
+    },
+    /// A case-sensitive treaty alias ("WHO"), likewise.
+    TreatyCased {
+        treaty: u16,
         form: u16,
     },
     /// "the treaty"; with a year, "the 1997 treaty".
@@ -118,6 +123,7 @@ pub struct Compiled {
     pub generic_subjects: Vec<String>,
     pub determiners: Vec<String>,
     pub reporting_verbs: Vec<String>,
+    pub treaty_nouns: Vec<String>,
     /// The exact spellings of case-sensitive state names.
     pub cased_forms: Vec<String>,
     pub max_gap: usize,
@@ -201,14 +207,15 @@ pub fn inflections(word: &str, irregular: &HashMap<&str, &[String]>) -> Vec<Stri
     out
 }
 
-/// Expands a phrase into the phrases to match: the phrase itself and, when
-/// `inflect`, one per form of its first word.
-fn variants(phrase: &str, inflect: bool, irregular: &HashMap<&str, &[String]>) -> Vec<String> {
-    let phrase = phrase.trim();
+/// The forms of one part of a phrase to match: the part itself and, when
+/// `inflect`, one per form of its first word ("adopt ... law on ...
+/// withdrawal" also matches "adopted the laws on the withdrawals").
+fn part_forms(part: &str, inflect: bool, irregular: &HashMap<&str, &[String]>) -> Vec<String> {
+    let part = part.trim();
     if !inflect {
-        return vec![phrase.to_string()];
+        return vec![part.to_string()];
     }
-    let (first, rest) = phrase.split_once(' ').unwrap_or((phrase, ""));
+    let (first, rest) = part.split_once(' ').unwrap_or((part, ""));
     inflections(&first.to_lowercase(), irregular)
         .into_iter()
         .map(|f| {
@@ -250,6 +257,19 @@ impl Compiled {
             }
         }
         let mut cased_forms = Vec::new();
+        for (i, t) in treaties.list.iter().enumerate() {
+            for n in &t.cased_aliases {
+                let form = cased_forms.len() as u16;
+                cased_forms.push(n.clone());
+                b.add(
+                    n,
+                    Use::TreatyCased {
+                        treaty: i as u16,
+                        form,
+                    },
+                );
+            }
+        }
         for (code, names) in &rules.case_sensitive {
             let Some(state) = gazetteer.states.iter().position(|s| &s.code == code) else {
                 continue;
@@ -323,17 +343,20 @@ impl Compiled {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         let mut phrases = Vec::new();
+        // Every form of a part is a pattern for that same part, so a phrase
+        // with several inflected parts costs the sum of their forms, not
+        // the product.
         let mut add_phrase = |b: &mut Builder, rule: RuleRef, phrase: &str, inflect: bool| {
-            for v in variants(phrase, inflect, &irregular) {
-                let parts: Vec<&str> = v.split(GAP).map(str::trim).collect();
-                let Ok(count) = u8::try_from(parts.len()) else {
-                    continue;
-                };
-                let id = phrases.len() as u32;
-                phrases.push(Phrase { rule, parts: count });
-                for (k, part) in parts.iter().enumerate() {
+            let parts: Vec<&str> = phrase.split(GAP).map(str::trim).collect();
+            let Ok(count) = u8::try_from(parts.len()) else {
+                return;
+            };
+            let id = phrases.len() as u32;
+            phrases.push(Phrase { rule, parts: count });
+            for (k, part) in parts.iter().enumerate() {
+                for form in part_forms(part, inflect, &irregular) {
                     b.add(
-                        part,
+                        &form,
                         Use::Part {
                             phrase: id,
                             part: k as u8,
@@ -411,6 +434,7 @@ impl Compiled {
             generic_subjects: rules.grammar.generic_subjects.clone(),
             determiners: rules.grammar.determiners.clone(),
             reporting_verbs: rules.grammar.reporting_verbs.clone(),
+            treaty_nouns: rules.context.treaty_nouns.clone(),
             cased_forms,
             max_gap: rules.settings.max_gap,
             history_days: rules.settings.history_days,
@@ -469,9 +493,7 @@ mod tests {
         assert!(inflections("accede", &none).contains(&"acceding".to_string()));
         assert!(inflections("quit", &none).contains(&"quitting".to_string()));
         assert!(inflections("vote", &none).contains(&"voted".to_string()));
-        assert_eq!(
-            variants("sign ... decree", true, &none)[1],
-            "signs ... decree"
-        );
+        assert_eq!(part_forms("sign", true, &none)[1], "signs");
+        assert_eq!(part_forms("law on", true, &none)[1], "laws on");
     }
 }

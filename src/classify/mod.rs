@@ -200,11 +200,18 @@ impl Classifier {
             if sentence_discarded {
                 continue;
             }
+            // A question reports nothing ("Will Lithuania quit the mine ban
+            // next?").
+            let question = text[range.clone()].trim_end().ends_with('?');
             for cue in &scan.cues {
                 let Some(rule) = self.compiled.cues.get(cue.index as usize) else {
                     continue;
                 };
-                let reading = resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue);
+                let reading = if question {
+                    Err(resolve::Dropped::Question)
+                } else {
+                    resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue)
+                };
                 let matched = || {
                     let r = scan.norm.original_range(cue.tokens.clone());
                     text.get(r).unwrap_or("").to_string()

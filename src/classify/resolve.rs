@@ -57,6 +57,8 @@ pub enum Dropped {
     /// The stage table (or the agent class's cap) says this agent's act is
     /// no stage at all ("the opposition voted to leave").
     NoStage(String),
+    /// The sentence is a question.
+    Question,
 }
 
 impl Dropped {
@@ -69,6 +71,7 @@ impl Dropped {
             Dropped::NotAboutTreaty => "the cue's object is not a treaty".to_string(),
             Dropped::NoActor => "no state is the actor".to_string(),
             Dropped::NoStage(cell) => format!("no stage: {cell}"),
+            Dropped::Question => "the sentence is a question".to_string(),
         }
     }
 }
@@ -226,10 +229,13 @@ fn agent_of(
     }
     // Reported speech: "Amnesty said Ukraine deposited ..." has Ukraine,
     // not Amnesty, as its agent.
-    let speech = (clause.start..cue.tokens.start)
+    let reach = clause
+        .start
+        .max(cue.tokens.start.saturating_sub(ACTOR_REACH));
+    let speech = (reach..cue.tokens.start)
         .rev()
         .find(|&i| c.reporting_verbs.iter().any(|w| w == scan.norm.token(i)))
-        .map_or(clause.start, |i| i + 1);
+        .map_or(reach, |i| i + 1);
     scan.agents
         .iter()
         .rev()
@@ -344,14 +350,21 @@ fn treaties_of(
             || c.passive_words.iter().any(|w| w == next);
         // Only determiners may stand between: "sign the treaty", "signs UN
         // Arms Trade Treaty", not "signs law on leaving the treaty".
-        let object = treaty_mentions().any(|m| {
-            m.tokens.start >= cue.tokens.end
-                && m.tokens.start <= cue.tokens.end + OBJECT_REACH
-                && (cue.tokens.end..m.tokens.start).all(|i| {
+        // Mentions are sorted: only those starting right after the cue can
+        // be its object (a binary search keeps long sentences linear).
+        let from = scan
+            .mentions
+            .partition_point(|m| m.tokens.start < cue.tokens.end);
+        let object = scan.mentions[from..]
+            .iter()
+            .take_while(|m| m.tokens.start <= cue.tokens.end + OBJECT_REACH)
+            .filter(|m| m.entity.is_treaty())
+            .any(|m| {
+                (cue.tokens.end..m.tokens.start).all(|i| {
                     let t = scan.norm.token(i);
                     c.determiners.iter().any(|d| d == t)
                 })
-        });
+            });
         if !clause_ends && !object {
             return Err(Dropped::NotAboutTreaty);
         }

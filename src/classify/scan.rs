@@ -85,16 +85,19 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
             .map_or(&[][..], Vec::as_slice)
         {
             let use_ = match use_ {
-                // "US" is the United States, "us" is not.
+                // "US" is the United States, "us" is not; "WHO" is the
+                // World Health Organization, "who" is not.
                 Use::StateCased { state, form } => {
-                    let r = norm.original_range(first..end);
-                    let written =
-                        sentence.get(r.start.saturating_sub(base)..r.end.saturating_sub(base));
-                    let form = c.cased_forms.get(form as usize).map(String::as_str);
-                    if written.is_none() || written != form {
+                    if !written_as(c, sentence, base, &norm, first..end, form) {
                         continue;
                     }
                     Use::State(state)
+                }
+                Use::TreatyCased { treaty, form } => {
+                    if !written_as(c, sentence, base, &norm, first..end, form) {
+                        continue;
+                    }
+                    Use::Treaty(treaty)
                 }
                 other => other,
             };
@@ -114,6 +117,28 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         return out;
     }
     out.mentions = choose_mentions(&hits, out.norm.len());
+    // An organisation's name before another treaty's name or a treaty noun
+    // only qualifies it: "the Council of Europe's Istanbul Convention",
+    // "a Council of Europe convention".
+    let qualifies = |i: usize, m: &Mention| {
+        matches!(m.entity, Entity::Treaty(_))
+            && (out.mentions.get(i + 1).is_some_and(|n| {
+                n.tokens.start == m.tokens.end && matches!(n.entity, Entity::Treaty(_))
+            }) || c
+                .treaty_nouns
+                .iter()
+                .any(|w| w == out.norm.token(m.tokens.end)))
+    };
+    let qualifiers: Vec<usize> = out
+        .mentions
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| qualifies(*i, m))
+        .map(|(i, _)| i)
+        .collect();
+    for i in qualifiers.into_iter().rev() {
+        out.mentions.remove(i);
+    }
     out.companions = hits
         .iter()
         .filter(|h| h.use_ == Use::Companion)
@@ -221,6 +246,21 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
             .collect();
     }
     out
+}
+
+/// Whether `tokens` are written exactly as case-sensitive form `form`.
+fn written_as(
+    c: &Compiled,
+    sentence: &str,
+    base: usize,
+    norm: &Normalized,
+    tokens: Range<usize>,
+    form: u16,
+) -> bool {
+    let r = norm.original_range(tokens);
+    let written = sentence.get(r.start.saturating_sub(base)..r.end.saturating_sub(base));
+    let form = c.cased_forms.get(form as usize).map(String::as_str);
+    written.is_some() && written == form
 }
 
 /// Marks `tokens` as held if none of them is; says whether it did.
@@ -351,8 +391,8 @@ fn join_parts(
                 let from = candidates.partition_point(|p| p.2.start < end);
                 let next = candidates[from..]
                     .iter()
-                    .take_while(|p| gap(end, p.2.start) <= c.max_gap)
-                    .find(|p| !(end..p.2.start).any(|x| matches!(norm.token(x), BREAK | COMMA)));
+                    .take_while(|p| gap(end, p.2.start) <= c.max_gap + PARENTHETICAL)
+                    .find(|p| gap_fits(norm, end..p.2.start, &gap, c.max_gap));
                 match next {
                     Some((_, _, t)) => end = t.end,
                     None => {
@@ -367,6 +407,32 @@ fn join_parts(
         }
     }
     out
+}
+
+/// Most words a gap may skip inside a comma-delimited parenthetical
+/// ("voted, with two abstentions, to withdraw").
+const PARENTHETICAL: usize = 8;
+
+/// Whether tokens `range` may stand between two parts of a phrase: no clause
+/// break, and either no comma or an even number of them (a parenthetical
+/// such as ", 90 to 3," or ", acting as depositary,"), where the words
+/// outside the commas are at most `max_gap` and those inside at most
+/// `PARENTHETICAL`.
+fn gap_fits(
+    norm: &Normalized,
+    range: Range<usize>,
+    words: &dyn Fn(usize, usize) -> usize,
+    max_gap: usize,
+) -> bool {
+    let commas: Vec<usize> = range.clone().filter(|&x| norm.token(x) == COMMA).collect();
+    if range.clone().any(|x| norm.token(x) == BREAK) || commas.len() % 2 == 1 {
+        return false;
+    }
+    let mut inside = 0;
+    for pair in commas.chunks(2) {
+        inside += words(pair[0], pair[1] + 1);
+    }
+    inside <= PARENTHETICAL && words(range.start, range.end) - inside <= max_gap
 }
 
 fn is_lowercase(sentence: &str, base: usize, norm: &Normalized, tokens: &Range<usize>) -> bool {

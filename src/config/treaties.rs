@@ -21,6 +21,9 @@ pub struct Treaty {
     /// What digests and subject lines print ("Ottawa Convention").
     pub short_name: String,
     pub aliases: Vec<String>,
+    /// Aliases matched only exactly as written, because in lower case they
+    /// are ordinary words ("WHO").
+    pub cased_aliases: Vec<String>,
     /// Year adopted; news writes "the 1997 treaty".
     pub year: Option<u16>,
     pub depositary: String,
@@ -137,6 +140,8 @@ struct RawTreaty {
     short_name: String,
     #[serde(default)]
     aliases: Vec<Spanned<String>>,
+    #[serde(default)]
+    cased_aliases: Vec<String>,
     year: Option<u16>,
     depositary: String,
     #[serde(default)]
@@ -219,6 +224,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             name: t.name,
             short_name: t.short_name,
             aliases,
+            cased_aliases: t.cased_aliases,
             year: t.year,
             depositary: t.depositary,
             withdrawal_article: t.withdrawal_article,

@@ -34,7 +34,7 @@ fn classifier() -> &'static Classifier {
 fn ingest(bytes: &[u8], content_type: Option<&str>) -> Option<usize> {
     let parsed = feed::parse(bytes, content_type, None).ok()?;
     for item in &parsed.items {
-        for d in classifier().classify(&text_of(item)) {
+        for d in classifier().classify(&text_of(item, chrono::Utc::now())) {
             assert!(!d.evidence.is_empty());
         }
     }
