@@ -155,8 +155,11 @@ fn date_at(norm: &Normalized, i: usize, item: NaiveDate) -> Option<(Found, usize
     year(t).map(|y| (Found::Year(y), i + 1))
 }
 
+/// Most tokens either side of a cue its phrase (and so its date) reaches.
+const DATE_REACH: usize = 30;
+
 /// Judges the dates in the cue's phrase. `skip` holds token ranges that are
-/// names, not dates ("the 1997 treaty").
+/// names, not dates ("the 1997 treaty"), sorted and non-overlapping.
 pub fn judge(
     norm: &Normalized,
     cue: &Range<usize>,
@@ -165,12 +168,15 @@ pub fn judge(
     history_days: i64,
 ) -> Option<When> {
     let is_stop = |t: &str| t == COMMA || t == BREAK;
+    // The phrase reaches to the nearest comma or clause break, but no
+    // further than DATE_REACH tokens: a date that far away in one
+    // unpunctuated run does not date this cue (and long runs stay linear).
     let mut start = cue.start;
-    while start > 0 && !is_stop(norm.token(start - 1)) {
+    while start > 0 && cue.start - start < DATE_REACH && !is_stop(norm.token(start - 1)) {
         start -= 1;
     }
     let mut end = cue.end;
-    while end < norm.len() && !is_stop(norm.token(end)) {
+    while end < norm.len() && end - cue.end < DATE_REACH && !is_stop(norm.token(end)) {
         end += 1;
     }
     let mut ranges: Vec<Range<usize>> = Vec::with_capacity(3);
@@ -195,7 +201,10 @@ pub fn judge(
     for r in ranges {
         let mut i = r.start;
         while i < r.end {
-            if skip.iter().any(|s| s.contains(&i)) {
+            // `skip` is sorted by start and non-overlapping: the one range
+            // that could hold `i` is the last starting at or before it.
+            let k = skip.partition_point(|s| s.start <= i);
+            if k > 0 && skip[k - 1].contains(&i) {
                 i += 1;
                 continue;
             }
