@@ -255,6 +255,33 @@ pub struct DigestSent {
     pub message_id: String,
 }
 
+/// A mail server refused a digest itself (a 5xx reply at or after DATA:
+/// too large, or its content). It is not retried; what it reported is
+/// carried to the recipient in brief, and the admins are told (see
+/// `notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestRefused {
+    /// The bare, lower-cased address the digest was for.
+    pub recipient: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub message_id: String,
+    /// The SMTP reply code, 500–599.
+    pub code: u16,
+    /// What happened, in treatywatch's words with the server's quoted:
+    /// never put in a header.
+    pub error: String,
+    /// The status changes it reported, its own and those it carried from
+    /// an earlier refusal: what the recipient is owed.
+    pub changes: Vec<i64>,
+    /// Its changes are carried into the recipient's next digest (it held
+    /// changes of its own; a refused carry is not carried again).
+    pub carry: bool,
+    /// The admins are told (it reported status changes; a refused alert
+    /// is not announced again).
+    pub alert: bool,
+}
+
 /// What happened to a feed's health (see `health`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -318,6 +345,8 @@ pub enum EventBody {
     DigestSent(DigestSent),
     /// A feed started failing, recovered, went stale or published again.
     SourceHealth(SourceHealth),
+    /// A mail server refused a digest for good; it is not retried.
+    DigestRefused(DigestRefused),
 }
 
 impl EventBody {
@@ -329,6 +358,7 @@ impl EventBody {
             EventBody::StatusChanged(_) => "status_changed",
             EventBody::DigestSent(_) => "digest_sent",
             EventBody::SourceHealth(_) => "source_health",
+            EventBody::DigestRefused(_) => "digest_refused",
         }
     }
 
@@ -341,7 +371,9 @@ impl EventBody {
             EventBody::Asserted(a) => Some((&a.state, &a.treaty)),
             EventBody::Retracted(r) => Some((&r.state, &r.treaty)),
             EventBody::StatusChanged(c) => Some((&c.state, &c.treaty)),
-            EventBody::DigestSent(_) | EventBody::SourceHealth(_) => None,
+            EventBody::DigestSent(_) | EventBody::SourceHealth(_) | EventBody::DigestRefused(_) => {
+                None
+            }
         }
     }
 
@@ -351,7 +383,10 @@ impl EventBody {
     pub fn is_observation(&self) -> bool {
         !matches!(
             self,
-            EventBody::StatusChanged(_) | EventBody::DigestSent(_) | EventBody::SourceHealth(_)
+            EventBody::StatusChanged(_)
+                | EventBody::DigestSent(_)
+                | EventBody::SourceHealth(_)
+                | EventBody::DigestRefused(_)
         )
     }
 
@@ -385,6 +420,7 @@ impl EventBody {
             }
             // One Message-ID is one digest: recording it twice is a no-op.
             EventBody::DigestSent(s) => format!("digest_sent|{}", s.message_id),
+            EventBody::DigestRefused(r) => format!("digest_refused|{}", r.message_id),
             // One alert per episode: observing it again (the next failure, a
             // restart, a re-poll) is a no-op. The time is the episode's
             // start, not this observation's.
@@ -515,7 +551,8 @@ impl KeyFold {
             EventBody::Retracted(_)
             | EventBody::StatusChanged(_)
             | EventBody::DigestSent(_)
-            | EventBody::SourceHealth(_) => {}
+            | EventBody::SourceHealth(_)
+            | EventBody::DigestRefused(_) => {}
         }
     }
 

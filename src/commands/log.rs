@@ -64,6 +64,19 @@ fn event_line(e: &StoredEvent) -> Vec<String> {
             if d.changes.len() == 1 { "" } else { "s" },
             d.message_id
         ),
+        EventBody::DigestRefused(r) => format!(
+            "to {} reporting #{}…#{} refused with {}, not retried{}; {}",
+            r.recipient,
+            r.first_seq,
+            r.last_seq,
+            r.code,
+            if r.carry {
+                "; its changes are carried into the next digest"
+            } else {
+                ""
+            },
+            r.message_id
+        ),
         EventBody::SourceHealth(h) => {
             let mut s = format!(
                 "feed {} {} (since {}",

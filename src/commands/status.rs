@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Context, Outcome, Result, parse_date, policy};
 use crate::cli::{ReplayArgs, StatusArgs};
 use crate::config::{Config, Feed};
-use crate::domain::{Key, Projection, Status, StatusRow};
+use crate::domain::{DigestRefused, EventBody, Key, Projection, Status, StatusRow};
 use crate::store::{FeedState, Undelivered};
 
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
@@ -28,6 +28,7 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
     let rows = rows_to_show(&config, &projection, args.all);
     let feeds = feed_health(&config, &store)?;
     let mail = store.undelivered()?;
+    let refused = refusals(&store)?;
     if args.json {
         for (key, row) in &rows {
             writeln!(out, "{}", status_json(&config, key, *row))?;
@@ -38,12 +39,31 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         for line in mail_json(&mail) {
             writeln!(out, "{line}")?;
         }
+        for (at, r) in &refused {
+            writeln!(
+                out,
+                "{}",
+                json!({
+                    "recipient": r.recipient,
+                    "refused": r.message_id,
+                    "code": r.code,
+                    "at": at.to_rfc3339(),
+                    "changes": r.changes.len(),
+                    "carried": r.carry,
+                    "error": r.error,
+                })
+            )?;
+        }
     } else {
         print_table(&config, &rows, out)?;
         writeln!(out)?;
         print_feeds(&feeds, out)?;
         writeln!(out)?;
         print_mail(&mail, out)?;
+        if !refused.is_empty() {
+            writeln!(out)?;
+            print_refused(&refused, out)?;
+        }
     }
     Ok(Outcome::Success)
 }
@@ -129,6 +149,53 @@ fn mail_json(mail: &Undelivered) -> Vec<serde_json::Value> {
         }
     }
     lines
+}
+
+/// How many refused digests `status` shows, newest first.
+const REFUSALS_SHOWN: usize = 10;
+
+fn refusals(store: &crate::store::Store) -> Result<Vec<(DateTime<Utc>, DigestRefused)>> {
+    Ok(store
+        .refused_digests(REFUSALS_SHOWN)?
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EventBody::DigestRefused(r) => Some((e.occurred_at, r)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Digests a server refused for good: when, why, and what became of their
+/// changes.
+fn print_refused(refused: &[(DateTime<Utc>, DigestRefused)], out: &mut dyn Write) -> Result<()> {
+    let mut lines = vec![
+        [
+            "RECIPIENT",
+            "REFUSED",
+            "CODE",
+            "CHANGES",
+            "WHAT NOW",
+            "ERROR",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for (at, r) in refused {
+        lines.push(vec![
+            r.recipient.clone(),
+            at.format("%Y-%m-%d %H:%M").to_string(),
+            r.code.to_string(),
+            r.changes.len().to_string(),
+            if r.carry {
+                "resent in brief".into()
+            } else {
+                "in the log only".into()
+            },
+            shorten(&r.error, 90),
+        ]);
+    }
+    write_columns(&lines, out)?;
+    Ok(())
 }
 
 /// Undelivered mail per recipient: attempts, next attempt, last error.

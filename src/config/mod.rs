@@ -49,6 +49,11 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(10 * 60);
 /// Folder for .eml digests, relative to the config file's folder.
 pub const DEFAULT_DIGEST_FOLDER: &str = "data/digests";
 pub const DEFAULT_FROM: &str = "treatywatch <treatywatch@localhost>";
+/// The largest digest built by default: far below the limits mail servers
+/// set (Postfix: 10,240,000 bytes), far above what a burst of news needs.
+pub const DEFAULT_MAX_DIGEST_SIZE: u64 = 1 << 20;
+/// A digest must at least hold its headers, a few changes and the standings.
+pub const MIN_MAX_DIGEST_SIZE: u64 = 16 << 10;
 /// How long an SMTP connection and each reply may take by default.
 pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest `[notify.smtp] timeout` accepted.
@@ -145,6 +150,9 @@ pub struct Notify {
     /// The default recipients get source-health alerts (`health_alerts`,
     /// default true).
     pub health_alerts: bool,
+    /// The largest message a digest may become, in bytes
+    /// (`max_digest_size`); a larger one is sent in a brief form.
+    pub max_digest_size: u64,
 }
 
 /// `[[notify.subscription]]`: recipients with their own choice of states,
@@ -673,6 +681,7 @@ impl Validator<'_> {
                 subscriptions: Vec::new(),
                 thresholds: Thresholds::default(),
                 health_alerts: true,
+                max_digest_size: DEFAULT_MAX_DIGEST_SIZE,
             };
         };
         let urgent = self.stages(&raw.urgent, "[notify] urgent");
@@ -746,7 +755,28 @@ impl Validator<'_> {
         {
             thresholds.stale_after = d;
         }
+        let mut max_digest_size = DEFAULT_MAX_DIGEST_SIZE;
+        if let Some(size) = &raw.max_digest_size {
+            match parse_size(size.get_ref()) {
+                Some(n) if n >= MIN_MAX_DIGEST_SIZE => max_digest_size = n,
+                Some(_) => self.err(
+                    size.span(),
+                    format!(
+                        "max_digest_size {:?} is too small for a digest; write at least \"16 KiB\" (default \"1 MiB\")",
+                        size.get_ref()
+                    ),
+                ),
+                None => self.err(
+                    size.span(),
+                    format!(
+                        "max_digest_size {:?} is not a size; write e.g. \"1 MiB\", \"512 KiB\" or \"1000000\" (bytes)",
+                        size.get_ref()
+                    ),
+                ),
+            }
+        }
         Notify {
+            max_digest_size,
             from,
             to: raw.to.into_iter().map(Spanned::into_inner).collect(),
             debounce,

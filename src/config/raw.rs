@@ -84,6 +84,8 @@ pub struct Notify {
     pub stale_after: Option<Spanned<String>>,
     /// Whether the default recipients get source-health alerts.
     pub health_alerts: Option<bool>,
+    /// The largest digest message treatywatch will build.
+    pub max_digest_size: Option<Spanned<String>>,
 }
 
 /// `[[notify.subscription]]`: more recipients, with their own filters.

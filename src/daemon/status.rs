@@ -66,6 +66,10 @@ pub struct Metrics {
     pub cycle_ms: AtomicU64,
     /// Feed id → (failures total, failing now).
     failures: Mutex<BTreeMap<String, (u64, bool)>>,
+    /// When the writer began the message it is handling (milliseconds on
+    /// `clock()`), 0 while it waits for one: the watchdog's view of a
+    /// writer too busy to answer a ping.
+    writer_busy_since: AtomicU64,
     /// Failed delivery attempts by `DeliveryError::reason`.
     delivery_failures: Mutex<BTreeMap<&'static str, u64>>,
     feeds: AtomicU64,
@@ -90,6 +94,21 @@ impl Metrics {
         entry.1 = failed;
         if failed {
             entry.0 += 1;
+        }
+    }
+
+    /// The writer starts (`true`) or finishes (`false`) handling a message.
+    pub fn writer_busy(&self, busy: bool) {
+        let now = if busy { clock().max(1) } else { 0 };
+        self.writer_busy_since.store(now, Ordering::Relaxed);
+    }
+
+    /// How long the writer has been busy with its current message; `None`
+    /// while it is idle.
+    pub fn writer_busy_for(&self) -> Option<Duration> {
+        match self.writer_busy_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(clock().saturating_sub(since))),
         }
     }
 
@@ -252,6 +271,16 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Milliseconds since this process first asked: a monotonic clock that
+/// fits an atomic.
+fn clock() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 /// Caps glibc's malloc arenas at two. By default every thread that

@@ -35,8 +35,8 @@ pub enum ToWriter {
     },
     /// Periodic work: pending digests and time-driven changes.
     Tick,
-    /// A new configuration took effect.
-    Reload(Arc<Config>),
+    /// A new configuration took effect, with its rules compiled.
+    Reload(Arc<Config>, Box<Classifier>),
     /// Is the database answering? (for the watchdog)
     Ping(oneshot::Sender<bool>),
     /// The courier finished a delivery; record its outcome.
@@ -69,6 +69,7 @@ impl Writer {
     /// already queued at shutdown are still handled.
     pub fn run(mut self, mut inbox: mpsc::Receiver<ToWriter>) {
         while let Some(message) = inbox.blocking_recv() {
+            self.metrics.writer_busy(true);
             match message {
                 ToWriter::Fetched {
                     feed,
@@ -76,10 +77,9 @@ impl Writer {
                     result,
                 } => self.ingest(&feed, *state, *result),
                 ToWriter::Tick => self.tick(),
-                ToWriter::Reload(config) => {
+                ToWriter::Reload(config, classifier) => {
                     // New rules apply to items ingested from now on.
-                    self.classifier =
-                        Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+                    self.classifier = *classifier;
                     self.config = config;
                     // A reload is when a mail setup gets fixed: retry now.
                     self.notify(Flush::Retry);
@@ -89,6 +89,7 @@ impl Writer {
                 }
                 ToWriter::Delivered { delivery, outcome } => self.delivered(&delivery, outcome),
             }
+            self.metrics.writer_busy(false);
         }
         info!("writer stopped; database closed cleanly");
     }

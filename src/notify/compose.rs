@@ -20,7 +20,8 @@ use url::Url;
 use super::message::message_id;
 use crate::config::{Config, Treaty};
 use crate::domain::{
-    EventBody, HealthCondition, Projection, SourceHealth, StatusChange, StatusRow, StoredEvent,
+    DigestRefused, EventBody, HealthCondition, Projection, SourceHealth, StatusChange, StatusRow,
+    StoredEvent,
 };
 use crate::notice::{NOTICE_SOURCE, expected_effective};
 
@@ -60,6 +61,28 @@ struct Alert {
     lines: Vec<String>,
     /// The feed's configured url.
     url: Option<String>,
+    /// A delivery alert (a refused digest), not a source-health one.
+    delivery: bool,
+}
+
+/// The longest evidence sentence a digest quotes, in characters.
+pub const MAX_EVIDENCE_CHARS: usize = 600;
+/// The longest item title a digest shows.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// The longest link a digest shows; a longer one is shown cut, not linked.
+pub const MAX_LINK_CHARS: usize = 500;
+/// The longest server error message an alert quotes.
+pub const MAX_ERROR_CHARS: usize = 300;
+
+/// How much a digest says about each change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Evidence, source title and link for every change.
+    Full,
+    /// One line per change, no feed text, at most `listed` changes
+    /// listed: what fits under `[notify] max_digest_size`. Every change
+    /// is still covered by the digest (and its Message-ID).
+    Brief { listed: usize },
 }
 
 /// Composes the digest reporting `events` (other kinds are ignored) to
@@ -71,42 +94,139 @@ pub fn compose(
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Option<Digest> {
+    compose_in(Form::Full, events, config, projection, recipient, now)
+}
+
+/// `compose`, in the given form.
+pub fn compose_in(
+    form: Form,
+    events: &[StoredEvent],
+    config: &Config,
+    projection: &Projection,
+    recipient: &str,
+    now: DateTime<Utc>,
+) -> Option<Digest> {
     let names = Names { config };
     let mut items: Vec<Item<'_>> = Vec::new();
     let mut alerts: Vec<Alert> = Vec::new();
+    let mut resent = Resent::default();
+    // A refused digest of this recipient's: the changes it owed them are
+    // among `events`, shown in brief and not counted as this digest's own.
+    let mut owed: Vec<i64> = Vec::new();
     for e in events {
         match &e.body {
-            EventBody::StatusChanged(change) => items.push(Item {
-                seq: e.seq,
-                occurred_at: e.occurred_at,
-                change,
-            }),
+            EventBody::DigestRefused(r) if r.recipient == recipient => {
+                owed.extend(&r.changes);
+                resent.seqs.push(e.seq);
+                resent.notes.push(format!(
+                    "The mail server refused a digest for you on {} (reply {}); it is not sent again. What it reported, in brief:",
+                    e.occurred_at.format("%Y-%m-%d %H:%M UTC"),
+                    r.code
+                ));
+            }
+            EventBody::DigestRefused(r) => alerts.push(refusal_alert(e, r)),
+            _ => {}
+        }
+    }
+    for e in events {
+        match &e.body {
+            EventBody::StatusChanged(change) => {
+                let item = Item {
+                    seq: e.seq,
+                    occurred_at: e.occurred_at,
+                    change,
+                };
+                if owed.contains(&e.seq) {
+                    resent.items.push(item);
+                } else {
+                    items.push(item);
+                }
+            }
             EventBody::SourceHealth(h) => alerts.push(alert(&names, e, h)),
             _ => {}
         }
     }
     items.sort_by_key(|i| i.seq);
     items.dedup_by_key(|i| i.seq);
+    resent.items.sort_by_key(|i| i.seq);
+    resent.items.dedup_by_key(|i| i.seq);
     alerts.sort_by_key(|a| a.seq);
     alerts.dedup_by_key(|a| a.seq);
     let mut seqs: Vec<i64> = items
         .iter()
         .map(|i| i.seq)
         .chain(alerts.iter().map(|a| a.seq))
+        .chain(resent.seqs.iter().copied())
         .collect();
     seqs.sort_unstable();
+    seqs.dedup();
     let covered = (*seqs.first()?, *seqs.last()?);
-    let subject = subject(&names, &items, &alerts);
-    let standings = standings(&names, &items, projection, now);
+    let subject = subject(&names, &items, &alerts, &resent);
+    let all: Vec<Item<'_>> = items
+        .iter()
+        .chain(&resent.items)
+        .map(|i| Item { ..*i })
+        .collect();
+    let standings = standings(&names, &all, projection, now);
     Some(Digest {
-        text: text(&names, &items, &alerts, &standings, covered, now),
-        html: html(&names, &subject, &items, &alerts, &standings, covered, now),
+        text: text(
+            &names, form, &items, &alerts, &resent, &standings, covered, now,
+        ),
+        html: html(
+            &names, form, &subject, &items, &alerts, &resent, &standings, covered, now,
+        ),
         subject,
         message_id: message_id(covered.0, covered.1, recipient, &config.notify.from),
         covered,
         changes: seqs,
         recipient: recipient.to_string(),
     })
+}
+
+/// Changes a refused digest owed the recipient, resent in brief.
+#[derive(Default)]
+struct Resent<'a> {
+    /// The `digest_refused` events (this digest's own entries).
+    seqs: Vec<i64>,
+    /// One line per refusal.
+    notes: Vec<String>,
+    items: Vec<Item<'a>>,
+}
+
+/// A delivery alert for the admins: another recipient's digest was refused.
+fn refusal_alert(event: &StoredEvent, r: &DigestRefused) -> Alert {
+    let n = r.changes.len();
+    let mut lines = vec![
+        format!(
+            "The mail server refused the digest for {} ({}, events #{}–#{}) on {} with reply {}; it is not sent again.",
+            r.recipient,
+            plural(n, "status change", "status changes"),
+            r.first_seq,
+            r.last_seq,
+            event.occurred_at.format("%Y-%m-%d %H:%M UTC"),
+            r.code
+        ),
+        format!("Error: {}", capped(&r.error, MAX_ERROR_CHARS)),
+    ];
+    lines.push(if r.carry {
+        format!(
+            "Its changes go to {} in brief (without feed text) right away; `treatywatch status` shows the refusal.",
+            r.recipient
+        )
+    } else {
+        "It was itself a brief resend: its changes are in the log (`treatywatch events`), not mailed again.".to_string()
+    });
+    Alert {
+        seq: event.seq,
+        subject: header_safe(&format!(
+            "Digest refused: {} (reply {})",
+            r.recipient, r.code
+        )),
+        heading: clean(&format!("Digest refused: {}", r.recipient)),
+        lines,
+        url: None,
+        delivery: true,
+    }
 }
 
 fn alert(names: &Names<'_>, event: &StoredEvent, h: &SourceHealth) -> Alert {
@@ -118,7 +238,7 @@ fn alert(names: &Names<'_>, event: &StoredEvent, h: &SourceHealth) -> Alert {
     } else {
         format!("{what}: {name} ({})", h.feed)
     };
-    let error = h.error.as_deref().map(clean);
+    let error = h.error.as_deref().map(|e| capped(e, MAX_ERROR_CHARS));
     let mut lines = Vec::new();
     match h.condition {
         HealthCondition::Failing => {
@@ -176,6 +296,7 @@ fn alert(names: &Names<'_>, event: &StoredEvent, h: &SourceHealth) -> Alert {
         heading: clean(&heading),
         lines,
         url,
+        delivery: false,
     }
 }
 
@@ -270,8 +391,24 @@ impl Names<'_> {
 /// "Ukraine · Ottawa Convention: party → withdrawal announced (+2 more)",
 /// with "; 1 source alert" inside the parentheses when alerts ride along;
 /// for alerts alone, the first alert's subject.
-fn subject(names: &Names<'_>, items: &[Item<'_>], alerts: &[Alert]) -> String {
+fn subject(names: &Names<'_>, items: &[Item<'_>], alerts: &[Alert], resent: &Resent<'_>) -> String {
     let Some(first) = items.first() else {
+        if let Some(first) = resent.items.first() {
+            let c = first.change;
+            let more = resent.items.len() - 1;
+            return header_safe(&format!(
+                "Resent in brief: {} · {}: {} → {}{}",
+                names.state(&c.state),
+                names.treaty(&c.treaty),
+                c.from.label(),
+                c.to.label(),
+                if more > 0 {
+                    format!(" (+{more} more)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         return match alerts {
             [] => "treatywatch digest".to_string(),
             [only] => only.subject.clone(),
@@ -290,13 +427,28 @@ fn subject(names: &Names<'_>, items: &[Item<'_>], alerts: &[Alert]) -> String {
     if items.len() > 1 {
         extra.push(format!("+{} more", items.len() - 1));
     }
-    if !alerts.is_empty() {
-        extra.push(plural(alerts.len(), "source alert", "source alerts"));
+    if !resent.items.is_empty() {
+        extra.push(format!("{} resent in brief", resent.items.len()));
     }
+    extra.extend(alert_counts(alerts));
     if !extra.is_empty() {
         let _ = write!(s, " ({})", extra.join("; "));
     }
     header_safe(&s)
+}
+
+/// "1 source alert", "2 delivery alerts".
+fn alert_counts(alerts: &[Alert]) -> Vec<String> {
+    let delivery = alerts.iter().filter(|a| a.delivery).count();
+    let source = alerts.len() - delivery;
+    let mut out = Vec::new();
+    if source > 0 {
+        out.push(plural(source, "source alert", "source alerts"));
+    }
+    if delivery > 0 {
+        out.push(plural(delivery, "delivery alert", "delivery alerts"));
+    }
+    out
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -304,14 +456,23 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// ("2 status changes, 1 source alert", "events #3–#9").
-fn headline(items: &[Item<'_>], alerts: &[Alert], covered: (i64, i64)) -> (String, String) {
+fn headline(
+    items: &[Item<'_>],
+    alerts: &[Alert],
+    resent: &Resent<'_>,
+    covered: (i64, i64),
+) -> (String, String) {
     let mut parts = Vec::new();
     if !items.is_empty() {
         parts.push(plural(items.len(), "status change", "status changes"));
     }
-    if !alerts.is_empty() {
-        parts.push(plural(alerts.len(), "source alert", "source alerts"));
+    if !resent.items.is_empty() {
+        parts.push(format!(
+            "{} resent in brief",
+            plural(resent.items.len(), "status change", "status changes")
+        ));
     }
+    parts.extend(alert_counts(alerts));
     (
         parts.join(", "),
         format!("events #{}–#{}", covered.0, covered.1),
@@ -409,18 +570,63 @@ fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>
     s
 }
 
+/// "Austria · TPNW: unknown → party, 2025-06-29": a change without feed text.
+fn brief_line(names: &Names<'_>, i: &Item<'_>) -> String {
+    let c = i.change;
+    format!(
+        "{} · {}: {} → {}, {}",
+        names.state(&c.state),
+        names.treaty(&c.treaty),
+        c.from.label(),
+        c.to.label(),
+        i.occurred_at.format("%Y-%m-%d")
+    )
+}
+
+/// The note a brief digest starts with, and how many changes it lists.
+fn brief_note(form: Form, items: usize) -> Option<(String, usize)> {
+    let Form::Brief { listed } = form else {
+        return None;
+    };
+    let listed = listed.min(items);
+    let mut note = "This digest is shortened to fit [notify] max_digest_size: the evidence and sources are left out".to_string();
+    if listed < items {
+        let _ = write!(note, ", and {} of {items} changes are listed", listed);
+    }
+    note.push_str(". `treatywatch events` has everything.");
+    Some((note, listed))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn text(
     names: &Names<'_>,
+    form: Form,
     items: &[Item<'_>],
     alerts: &[Alert],
+    resent: &Resent<'_>,
     standings: &[(String, Vec<Standing>)],
     covered: (i64, i64),
     now: DateTime<Utc>,
 ) -> String {
     let mut t = String::new();
-    let (what, range) = headline(items, alerts, covered);
+    let (what, range) = headline(items, alerts, resent, covered);
     let _ = writeln!(t, "{what} ({range})\n");
-    for (k, i) in items.iter().enumerate() {
+    if !resent.items.is_empty() {
+        let _ = writeln!(t, "Not delivered earlier");
+        for note in &resent.notes {
+            let _ = writeln!(t, "   {note}");
+        }
+        for i in &resent.items {
+            let _ = writeln!(t, "   - {}", brief_line(names, i));
+        }
+        t.push('\n');
+    }
+    let brief = brief_note(form, items.len());
+    if let Some((note, _)) = &brief {
+        let _ = writeln!(t, "{note}\n");
+    }
+    let listed = brief.as_ref().map_or(items.len(), |(_, n)| *n);
+    for (k, i) in items.iter().take(listed).enumerate() {
         let c = i.change;
         let _ = writeln!(
             t,
@@ -436,17 +642,19 @@ fn text(
             c.to.label(),
             i.occurred_at.format("%Y-%m-%d")
         );
-        if let Some(ev) = &c.evidence {
-            let _ = writeln!(t, "   \"{}\"", clean(&ev.sentence));
-            match (ev.title.as_deref().map(clean), ev.link.as_deref()) {
+        if let (Some(ev), Form::Full) = (&c.evidence, form) {
+            let _ = writeln!(t, "   \"{}\"", capped(&ev.sentence, MAX_EVIDENCE_CHARS));
+            let title = ev.title.as_deref().map(|t| capped(t, MAX_TITLE_CHARS));
+            let link = ev.link.as_deref().map(|l| capped(l, MAX_LINK_CHARS));
+            match (title, link) {
                 (Some(title), Some(link)) => {
-                    let _ = writeln!(t, "   Source: {title} <{}>", clean(link));
+                    let _ = writeln!(t, "   Source: {title} <{link}>");
                 }
                 (Some(title), None) => {
                     let _ = writeln!(t, "   Source: {title}");
                 }
                 (None, Some(link)) => {
-                    let _ = writeln!(t, "   Source: <{}>", clean(link));
+                    let _ = writeln!(t, "   Source: <{link}>");
                 }
                 (None, None) => {}
             }
@@ -466,8 +674,12 @@ fn text(
         }
         t.push('\n');
     }
-    if !alerts.is_empty() {
-        let _ = writeln!(t, "Source health");
+    for (section, delivery) in [("Source health", false), ("Delivery", true)] {
+        let mut alerts = alerts.iter().filter(|a| a.delivery == delivery).peekable();
+        if alerts.peek().is_none() {
+            continue;
+        }
+        let _ = writeln!(t, "{section}");
         for a in alerts {
             let _ = writeln!(t, "   {}", a.heading);
             for line in &a.lines {
@@ -483,17 +695,20 @@ fn text(
     t
 }
 
+#[allow(clippy::too_many_arguments)]
 fn html(
     names: &Names<'_>,
+    form: Form,
     subject: &str,
     items: &[Item<'_>],
     alerts: &[Alert],
+    resent: &Resent<'_>,
     standings: &[(String, Vec<Standing>)],
     covered: (i64, i64),
     now: DateTime<Utc>,
 ) -> String {
     let mut h = String::new();
-    let (what, range) = headline(items, alerts, covered);
+    let (what, range) = headline(items, alerts, resent, covered);
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.4\">\n<h2>{} <small>({})</small></h2>\n",
@@ -501,7 +716,23 @@ fn html(
         escape(&what),
         escape(&range),
     );
-    for i in items {
+    if !resent.items.is_empty() {
+        h.push_str("<h3>Not delivered earlier</h3>\n");
+        for note in &resent.notes {
+            let _ = writeln!(h, "<p>{}</p>", escape(note));
+        }
+        h.push_str("<ul>\n");
+        for i in &resent.items {
+            let _ = writeln!(h, "<li>{}</li>", escape(&brief_line(names, i)));
+        }
+        h.push_str("</ul>\n");
+    }
+    let brief = brief_note(form, items.len());
+    if let Some((note, _)) = &brief {
+        let _ = writeln!(h, "<p><em>{}</em></p>", escape(note));
+    }
+    let listed = brief.as_ref().map_or(items.len(), |(_, n)| *n);
+    for i in items.iter().take(listed) {
         let c = i.change;
         let _ = write!(
             h,
@@ -512,24 +743,36 @@ fn html(
             escape(&c.to.label()),
             i.occurred_at.format("%Y-%m-%d")
         );
-        if let Some(ev) = &c.evidence {
+        if let (Some(ev), Form::Full) = (&c.evidence, form) {
             let _ = writeln!(
                 h,
                 "<blockquote>{}</blockquote>",
-                escape(&clean(&ev.sentence))
+                escape(&capped(&ev.sentence, MAX_EVIDENCE_CHARS))
             );
-            let title = ev.title.as_deref().map(|t| escape(&clean(t)));
-            let source = match (ev.link.as_deref().and_then(web_link), title) {
+            let title = ev
+                .title
+                .as_deref()
+                .map(|t| escape(&capped(t, MAX_TITLE_CHARS)));
+            // A link too long to show whole is shown cut, never linked.
+            let linkable = ev
+                .link
+                .as_deref()
+                .filter(|l| l.chars().count() <= MAX_LINK_CHARS)
+                .and_then(web_link);
+            let source = match (linkable, title) {
                 (Some(url), title) => Some(format!(
                     "<a href=\"{}\">{}</a>",
                     escape(url.as_str()),
                     title.unwrap_or_else(|| escape(url.as_str()))
                 )),
                 (None, Some(title)) => Some(match ev.link.as_deref() {
-                    Some(link) => format!("{title} ({})", escape(&clean(link))),
+                    Some(link) => format!("{title} ({})", escape(&capped(link, MAX_LINK_CHARS))),
                     None => title,
                 }),
-                (None, None) => ev.link.as_deref().map(|l| escape(&clean(l))),
+                (None, None) => ev
+                    .link
+                    .as_deref()
+                    .map(|l| escape(&capped(l, MAX_LINK_CHARS))),
             };
             if let Some(source) = source {
                 let _ = writeln!(h, "<p>Source: {source}</p>");
@@ -557,8 +800,12 @@ fn html(
         }
         h.push_str("</table>\n");
     }
-    if !alerts.is_empty() {
-        h.push_str("<h3>Source health</h3>\n");
+    for (section, delivery) in [("Source health", false), ("Delivery", true)] {
+        let mut alerts = alerts.iter().filter(|a| a.delivery == delivery).peekable();
+        if alerts.peek().is_none() {
+            continue;
+        }
+        let _ = writeln!(h, "<h3>{section}</h3>");
         for a in alerts {
             let _ = writeln!(h, "<h4>{}</h4>", escape(&a.heading));
             for line in &a.lines {
@@ -602,13 +849,36 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Feed text on one line: control characters (CR, LF, escapes, NUL)
-/// become spaces and runs of white space collapse.
+/// become spaces, runs of white space collapse, and bidi embeddings,
+/// overrides and isolates (U+202A–U+202E, U+2066–U+2069) are dropped: in a
+/// mail they could make a text read in another order than it is written.
 pub fn clean(s: &str) -> String {
     let spaced: String = s
         .chars()
+        .filter(|c| !is_bidi_control(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `clean`ed text of at most `max` characters; a longer one is cut at a
+/// character boundary and ends in a visible "…".
+pub fn capped(s: &str, max: usize) -> String {
+    let clean = clean(s);
+    match clean.char_indices().nth(max) {
+        None => clean,
+        Some((at, _)) => {
+            let keep = clean[..at]
+                .char_indices()
+                .nth(max.saturating_sub(1))
+                .map_or(at, |(i, _)| i);
+            format!("{}…", clean[..keep].trim_end())
+        }
+    }
 }
 
 /// A header value cannot be split by anything it contains.
@@ -642,6 +912,28 @@ mod tests {
         check("\"quoted\"", "&quot;quoted&quot;", "\"quoted\"");
         check("two\r\nBcc: x@y", "two\r\nBcc: x@y", "two Bcc: x@y");
         check("tab\tand\u{1b}[31m", "tab\tand\u{1b}[31m", "tab and [31m");
+        // Bidi overrides and isolates are dropped, not turned into spaces.
+        assert_eq!(clean("ab\u{202E}cd\u{202C}ef"), "abcdef");
+        assert_eq!(clean("\u{2066}x\u{2069} \u{202A}y\u{202B}"), "x y");
+        assert_eq!(clean("עברית"), "עברית", "right-to-left text itself stays");
+    }
+
+    #[test]
+    fn feed_text_is_capped_with_a_visible_ellipsis() {
+        let check = |input: &str, max: usize, expected: &str| {
+            assert_eq!(capped(input, max), expected, "capped({input:?}, {max})");
+        };
+        check("short", 10, "short");
+        check("exactly10!", 10, "exactly10!");
+        check("eleven char", 10, "eleven ch…");
+        check("ééééééééééé", 5, "éééé…");
+        check("a    b", 3, "a b");
+        check("word and more", 6, "word…");
+        let huge = "x".repeat(5_000_000);
+        assert_eq!(
+            capped(&huge, MAX_TITLE_CHARS).chars().count(),
+            MAX_TITLE_CHARS
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ mod transport;
 
 use std::path::PathBuf;
 
-pub use compose::{Digest, clean, compose, escape};
+pub use compose::{
+    Digest, Form, MAX_EVIDENCE_CHARS, MAX_LINK_CHARS, MAX_TITLE_CHARS, capped, clean, compose,
+    compose_in, escape,
+};
 pub use file::file_name;
 pub use message::message_id;
 pub use outbox::{

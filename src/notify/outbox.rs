@@ -31,12 +31,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::NotifyError;
-use super::compose::{Digest, compose};
+use super::compose::{Digest, Form, compose, compose_in};
 use super::message;
 use super::route::{Routes, bare_address};
 use super::transport::{self, DeliveryError, Outgoing, Transport};
 use crate::config::Config;
-use crate::domain::{Projection, StoredEvent};
+use crate::domain::{DigestRefused, EventBody, Projection, StoredEvent};
 use crate::store::{Batch, NewBatch, QueuedChange, Store};
 
 /// Wait after the first failed attempt; each further failure doubles it.
@@ -213,10 +213,12 @@ pub fn plan(
             Some(p) => &*p,
             None => projection.insert(store.projection()?),
         };
-        let Some(digest) = compose(&events, config, projection, &key, now) else {
+        let Some((digest, built)) =
+            fitted(&events, config, projection, &key, &recipient.mailbox, now)
+        else {
             continue;
         };
-        let message = match message::build(&digest, &config.notify.from, &recipient.mailbox, now) {
+        let message = match built {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(recipient = %key, error = %e, "cannot build digest");
@@ -252,6 +254,42 @@ pub fn plan(
         });
     }
     Ok(plan)
+}
+
+/// The digest for `events` and its message, within `[notify]
+/// max_digest_size`: in full when it fits, else brief (no feed text), and
+/// if even that is too large, listing fewer changes (halving) until it
+/// fits. Every form covers the same changes under the same Message-ID.
+fn fitted(
+    events: &[StoredEvent],
+    config: &Config,
+    projection: &Projection,
+    key: &str,
+    mailbox: &str,
+    now: DateTime<Utc>,
+) -> Option<(Digest, Result<Vec<u8>, NotifyError>)> {
+    let max = usize::try_from(config.notify.max_digest_size).unwrap_or(usize::MAX);
+    let build = |form| {
+        let digest = compose_in(form, events, config, projection, key, now)?;
+        let message = message::build(&digest, &config.notify.from, mailbox, now);
+        Some((digest, message))
+    };
+    let full = build(Form::Full)?;
+    if full.1.as_ref().is_ok_and(|m| m.len() <= max) || full.1.is_err() {
+        return Some(full);
+    }
+    let mut listed = events.len();
+    loop {
+        let brief = build(Form::Brief { listed })?;
+        let fits = brief.1.as_ref().is_ok_and(|m| m.len() <= max);
+        if fits || listed <= 1 {
+            if !fits {
+                tracing::warn!(recipient = %key, max, "even a brief digest is larger than max_digest_size; sending it anyway");
+            }
+            return Some(brief);
+        }
+        listed /= 2;
+    }
 }
 
 /// Opens the transport once per pass, only to see that it can be opened
@@ -322,6 +360,32 @@ pub fn record(
             });
             Ok(true)
         }
+        Err(e) if e.refuses_message() => {
+            let refused = refusal(store, batch, &e)?;
+            let (carry, alert, code) = (refused.carry, refused.alert, refused.code);
+            let error = e.to_string();
+            let seq = store.record_refused(batch, refused, now)?;
+            tracing::warn!(
+                recipient = %batch.recipient,
+                message_id = %batch.message_id,
+                code,
+                carry,
+                alert,
+                seq,
+                error = %error,
+                "digest refused by the server; not retried"
+            );
+            report.failed.push(FailedDigest {
+                recipient: batch.recipient.clone(),
+                message_id: Some(batch.message_id.clone()),
+                error,
+                permanent: true,
+                reason: e.reason(),
+                next_attempt_at: None,
+            });
+            // Its changes travel on in the next digest, not behind it.
+            Ok(true)
+        }
         Err(e) => {
             // Only failures count: an attempt a stop or crash interrupted
             // was never recorded here and earns no backoff.
@@ -353,6 +417,42 @@ pub fn record(
             Ok(false)
         }
     }
+}
+
+/// The `digest_refused` event for `batch`: which status changes it owed
+/// the recipient (its own, and those it carried from an earlier refusal).
+fn refusal(store: &Store, batch: &Batch, e: &DeliveryError) -> Result<DigestRefused, NotifyError> {
+    let mut own = Vec::new();
+    let mut carried = Vec::new();
+    for &seq in &batch.changes {
+        match store.event(seq)?.map(|e| e.body) {
+            Some(EventBody::StatusChanged(_)) => own.push(seq),
+            Some(EventBody::DigestRefused(r)) if r.recipient == batch.recipient => {
+                carried.extend(r.changes)
+            }
+            _ => {}
+        }
+    }
+    let carry = !own.is_empty();
+    let alert = carry || !carried.is_empty();
+    let mut changes = own;
+    changes.extend(carried);
+    changes.sort_unstable();
+    changes.dedup();
+    Ok(DigestRefused {
+        recipient: batch.recipient.clone(),
+        first_seq: batch.first_seq,
+        last_seq: batch.last_seq,
+        message_id: batch.message_id.clone(),
+        code: match e {
+            DeliveryError::Refused { code, .. } => *code,
+            _ => 500,
+        },
+        error: e.to_string(),
+        changes,
+        carry,
+        alert,
+    })
 }
 
 /// Routes new status changes, then sends every digest that is due by `now`
@@ -423,10 +523,21 @@ fn pending_by_recipient(batches: Vec<Batch>, queued: Vec<QueuedChange>) -> Work 
     work
 }
 
+/// The events behind `queued`, and for a refused digest of the same
+/// recipient the status changes it carries (which `compose` shows in brief).
 fn load_changes(store: &Store, queued: &[QueuedChange]) -> Result<Vec<StoredEvent>, NotifyError> {
     let mut events = Vec::with_capacity(queued.len());
     for q in queued {
         if let Some(e) = store.event(q.change_seq)? {
+            if let EventBody::DigestRefused(r) = &e.body
+                && r.recipient == q.recipient
+            {
+                for &seq in &r.changes {
+                    if let Some(c) = store.event(seq)? {
+                        events.push(c);
+                    }
+                }
+            }
             events.push(e);
         }
     }

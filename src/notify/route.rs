@@ -128,15 +128,31 @@ impl Routes {
             .collect()
     }
 
-    /// Outbox entries for a run of stored events (status changes and
-    /// source-health alerts; others are skipped); each is queued at the
-    /// time its event was recorded.
+    /// Outbox entries for a run of stored events (status changes,
+    /// source-health alerts and refused digests; others are skipped); each
+    /// is queued at the time its event was recorded. A refused digest goes
+    /// to the health-alert recipients other than its own (as a delivery
+    /// alert, unless it was itself only alerts) and, urgent, to its own
+    /// recipient (its changes carried in brief, unless it was itself only a
+    /// carry).
     pub fn queue(&self, events: &[StoredEvent]) -> Vec<QueuedChange> {
         let mut out = Vec::new();
         for e in events {
             let recipients = match &e.body {
                 EventBody::StatusChanged(change) => self.for_change(change),
                 EventBody::SourceHealth(_) => self.for_health(),
+                EventBody::DigestRefused(r) => {
+                    let mut to = BTreeMap::new();
+                    if r.alert {
+                        to = self.for_health();
+                        to.remove(&r.recipient);
+                    }
+                    // What the refused digest reported follows at once.
+                    if r.carry && self.recipient(&r.recipient).is_some() {
+                        to.insert(r.recipient.clone(), true);
+                    }
+                    to
+                }
                 _ => continue,
             };
             for (recipient, urgent) in recipients {

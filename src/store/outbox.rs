@@ -14,7 +14,7 @@ use rusqlite::params;
 
 use super::log::{decode, insert, raw_row};
 use super::{Result, Store, parse_timestamp, timestamp};
-use crate::domain::{DigestSent, EventBody, NewEvent, StoredEvent};
+use crate::domain::{DigestRefused, DigestSent, EventBody, NewEvent, StoredEvent};
 
 /// A status change (or source-health alert) routed to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,12 +176,14 @@ impl Store {
             })?)
     }
 
-    /// The events the notifier mails — status changes and source-health
-    /// alerts — with `seq > after`, oldest first, at most `limit`.
+    /// The events the notifier mails — status changes, source-health
+    /// alerts and refused digests — with `seq > after`, oldest first, at
+    /// most `limit`.
     pub fn notifiable_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurred_at, recorded_at, payload FROM events
-             WHERE kind IN ('status_changed', 'source_health') AND seq > ?1 ORDER BY seq LIMIT ?2",
+             WHERE kind IN ('status_changed', 'source_health', 'digest_refused') AND seq > ?1
+             ORDER BY seq LIMIT ?2",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(params![after, limit], raw_row)?;
@@ -361,6 +363,50 @@ impl Store {
             params![batch_id, error, timestamp(next_attempt_at)],
         )?;
         Ok(())
+    }
+
+    /// Records a refusal for good: appends the `digest_refused` event and
+    /// closes the batch with it (`sent_seq` then names the refusal, not a
+    /// delivery: the batch is done either way), in one transaction. Returns
+    /// the event's sequence number.
+    pub fn record_refused(
+        &mut self,
+        batch: &Batch,
+        refused: DigestRefused,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let error = refused.error.clone();
+        let event = NewEvent {
+            occurred_at: now,
+            body: EventBody::DigestRefused(refused),
+        };
+        let tx = self.conn.transaction()?;
+        let seq = match insert(&tx, &event, now)? {
+            Some(seq) => seq,
+            None => tx.query_row(
+                "SELECT seq FROM events WHERE dedupe_key = ?1",
+                [event.body.dedupe_key(now)],
+                |r| r.get(0),
+            )?,
+        };
+        tx.execute(
+            "UPDATE digest_batch SET sent_seq = ?2, last_error = ?3, attempts = attempts + 1
+             WHERE id = ?1",
+            params![batch.id, seq, error],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// The latest `limit` refused digests, newest first.
+    pub fn refused_digests(&self, limit: usize) -> Result<Vec<StoredEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, occurred_at, recorded_at, payload FROM events
+             WHERE kind = 'digest_refused' ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
     }
 
     /// Records delivery: appends the `digest_sent` event and marks the batch

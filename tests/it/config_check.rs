@@ -255,6 +255,22 @@ fn smtp_timeouts_must_be_short_positive_durations() {
 }
 
 #[test]
+fn max_digest_size_must_be_a_size_that_holds_a_digest() {
+    for (value, fragment) in [
+        ("‸\"huge\"", "max_digest_size \"huge\" is not a size"),
+        (
+            "‸\"1 KiB\"",
+            "max_digest_size \"1 KiB\" is too small for a digest",
+        ),
+    ] {
+        check_bad(
+            &format!("{MINIMAL}\n[notify]\nmax_digest_size = {value}\n"),
+            fragment,
+        );
+    }
+}
+
+#[test]
 fn missing_tracking_table_is_refused() {
     check_bad(
         &format!(

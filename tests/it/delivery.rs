@@ -247,6 +247,12 @@ fn a_mail_server_that_never_answers_holds_up_nothing_and_every_digest_arrives_on
         "digests waiting are counted:\n{metrics}"
     );
 
+    // Let the courier sit out one whole timeout and start on the next
+    // recipient, so the watchdog is watched across a stalled delivery.
+    wait_for("the first stuck delivery to time out", || {
+        silent.connections() >= 2
+    });
+
     // SIGTERM while a delivery is stuck: out within 10 s, exit 0.
     assert!(
         silent.connections() < RECIPIENTS,
@@ -273,15 +279,25 @@ fn a_mail_server_that_never_answers_holds_up_nothing_and_every_digest_arrives_on
         pings.len()
     );
     let mut last = ready;
+    let mut widest = Duration::ZERO;
     for t in &pings {
+        widest = widest.max(*t - last);
         assert!(
             *t - last <= WATCHDOG / 2,
-            "a watchdog gap of {:?}",
-            *t - last
+            "a watchdog gap of {:?} ending {:?} after READY (SIGHUP at {:?}); pings at {:?}",
+            *t - last,
+            *t - ready,
+            hup - ready,
+            pings.iter().map(|p| *p - ready).collect::<Vec<_>>()
         );
         last = *t;
     }
     assert!(watchdog_until - last <= WATCHDOG / 2);
+    eprintln!(
+        "watchdog: {} pings in {span:?}, widest gap {widest:?} (WatchdogSec/2 = {:?})",
+        pings.len(),
+        WATCHDOG / 2
+    );
 
     // Every recipient still has its digest pending; the one interrupted by
     // the stop has no failure counted.
@@ -360,4 +376,73 @@ fn a_mail_server_that_never_answers_holds_up_nothing_and_every_digest_arrives_on
         assert_eq!(got.len(), 2, "{r} got {got:?}");
         assert_eq!(got, recorded, "{r}: what arrived is what was recorded");
     }
+}
+
+#[test]
+fn a_refused_digest_shows_in_status_and_metrics_and_its_changes_follow_in_brief() {
+    let server = crate::smtp_server::SmtpServer::start();
+    server.too_large_next(1);
+    let env = PollEnv::new(&[]);
+    env.server.set(
+        "/f1.xml",
+        Reply::feed(feed(1, "Austria"), "application/rss+xml"),
+    );
+    let metrics_port = crate::smtp_server::SmtpServer::unused_port();
+    write_config(&env, 1, server.port, metrics_port);
+    let socket_path = env.dir.path().join("notify.sock");
+    let notes = Notifications::listen(UnixDatagram::bind(&socket_path).expect("bind"));
+    let log = env.dir.path().join("daemon.log");
+    let mut child = start(&env, &socket_path, &log);
+    wait_for("READY", || !notes.times("READY=1").is_empty());
+
+    // The first digest of each of the five is refused with 552 (the server
+    // refuses one message); the brief resend and the admins' alerts follow.
+    wait_for("the refusal, the resend and the alerts", || {
+        let refused = json_lines(&env.run(&["status", "--json"]))
+            .into_iter()
+            .filter(|v| v.get("refused").is_some())
+            .count();
+        refused == 1 && undelivered(&env).is_empty()
+    });
+    let mut metrics = String::new();
+    wait_for("the refusal in the metrics", || {
+        metrics = scrape(metrics_port);
+        metrics.contains("treatywatch_delivery_failures_total{reason=\"refused\"} 1")
+    });
+    assert!(
+        metrics.contains("treatywatch_digests_pending 0"),
+        "{metrics}"
+    );
+    signal(child.0.id(), "TERM");
+    stopped_within(&mut child, Duration::from_secs(10), &log);
+
+    let refused = server.attempted().len() - server.accepted().len();
+    assert_eq!(refused, 1, "one message refused, and not tried again");
+    let subjects: Vec<String> = server
+        .accepted()
+        .iter()
+        .map(|m| m.parsed().subject().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| s.starts_with("Resent in brief: Austria"))
+            .count(),
+        1,
+        "{subjects:#?}"
+    );
+    assert_eq!(
+        subjects.iter().filter(|s| s.starts_with("Austria")).count(),
+        RECIPIENTS - 1,
+        "the others got the digest itself: {subjects:#?}"
+    );
+    // Each other recipient is an admin too (`[notify] to`): one alert each.
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| s.starts_with("Digest refused: "))
+            .count(),
+        RECIPIENTS - 1,
+        "{subjects:#?}"
+    );
 }

@@ -890,3 +890,208 @@ fn an_interrupted_attempt_is_retried_at_once_and_earns_no_backoff() {
         "{text}"
     );
 }
+
+/// A detection whose feed text is as large and hostile as a feed can make it.
+fn monstrous(state: &str, action: Action, item: &str, now: DateTime<Utc>) -> NewEvent {
+    let mut event = detection(state, "ottawa", action, "wire", item, now);
+    if let EventBody::Detection(d) = &mut event.body {
+        d.evidence.title = Some(format!("{item} {}", "T".repeat(5_000_000)));
+        d.evidence.sentence = format!(
+            "Kyiv \u{202E}txet desrever\u{202C} left the treaty {}",
+            "S".repeat(1_000_000)
+        );
+        d.evidence.link = Some(format!("https://news.example.org/{}", "l".repeat(10_000)));
+    }
+    event
+}
+
+#[test]
+fn a_five_megabyte_title_is_cut_with_an_ellipsis_and_the_digest_stays_small() {
+    let server = SmtpServer::start();
+    let mut desk = Desk::smtp(server.port, "");
+    desk.append(
+        &[monstrous("UKR", Action::WithdrawalAnnounced, "huge", t0())],
+        t0(),
+    );
+    let report = desk.run(t0(), Flush::Now);
+    assert_eq!(report.sent.len(), 1, "{report:?}");
+    let mail = server.accepted();
+    assert!(
+        mail[0].data.len() < 32 * 1024,
+        "a 6 MB item made a {} byte digest",
+        mail[0].data.len()
+    );
+    let m = mail[0].parsed();
+    let text = m.body_text(0).expect("text");
+    let html = m.body_html(0).expect("html");
+    let title = format!("huge {}…", "T".repeat(notify::MAX_TITLE_CHARS - 6));
+    assert!(text.contains(&title), "the title is cut visibly:\n{text}");
+    assert!(text.contains("S…\""), "the evidence too:\n{text}");
+    for part in [&text, &html] {
+        assert!(
+            !part.contains('\u{202E}') && !part.contains('\u{202C}'),
+            "bidi overrides are dropped"
+        );
+        assert!(
+            part.contains("Kyiv txet desrever left the treaty"),
+            "{part}"
+        );
+    }
+    assert!(
+        !html.contains("href=\"https://news.example.org/llll"),
+        "a link too long to show whole is not a link"
+    );
+}
+
+#[test]
+fn a_digest_over_max_digest_size_is_sent_in_brief() {
+    let server = SmtpServer::start();
+    let mut desk = Desk::smtp(server.port, "max_digest_size = \"16 KiB\"");
+    use Action::*;
+    let steps = [
+        ("UKR", Ratified),
+        ("POL", Ratified),
+        ("UKR", WithdrawalAnnounced),
+        ("POL", WithdrawalAnnounced),
+        ("UKR", WithdrawalApproved),
+        ("POL", WithdrawalApproved),
+        ("UKR", WithdrawalNotified),
+        ("POL", WithdrawalNotified),
+        ("UKR", WithdrawalReversed),
+        ("UKR", WithdrawalAnnounced),
+    ];
+    for (i, (state, action)) in steps.into_iter().enumerate() {
+        let now = t0() + mins(i as i64);
+        desk.append(&[monstrous(state, action, &format!("item-{i}"), now)], now);
+    }
+    let report = desk.run(t0() + mins(10), Flush::Now);
+    assert_eq!(report.sent.len(), 1, "{report:?}");
+    assert_eq!(report.sent[0].changes, 10, "every change is in it");
+    let mail = server.accepted();
+    assert!(
+        mail[0].data.len() <= 16 * 1024,
+        "{} bytes",
+        mail[0].data.len()
+    );
+    let text = mail[0].parsed().body_text(0).expect("text").to_string();
+    assert!(
+        text.contains("shortened to fit [notify] max_digest_size"),
+        "{text}"
+    );
+    assert!(!text.contains("TTTT"), "no feed text in the brief form");
+    assert!(text.contains("10 status changes"), "{text}");
+}
+
+#[test]
+fn a_552_refusal_is_not_retried_and_does_not_hold_later_changes_hostage() {
+    let server = SmtpServer::start();
+    let mut desk = Desk::smtp(
+        server.port,
+        "[[notify.subscription]]\nto = [\"admin@example.org\"]\nstates = [\"EST\"]\nhealth_alerts = true",
+    );
+    server.too_large_next(1);
+    desk.append(
+        &[monstrous("UKR", Action::WithdrawalAnnounced, "big", t0())],
+        t0(),
+    );
+
+    let first = desk.run(t0(), Flush::Now);
+    assert_eq!(first.failed.len(), 1, "{first:?}");
+    let f = &first.failed[0];
+    assert!(
+        f.permanent
+            && f.reason == "refused"
+            && f.error.contains("552")
+            && f.next_attempt_at.is_none(),
+        "{f:?}"
+    );
+    // In the same pass: the desk gets what it missed, in brief, and the
+    // admin is told once.
+    assert_eq!(first.sent.len(), 2, "{first:?}");
+    let mail = server.accepted();
+    let to_desk = mail
+        .iter()
+        .find(|m| m.to == ["desk@example.org"])
+        .expect("desk");
+    let to_admin = mail
+        .iter()
+        .find(|m| m.to == ["admin@example.org"])
+        .expect("admin");
+    let desk_mail = to_desk.parsed();
+    assert_eq!(
+        desk_mail.subject(),
+        Some("Resent in brief: Ukraine · Ottawa Convention: unknown → withdrawal announced")
+    );
+    let text = desk_mail.body_text(0).expect("text");
+    assert!(
+        text.contains("Not delivered earlier") && text.contains("reply 552"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("TTTT") && !text.contains("Kyiv"),
+        "no feed text: {text}"
+    );
+    let admin_mail = to_admin.parsed();
+    assert_eq!(
+        admin_mail.subject(),
+        Some("Digest refused: desk@example.org (reply 552)")
+    );
+    let alert = admin_mail.body_text(0).expect("text");
+    assert!(
+        alert.contains("Delivery")
+            && alert.contains("it is not sent again")
+            && alert.contains("in brief"),
+        "{alert}"
+    );
+
+    // Not retried: nothing more to send.
+    let again = desk.run(t0() + mins(60), Flush::Now);
+    assert!(
+        again.sent.is_empty() && again.failed.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(server.attempted().len(), 3);
+
+    // A later change reaches the desk as usual.
+    desk.news("UKR", Action::WithdrawalNotified, "un-cn", t0() + mins(61));
+    let later = desk.run(t0() + mins(61), Flush::Now);
+    assert_eq!(later.sent.len(), 1, "{later:?}");
+    assert_eq!(later.sent[0].recipient, "desk@example.org");
+    assert!(
+        later.sent[0]
+            .subject
+            .contains("withdrawal announced → withdrawal notified"),
+        "{later:?}"
+    );
+
+    // `status` shows the refusal.
+    let out = desk
+        .dir
+        .cmd(&["status", "--json"])
+        .output()
+        .expect("status");
+    let refused: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("refused").is_some())
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (
+            &refused[0]["recipient"],
+            &refused[0]["code"],
+            &refused[0]["carried"]
+        ),
+        (
+            &serde_json::json!("desk@example.org"),
+            &serde_json::json!(552),
+            &serde_json::json!(true)
+        )
+    );
+    let text = desk.dir.cmd(&["status"]).output().expect("status");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("REFUSED") && text.contains("resent in brief"),
+        "{text}"
+    );
+}

@@ -1,7 +1,8 @@
 //! A real SMTP server (mailin-embedded) on 127.0.0.1 for the digest tests.
 //!
 //! It keeps every message it accepts, and can be told to defer the next
-//! messages with 451 or to refuse a recipient with 550. "Down" is a port
+//! messages with 451, to refuse a recipient with 550 or the next messages
+//! with 552 (too large). "Down" is a port
 //! nobody listens on; `start_on` brings a server up there later. mailin's
 //! `serve()` never returns, so each server runs on its own thread for the
 //! rest of the test process.
@@ -51,6 +52,8 @@ struct State {
     defer: usize,
     /// RCPT addresses answered 550.
     refuse: Vec<String>,
+    /// Answer 552 (message too large) to this many more messages.
+    too_large: usize,
 }
 
 #[derive(Clone)]
@@ -101,6 +104,15 @@ impl Handler for Recorder {
         };
         let mut state = lock(&self.state);
         state.attempted.push(message.clone());
+        if state.too_large > 0 {
+            state.too_large -= 1;
+            // As after the 451 below: close, so mailin does not read QUIT
+            // as message text.
+            let mut refused =
+                Response::custom(552, "5.3.4 Message size exceeds fixed limit".to_string());
+            refused.action = Action::Close;
+            return refused;
+        }
         if state.defer > 0 {
             state.defer -= 1;
             // mailin stays in its DATA state after an error here and would
@@ -191,6 +203,11 @@ impl SmtpServer {
         lock(&self.state)
             .refuse
             .retain(|a| a != &address.to_lowercase());
+    }
+
+    /// Answer 552 (message size exceeds fixed limit) to the next `n` messages.
+    pub fn too_large_next(&self, n: usize) {
+        lock(&self.state).too_large = n;
     }
 }
 
