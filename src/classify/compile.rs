@@ -67,6 +67,8 @@ pub enum RuleRef {
 pub struct Phrase {
     pub rule: RuleRef,
     pub parts: u8,
+    /// Most words between two parts.
+    pub max_gap: usize,
 }
 
 /// A cue rule ready for matching.
@@ -124,9 +126,11 @@ pub struct Compiled {
     pub determiners: Vec<String>,
     pub reporting_verbs: Vec<String>,
     pub treaty_nouns: Vec<String>,
+    /// Per treaty index: whether it founds an organisation (`organisation`
+    /// in treaties.toml).
+    pub organisations: Vec<bool>,
     /// The exact spellings of case-sensitive state names.
     pub cased_forms: Vec<String>,
-    pub max_gap: usize,
     pub history_days: i64,
 }
 
@@ -346,13 +350,22 @@ impl Compiled {
         // Every form of a part is a pattern for that same part, so a phrase
         // with several inflected parts costs the sum of their forms, not
         // the product.
-        let mut add_phrase = |b: &mut Builder, rule: RuleRef, phrase: &str, inflect: bool| {
+        let default_gap = rules.settings.max_gap;
+        let mut add_phrase = |b: &mut Builder,
+                              rule: RuleRef,
+                              phrase: &str,
+                              inflect: bool,
+                              max_gap: Option<usize>| {
             let parts: Vec<&str> = phrase.split(GAP).map(str::trim).collect();
             let Ok(count) = u8::try_from(parts.len()) else {
                 return;
             };
             let id = phrases.len() as u32;
-            phrases.push(Phrase { rule, parts: count });
+            phrases.push(Phrase {
+                rule,
+                parts: count,
+                max_gap: max_gap.unwrap_or(default_gap),
+            });
             for (k, part) in parts.iter().enumerate() {
                 for form in part_forms(part, inflect, &irregular) {
                     b.add(
@@ -369,7 +382,7 @@ impl Compiled {
         let mut cues = Vec::new();
         for (i, c) in rules.cues.iter().enumerate() {
             for p in &c.phrases {
-                add_phrase(&mut b, RuleRef::Cue(i as u16), p, c.inflect);
+                add_phrase(&mut b, RuleRef::Cue(i as u16), p, c.inflect, c.max_gap);
             }
             cues.push(CueRule {
                 id: c.id.clone(),
@@ -383,18 +396,18 @@ impl Compiled {
         let mut modifiers = Vec::new();
         for (i, m) in rules.modifiers.iter().enumerate() {
             for p in &m.phrases {
-                add_phrase(&mut b, RuleRef::Modifier(i as u16), p, m.inflect);
+                add_phrase(&mut b, RuleRef::Modifier(i as u16), p, m.inflect, None);
             }
             modifiers.push(modifier_rule(m, rules.settings.modifier_window));
         }
         for (i, s) in rules.suppressors.iter().enumerate() {
             for p in &s.phrases {
-                add_phrase(&mut b, RuleRef::Suppressor(i as u16), p, s.inflect);
+                add_phrase(&mut b, RuleRef::Suppressor(i as u16), p, s.inflect, None);
             }
         }
         for (i, d) in rules.discards.iter().enumerate() {
             for p in &d.phrases {
-                add_phrase(&mut b, RuleRef::Discard(i as u16), p, false);
+                add_phrase(&mut b, RuleRef::Discard(i as u16), p, false, None);
             }
         }
 
@@ -435,8 +448,8 @@ impl Compiled {
             determiners: rules.grammar.determiners.clone(),
             reporting_verbs: rules.grammar.reporting_verbs.clone(),
             treaty_nouns: rules.context.treaty_nouns.clone(),
+            organisations: treaties.list.iter().map(|t| t.organisation).collect(),
             cased_forms,
-            max_gap: rules.settings.max_gap,
             history_days: rules.settings.history_days,
         }
     }

@@ -178,7 +178,31 @@ pub fn read(
         }
     }
     let treaties = treaties_of(c, treaties, ctx, scan, cue, &clause, rule)?;
-    let actors = actors_of(c, ctx, scan, cue, &clause);
+    // "The International Energy Charter is signed.": a passive signature
+    // or ratification with no agent says nothing of who did it.
+    let passive = cue.tokens.start > 0
+        && matches!(
+            scan.norm.token(cue.tokens.start - 1),
+            "is" | "was" | "were" | "are" | "been" | "be" | "being"
+        );
+    let by_agent = c.passive_words.iter().any(|w| {
+        w == scan.norm.token(cue.tokens.end) || w == scan.norm.token(cue.tokens.end.wrapping_sub(1))
+    });
+    if passive && !by_agent && matches!(stage, Action::Signed | Action::Ratified) {
+        return Err(Dropped::NoActor);
+    }
+    let actors = if agent == Some(AgentClass::Depositary) {
+        // "The depositary confirmed receipt of a notification of
+        // withdrawal from the United Kingdom": the state after the cue.
+        let after = actors_after(c, ctx, scan, cue, &clause);
+        if after.is_empty() {
+            actors_of(c, ctx, scan, cue, &clause)
+        } else {
+            after
+        }
+    } else {
+        actors_of(c, ctx, scan, cue, &clause)
+    };
     if actors.is_empty() {
         return Err(Dropped::NoActor);
     }
@@ -369,10 +393,17 @@ fn treaties_of(
             return Err(Dropped::NotAboutTreaty);
         }
     }
+    // A treaty named inside the cue: the last one ("notifies the Council of
+    // Europe of its Istanbul Convention exit" addresses the first).
+    let inside = scan.mentions.iter().rev().find(|m| {
+        m.entity.is_treaty() && m.tokens.start >= cue.tokens.start && m.tokens.end <= cue.tokens.end
+    });
     let in_clause = treaty_mentions()
         .filter(|m| m.tokens.start >= clause.start && m.tokens.end <= clause.end)
         .min_by_key(|m| distance(m));
-    let nearest = in_clause.or_else(|| treaty_mentions().min_by_key(|m| distance(m)));
+    let nearest = inside
+        .or(in_clause)
+        .or_else(|| treaty_mentions().min_by_key(|m| distance(m)));
     let Some(mention) = nearest else {
         return ctx.treaty.map(|t| vec![t]).ok_or(Dropped::NoTreaty);
     };
@@ -384,7 +415,12 @@ fn treaties_of(
         let mut prev = mention;
         for m in listed {
             let gap = prev.tokens.end..m.tokens.start;
+            // "to the UNFCCC and to the Paris Agreement" lists two; "the
+            // Kyoto Protocol to the UNFCCC" names one treaty of another.
             let joined = gap.len() <= 4
+                && gap
+                    .clone()
+                    .any(|i| matches!(scan.norm.token(i), "and" | "," | "or"))
                 && gap.clone().all(|i| {
                     let t = scan.norm.token(i);
                     matches!(t, "to" | "of" | "from" | "with")
@@ -414,6 +450,7 @@ fn resolve_treaty(
 ) -> Result<u16, Dropped> {
     match mention.entity {
         Entity::Treaty(t) => Ok(t),
+        Entity::OtherTreaty => Err(Dropped::NotAboutTreaty),
         Entity::TreatyAnaphor(None) => ctx.treaty.ok_or(Dropped::NoTreaty),
         Entity::TreatyAnaphor(Some(year)) => {
             let has_year = |t: &u16| {
@@ -567,6 +604,22 @@ fn actors_of(
         out.extend(list_forward(c, ctx, scan, &states, i));
     }
     out
+}
+
+/// The first state (with its list) after the cue in its clause, whatever
+/// word comes before it.
+fn actors_after(
+    c: &Compiled,
+    ctx: &ItemContext,
+    scan: &Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+) -> Vec<Actor> {
+    let states: Vec<&Mention> = scan.mentions.iter().filter(|m| is_state(m)).collect();
+    states
+        .iter()
+        .position(|m| m.tokens.start >= cue.tokens.end && m.tokens.end <= clause.end)
+        .map_or_else(Vec::new, |i| list_forward(c, ctx, scan, &states, i))
 }
 
 /// The states listed from `states[i]` onwards ("Britain and France").

@@ -22,13 +22,24 @@ pub enum Entity {
     State(u16),
     Group(u16),
     StateAnaphor,
+    /// A treaty the catalogue does not hold, named after an organisation
+    /// that is one ("UNESCO's 1972 World Heritage Convention", "the ILO's
+    /// Convention No. 190"): a cue about it is about no tracked treaty.
+    OtherTreaty,
 }
 
 impl Entity {
     pub fn is_treaty(self) -> bool {
-        matches!(self, Entity::Treaty(_) | Entity::TreatyAnaphor(_))
+        matches!(
+            self,
+            Entity::Treaty(_) | Entity::TreatyAnaphor(_) | Entity::OtherTreaty
+        )
     }
 }
+
+/// Most tokens between an organisation's name and the treaty noun it
+/// qualifies ("UNESCO's 1972 World Heritage Convention").
+const QUALIFIER_REACH: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct Mention {
@@ -117,28 +128,41 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         return out;
     }
     out.mentions = choose_mentions(&hits, out.norm.len());
-    // An organisation's name before another treaty's name or a treaty noun
-    // only qualifies it: "the Council of Europe's Istanbul Convention",
-    // "a Council of Europe convention".
-    let qualifies = |i: usize, m: &Mention| {
-        matches!(m.entity, Entity::Treaty(_))
-            && (out.mentions.get(i + 1).is_some_and(|n| {
-                n.tokens.start == m.tokens.end && matches!(n.entity, Entity::Treaty(_))
-            }) || c
-                .treaty_nouns
-                .iter()
-                .any(|w| w == out.norm.token(m.tokens.end)))
-    };
-    let qualifiers: Vec<usize> = out
-        .mentions
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| qualifies(*i, m))
-        .map(|(i, _)| i)
-        .collect();
-    for i in qualifiers.into_iter().rev() {
-        out.mentions.remove(i);
+    // An organisation's name before another treaty's name only qualifies
+    // it ("the Council of Europe's Istanbul Convention"): dropped. Before a
+    // treaty noun a few words on, it names a treaty of that organisation
+    // the catalogue does not hold ("UNESCO's World Heritage Convention").
+    let mut kept: Vec<Mention> = Vec::with_capacity(out.mentions.len());
+    for (i, m) in out.mentions.iter().enumerate() {
+        if !matches!(m.entity, Entity::Treaty(_)) {
+            kept.push(m.clone());
+            continue;
+        }
+        let next = out.mentions.get(i + 1);
+        if next.is_some_and(|n| {
+            n.tokens.start == m.tokens.end && matches!(n.entity, Entity::Treaty(_))
+        }) {
+            continue;
+        }
+        let organisation = match m.entity {
+            Entity::Treaty(t) => c.organisations.get(t as usize).copied().unwrap_or(false),
+            _ => false,
+        };
+        let limit = next.map_or(out.norm.len(), |n| n.tokens.start);
+        let noun = organisation
+            && (m.tokens.end..limit.min(m.tokens.end + QUALIFIER_REACH))
+                .take_while(|&k| !matches!(out.norm.token(k), COMMA | BREAK))
+                .any(|k| c.treaty_nouns.iter().any(|w| w == out.norm.token(k)));
+        if noun {
+            kept.push(Mention {
+                tokens: m.tokens.clone(),
+                entity: Entity::OtherTreaty,
+            });
+        } else {
+            kept.push(m.clone());
+        }
     }
+    out.mentions = kept;
     out.companions = hits
         .iter()
         .filter(|h| h.use_ == Use::Companion)
@@ -220,11 +244,17 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
     }
     // Of overlapping cues the longest is the most specific ("voted to
     // withdraw" over "withdraw").
+    // A reversal is kept whatever it overlaps: "deposited a notification
+    // revoking its notice of withdrawal" is a reversal inside a deposit.
     cues.sort_by_key(|m| (std::cmp::Reverse(m.tokens.len()), m.tokens.start));
     let mut kept: Vec<RuleMatch> = Vec::new();
     let mut taken = vec![false; out.norm.len()];
     for m in cues {
-        if claim(&mut taken, &m.tokens) {
+        let reversal = c
+            .cues
+            .get(m.index as usize)
+            .is_some_and(|r| r.action == crate::domain::Action::WithdrawalReversed);
+        if reversal || claim(&mut taken, &m.tokens) {
             kept.push(m);
         }
     }
@@ -391,8 +421,8 @@ fn join_parts(
                 let from = candidates.partition_point(|p| p.2.start < end);
                 let next = candidates[from..]
                     .iter()
-                    .take_while(|p| gap(end, p.2.start) <= c.max_gap + PARENTHETICAL)
-                    .find(|p| gap_fits(norm, end..p.2.start, &gap, c.max_gap));
+                    .take_while(|p| gap(end, p.2.start) <= phrase.max_gap + PARENTHETICAL)
+                    .find(|p| gap_fits(norm, end..p.2.start, &gap, phrase.max_gap));
                 match next {
                     Some((_, _, t)) => end = t.end,
                     None => {

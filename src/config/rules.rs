@@ -186,6 +186,8 @@ pub struct Cue {
     /// A date after the item does not make the cue future ("effective as
     /// of 1 May": the notice has been given).
     pub future_ok: bool,
+    /// Overrides `settings.max_gap` for this cue's phrases.
+    pub max_gap: Option<usize>,
     pub phrases: Vec<String>,
     pub inflect: bool,
     /// The treaty must follow the cue closely (or the clause must end):
@@ -365,6 +367,7 @@ struct RawCue {
     by_agent: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     future_ok: bool,
+    max_gap: Option<Spanned<i64>>,
     phrases: Vec<Spanned<String>>,
     #[serde(default)]
     inflect: bool,
@@ -538,6 +541,10 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
                 action,
                 by_agent,
                 future_ok: cue.future_ok,
+                max_gap: cue
+                    .max_gap
+                    .as_ref()
+                    .map(|g| c.count(Some(g), "max_gap", 0, 12, DEFAULT_MAX_GAP)),
                 phrases,
                 inflect: cue.inflect,
                 treaty_follows: cue.treaty_follows,

@@ -24,6 +24,10 @@ pub struct Treaty {
     /// Aliases matched only exactly as written, because in lower case they
     /// are ordinary words ("WHO").
     pub cased_aliases: Vec<String>,
+    /// The treaty founds an organisation its aliases name ("UNESCO"): the
+    /// name followed by a treaty noun is another treaty of that
+    /// organisation ("UNESCO's World Heritage Convention").
+    pub organisation: bool,
     /// Year adopted; news writes "the 1997 treaty".
     pub year: Option<u16>,
     pub depositary: String,
@@ -142,6 +146,8 @@ struct RawTreaty {
     aliases: Vec<Spanned<String>>,
     #[serde(default)]
     cased_aliases: Vec<String>,
+    #[serde(default)]
+    organisation: bool,
     year: Option<u16>,
     depositary: String,
     #[serde(default)]
@@ -225,6 +231,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             short_name: t.short_name,
             aliases,
             cased_aliases: t.cased_aliases,
+            organisation: t.organisation,
             year: t.year,
             depositary: t.depositary,
             withdrawal_article: t.withdrawal_article,
