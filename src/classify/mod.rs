@@ -154,7 +154,7 @@ impl Classifier {
         let text = input.item_text();
         let sentences = sentences::split(&text);
         let title_end = input.title.len();
-        let scans: Vec<Scan> = sentences
+        let mut scans: Vec<Scan> = sentences
             .iter()
             .map(|r| {
                 let mut s = scan::scan(&self.compiled, &text[r.clone()], r.start);
@@ -178,6 +178,21 @@ impl Classifier {
             return Vec::new();
         }
 
+        // A name shown to mean something else once ("the ICC Champions
+        // Trophy") means it throughout the item: a cricket story's other
+        // "ICC"s are the cricket council too.
+        let other_senses: Vec<u16> = scans
+            .iter()
+            .flat_map(|s| s.other_senses.iter().copied())
+            .collect();
+        if !other_senses.is_empty() {
+            for scan in &mut scans {
+                scan.mentions.retain(|m| match m.entity {
+                    Entity::Treaty(t) => !other_senses.contains(&t),
+                    _ => true,
+                });
+            }
+        }
         let mut ctx = self.context(&scans, &sentences, title_end, input.date);
         let mut readings: Vec<Candidate> = Vec::new();
         let mut notes: Vec<Explanation> = Vec::new();

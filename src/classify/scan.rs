@@ -72,6 +72,9 @@ pub struct Scan {
     pub capitalized: Vec<bool>,
     /// The sentence is (part of) the headline, where capitals mean little.
     pub in_title: bool,
+    /// Treaties whose name a suppressor showed to mean something else here
+    /// ("ICC" in "the ICC Champions Trophy").
+    pub other_senses: Vec<u16>,
 }
 
 /// One raw hit: a pattern use at a token range.
@@ -211,12 +214,18 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         });
         // A treaty alias inside a suppressor means something else: "ICC"
         // in "the ICC Champions Trophy", "CCM" in "the ruling CCM party".
+        let mut suppressed = Vec::new();
         out.mentions.retain(|m| {
-            !m.entity.is_treaty()
-                || reach
+            let inside = m.entity.is_treaty()
+                && reach
                     .get(m.tokens.start)
-                    .is_none_or(|&end| end < m.tokens.end)
+                    .is_some_and(|&end| end >= m.tokens.end);
+            if let (true, Entity::Treaty(t)) = (inside, m.entity) {
+                suppressed.push(t);
+            }
+            !inside
         });
+        out.other_senses = suppressed;
     }
 
     let mut cues: Vec<RuleMatch> = Vec::new();
