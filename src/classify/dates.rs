@@ -6,7 +6,7 @@
 //! commas or clause breaks around it) plus a sentence-opening "In 2019,".
 //! Understands "2005", "December 1997", "Jan. 10, 2026", "10 January 2026"
 //! and a bare month ("in October", taken as the latest such month not after
-//! the item). Relative phrases such as "last year" are history modifiers in
+//! the item, or in a future-tense phrase the next one). Relative phrases such as "last year" are history modifiers in
 //! rules.toml, not code.
 
 use std::ops::Range;
@@ -102,7 +102,12 @@ enum Found {
 
 /// Reads a date starting at token `i`, if one starts there; returns it and
 /// the token after it.
-fn date_at(norm: &Normalized, i: usize, item: NaiveDate) -> Option<(Found, usize)> {
+fn date_at(
+    norm: &Normalized,
+    i: usize,
+    item: NaiveDate,
+    future_tense: bool,
+) -> Option<(Found, usize)> {
     let t = norm.token(i);
     // "in six months", "in 90 days", "in a year": a date after the item.
     if t == "in" {
@@ -136,8 +141,12 @@ fn date_at(norm: &Normalized, i: usize, item: NaiveDate) -> Option<(Found, usize
         if d.is_none() && !lead && !day_before {
             return None;
         }
+        // The latest such month not after the item; in a phrase in the
+        // future tense ("will exit in December"), the next one not before it.
         let mut y = item.year();
-        if m > item.month() {
+        if future_tense && m < item.month() {
+            y += 1;
+        } else if !future_tense && m > item.month() {
             y -= 1;
         }
         let date = NaiveDate::from_ymd_opt(y, m, d.unwrap_or(1))?;
@@ -154,6 +163,17 @@ fn date_at(norm: &Normalized, i: usize, item: NaiveDate) -> Option<(Found, usize
     }
     year(t).map(|y| (Found::Year(y), i + 1))
 }
+
+/// Words that put a phrase in the future tense, for bare months.
+const FUTURE_WORDS: &[&str] = &[
+    "will",
+    "shall",
+    "due",
+    "scheduled",
+    "set",
+    "expected",
+    "next",
+];
 
 /// Most tokens either side of a cue its phrase (and so its date) reaches.
 const DATE_REACH: usize = 30;
@@ -197,6 +217,7 @@ pub fn judge(
         let comma = (0..start).find(|&i| norm.token(i) == COMMA).unwrap_or(0);
         ranges.push(1..comma);
     }
+    let future_tense = (start..end).any(|i| FUTURE_WORDS.contains(&norm.token(i)));
     let mut best: Option<(usize, Found)> = None;
     for r in ranges {
         let mut i = r.start;
@@ -208,7 +229,7 @@ pub fn judge(
                 i += 1;
                 continue;
             }
-            match date_at(norm, i, item) {
+            match date_at(norm, i, item, future_tense) {
                 Some((found, next)) => {
                     let distance = if i >= cue.end {
                         i - cue.end
