@@ -260,14 +260,32 @@ fn agent_of(
         .rev()
         .find(|&i| c.reporting_verbs.iter().any(|w| w == scan.norm.token(i)))
         .map_or(reach, |i| i + 1);
+    let before = |t: &Range<usize>| {
+        t.end <= cue.tokens.start && t.start >= speech && cue.tokens.start - t.end <= ACTOR_REACH
+    };
+    // The depositary is never the state that acts: named before the cue, it
+    // is the clause's agent ("The depositary ..., the Government of
+    // Portugal, has confirmed receipt of ... from the United Kingdom").
+    if let Some((_, k)) = scan
+        .agents
+        .iter()
+        .find(|(t, k)| before(t) && class(*k) == Some(AgentClass::Depositary))
+    {
+        return class(*k);
+    }
+    // A non-state agent with a state named after it is not the subject
+    // ("EU member Poland ratified").
+    let state_between = |t: &Range<usize>| {
+        scan.mentions.iter().any(|m| {
+            matches!(m.entity, Entity::State(_) | Entity::Group(_))
+                && m.tokens.start >= t.end
+                && m.tokens.end <= cue.tokens.start
+        })
+    };
     scan.agents
         .iter()
         .rev()
-        .find(|(t, _)| {
-            t.end <= cue.tokens.start
-                && t.start >= speech
-                && cue.tokens.start - t.end <= ACTOR_REACH
-        })
+        .find(|(t, k)| before(t) && !(class(*k) == Some(AgentClass::NonState) && state_between(t)))
         .or_else(|| {
             // Inside the cue: "the Senate-approved withdrawal".
             scan.agents

@@ -135,6 +135,7 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
     // it ("the Council of Europe's Istanbul Convention"): dropped. Before a
     // treaty noun a few words on, it names a treaty of that organisation
     // the catalogue does not hold ("UNESCO's World Heritage Convention").
+    out.agents = choose_agents(&hits, out.norm.len());
     let mut kept: Vec<Mention> = Vec::with_capacity(out.mentions.len());
     for (i, m) in out.mentions.iter().enumerate() {
         if !matches!(m.entity, Entity::Treaty(_)) {
@@ -151,6 +152,16 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
             Entity::Treaty(t) => c.organisations.get(t as usize).copied().unwrap_or(false),
             _ => false,
         };
+        // "the Council of Europe's Secretary General", "the ECOWAS
+        // Commission": the organisation as an addressee, not an object.
+        let addressee = organisation
+            && out
+                .agents
+                .iter()
+                .any(|(t, _)| t.start >= m.tokens.end && t.start <= m.tokens.end + 1);
+        if addressee {
+            continue;
+        }
         let limit = next.map_or(out.norm.len(), |n| n.tokens.start);
         let noun = organisation
             && (m.tokens.end..limit.min(m.tokens.end + QUALIFIER_REACH))
@@ -171,7 +182,6 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         .filter(|h| h.use_ == Use::Companion)
         .map(|h| h.tokens.clone())
         .collect();
-    out.agents = choose_agents(&hits, out.norm.len());
 
     // Words a gap is measured in: a named treaty or state counts as one.
     // Only gapped phrases need the count.
