@@ -121,7 +121,9 @@ pub struct ClassifyArgs {
     /// yet. Default: today; `none` judges no dates.
     #[arg(long, value_name = "DATE")]
     pub date: Option<String>,
-    /// Also list each cue that produced nothing, and why.
+    /// Also print how every cue was read: its event frame (the acting
+    /// states and their agent class, the stage and the stage-table cell that
+    /// gave it, the treaty), or which part of the frame dropped it.
     #[arg(long)]
     pub explain: bool,
     /// Classify every item of this feed file instead of a text.

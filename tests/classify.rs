@@ -718,3 +718,62 @@ fn classify_feed_reads_every_item_of_a_feed_file() {
     check("changing-v1.xml", &[]);
     check("changing-v2.xml", &["LVA istanbul withdrawal_approved"]);
 }
+
+#[test]
+fn explain_prints_the_frame_of_every_cue() {
+    let config = root().join("config/feeds.toml");
+    let text = "Sejm passes mine treaty exit bill at first reading\n\
+                Poland's Sejm approved the bill on withdrawal from the Ottawa Convention in the first reading. \
+                Amnesty International urged the president not to sign the law.";
+    let out = Command::cargo_bin("treatywatch")
+        .expect("binary")
+        .args([
+            "classify",
+            "--json",
+            "--explain",
+            "--date",
+            "2025-06-20",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("-")
+        .write_stdin(text)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    // The detection: a first reading is announced, not approved.
+    assert_eq!(lines[0]["state"], "POL");
+    assert_eq!(lines[0]["action"], "withdrawal_announced");
+    let frames: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l.get("frame").is_some()).collect();
+    assert!(!frames.is_empty(), "{lines:#?}");
+    for f in &frames {
+        assert_eq!(f["agent_class"], "legislature", "{f}");
+        assert_eq!(f["stage"], "withdrawal_announced", "{f}");
+        assert!(
+            f["stage_cell"]
+                .as_str()
+                .is_some_and(|c| c.contains("shift.first-reading")),
+            "{f}"
+        );
+    }
+    assert_eq!(frames.iter().filter(|f| f["kept"] == true).count(), 1);
+    let dropped: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.get("dropped").is_some())
+        .collect();
+    assert!(
+        dropped
+            .iter()
+            .any(|d| d["reason"].as_str().is_some_and(|r| r.contains("call"))),
+        "the call on the president is dropped as a call: {lines:#?}"
+    );
+}

@@ -131,7 +131,10 @@ pub fn read(
     // class; then a shift modifier in scope; then the class's cap.
     let agent = agent_of(c, scan, cue, &clause);
     let mut stage = StageCell::Stage(rule.action);
-    let mut cell = format!("{} (the cue's action)", rule.action);
+    let mut cell = match agent {
+        Some(class) => format!("{} × {}: no row, the cue's action", rule.id, class.as_str()),
+        None => format!("{}: no agent class named, the cue's action", rule.id),
+    };
     if let Some(class) = agent
         && let Some((_, row)) = rule.by_agent.iter().find(|(k, _)| *k == class)
     {

@@ -148,7 +148,7 @@ fn write_explanation(
             } else {
                 writeln!(
                     out,
-                    "frame    {:?} (rule {}): agent {} [{}], stage {} ({}), object {}{}  \"{}\"",
+                    "frame    {:?} (rule {}): agent {} [{}], stage {} ({}), object {}{}\n         \"{}\"",
                     e.matched,
                     e.rule,
                     states.join("+"),
