@@ -258,7 +258,8 @@ pub struct DigestSent {
 /// A mail server refused a digest itself (a 5xx reply at or after DATA:
 /// too large, or its content). It is not retried; what it reported is
 /// carried to the recipient in brief, and the admins are told (see
-/// `notify`).
+/// `notify`). With `retried`, the server refused the recipient instead:
+/// the digest is retried, and the event only tells the admins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DigestRefused {
     /// The bare, lower-cased address the digest was for.
@@ -280,6 +281,11 @@ pub struct DigestRefused {
     /// The admins are told (it reported status changes; a refused alert
     /// is not announced again).
     pub alert: bool,
+    /// The server refused the recipient (5xx at RCPT TO, or an unusable
+    /// address), not the message: the digest stays pending and is retried
+    /// with backoff; this event only tells the admins, once per digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retried: bool,
 }
 
 /// What happened to a feed's health (see `health`).
@@ -420,6 +426,9 @@ impl EventBody {
             }
             // One Message-ID is one digest: recording it twice is a no-op.
             EventBody::DigestSent(s) => format!("digest_sent|{}", s.message_id),
+            EventBody::DigestRefused(r) if r.retried => {
+                format!("digest_refused|retried|{}", r.message_id)
+            }
             EventBody::DigestRefused(r) => format!("digest_refused|{}", r.message_id),
             // One alert per episode: observing it again (the next failure, a
             // restart, a re-poll) is a no-op. The time is the episode's

@@ -64,6 +64,10 @@ fn event_line(e: &StoredEvent) -> Vec<String> {
             if d.changes.len() == 1 { "" } else { "s" },
             d.message_id
         ),
+        EventBody::DigestRefused(r) if r.retried => format!(
+            "to {} reporting #{}…#{}: the address was refused with {}; the digest is retried; {}",
+            r.recipient, r.first_seq, r.last_seq, r.code, r.message_id
+        ),
         EventBody::DigestRefused(r) => format!(
             "to {} reporting #{}…#{} refused with {}, not retried{}; {}",
             r.recipient,

@@ -50,6 +50,7 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
                     "at": at.to_rfc3339(),
                     "changes": r.changes.len(),
                     "carried": r.carry,
+                    "retried": r.retried,
                     "error": r.error,
                 })
             )?;
@@ -165,8 +166,8 @@ fn refusals(store: &crate::store::Store) -> Result<Vec<(DateTime<Utc>, DigestRef
         .collect())
 }
 
-/// Digests a server refused for good: when, why, and what became of their
-/// changes.
+/// Digests a server refused: when, why, and what became of their changes
+/// (resent in brief, or, for a refused address, retried).
 fn print_refused(refused: &[(DateTime<Utc>, DigestRefused)], out: &mut dyn Write) -> Result<()> {
     let mut lines = vec![
         [
@@ -186,7 +187,9 @@ fn print_refused(refused: &[(DateTime<Utc>, DigestRefused)], out: &mut dyn Write
             at.format("%Y-%m-%d %H:%M").to_string(),
             r.code.to_string(),
             r.changes.len().to_string(),
-            if r.carry {
+            if r.retried {
+                "address refused; retried".into()
+            } else if r.carry {
                 "resent in brief".into()
             } else {
                 "in the log only".into()

@@ -196,6 +196,29 @@ struct Resent<'a> {
 /// A delivery alert for the admins: another recipient's digest was refused.
 fn refusal_alert(event: &StoredEvent, r: &DigestRefused) -> Alert {
     let n = r.changes.len();
+    if r.retried {
+        return Alert {
+            seq: event.seq,
+            subject: header_safe(&format!(
+                "Recipient refused: {} (reply {})",
+                r.recipient, r.code
+            )),
+            heading: clean(&format!("Recipient refused: {}", r.recipient)),
+            lines: vec![
+                format!(
+                    "The mail server refused the address {} on {} with reply {}, for a digest of {}.",
+                    r.recipient,
+                    event.occurred_at.format("%Y-%m-%d %H:%M UTC"),
+                    r.code,
+                    plural(n, "status change", "status changes")
+                ),
+                format!("Error: {}", capped(&r.error, MAX_ERROR_CHARS)),
+                "The digest is retried with backoff (at most hourly) and their later changes wait behind it, in order: check the address with them, or remove it from the config.".to_string(),
+            ],
+            url: None,
+            delivery: true,
+        };
+    }
     let mut lines = vec![
         format!(
             "The mail server refused the digest for {} ({}, events #{}–#{}) on {} with reply {}; it is not sent again.",

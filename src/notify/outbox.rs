@@ -395,7 +395,16 @@ pub fn record(
                 .checked_add_signed(wait)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
             let error = e.to_string();
-            store.record_failure(batch.id, &error, next)?;
+            if e.is_permanent() && batch.attempts == 0 {
+                // The recipient was refused: retrying is right (the
+                // address may be fixed), but not in silence.
+                let mut refused = refusal(store, batch, &e)?;
+                refused.carry = false;
+                refused.retried = true;
+                store.record_refused_recipient(batch.id, &error, next, refused, now)?;
+            } else {
+                store.record_failure(batch.id, &error, next)?;
+            }
             tracing::warn!(
                 recipient = %batch.recipient,
                 message_id = %batch.message_id,
@@ -452,6 +461,7 @@ fn refusal(store: &Store, batch: &Batch, e: &DeliveryError) -> Result<DigestRefu
         changes,
         carry,
         alert,
+        retried: false,
     })
 }
 

@@ -148,7 +148,7 @@ impl Routes {
                         to.remove(&r.recipient);
                     }
                     // What the refused digest reported follows at once.
-                    if r.carry && self.recipient(&r.recipient).is_some() {
+                    if r.carry && !r.retried && self.recipient(&r.recipient).is_some() {
                         to.insert(r.recipient.clone(), true);
                     }
                     to

@@ -398,6 +398,32 @@ impl Store {
         Ok(seq)
     }
 
+    /// `record_failure`, and the `digest_refused` event that tells the
+    /// admins the recipient was refused (appended once per digest: its
+    /// dedupe key is the Message-ID), in one transaction.
+    pub fn record_refused_recipient(
+        &mut self,
+        batch_id: i64,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+        refused: DigestRefused,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let event = NewEvent {
+            occurred_at: now,
+            body: EventBody::DigestRefused(refused),
+        };
+        let tx = self.conn.transaction()?;
+        insert(&tx, &event, now)?;
+        tx.execute(
+            "UPDATE digest_batch SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3
+             WHERE id = ?1",
+            params![batch_id, error, timestamp(next_attempt_at)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The latest `limit` refused digests, newest first.
     pub fn refused_digests(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare_cached(

@@ -534,19 +534,34 @@ fn one_recipients_refusal_does_not_block_another() {
     desk.news("UKR", Action::WithdrawalAnnounced, "a", t0());
 
     let first = desk.run(t0(), Flush::Now);
-    assert_eq!(first.sent.len(), 1);
     assert_eq!(first.failed.len(), 1);
     let f = &first.failed[0];
     assert!(
         f.recipient == "ngo@example.org" && f.permanent && f.error.contains("550"),
         "{f:?}"
     );
+    // The desk gets its digest, and, as an admin ([notify] to), one alert
+    // that the address was refused: retried, but not in silence.
+    assert_eq!(first.sent.len(), 2, "{first:?}");
+    let mail = server.accepted();
+    let alert = mail[1].parsed();
+    assert_eq!(
+        alert.subject(),
+        Some("Recipient refused: ngo@example.org (reply 550)")
+    );
+    assert!(
+        alert
+            .body_text(0)
+            .is_some_and(|t| t.contains("retried with backoff")),
+        "{:?}",
+        alert.body_text(0)
+    );
 
     let again = desk.run(t0() + mins(5), Flush::Now);
     assert_eq!(
         (again.sent.len(), again.failed.len()),
         (0, 1),
-        "the desk is not sent it twice"
+        "the desk is not sent it twice, nor the alert"
     );
 
     server.accept("ngo@example.org");
@@ -554,7 +569,14 @@ fn one_recipients_refusal_does_not_block_another() {
     assert_eq!(later.sent.len(), 1);
     assert_eq!(later.sent[0].recipient, "ngo@example.org");
     let recipients: Vec<Vec<String>> = server.accepted().iter().map(to_of).collect();
-    assert_eq!(recipients, [["desk@example.org"], ["ngo@example.org"]]);
+    assert_eq!(
+        recipients,
+        [
+            ["desk@example.org"],
+            ["desk@example.org"],
+            ["ngo@example.org"]
+        ]
+    );
 }
 
 #[test]
