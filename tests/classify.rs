@@ -505,6 +505,16 @@ fn reads_like_a_desk() {
         "Finland's withdrawal from the Ottawa Convention will take effect in six months.",
         &[],
     );
+    // "All three" are the states last named together.
+    check(
+        "2025-12-27",
+        "Mine ban loses three members\nEstonia, Latvia and Lithuania gave notice in June. All three formally left the Ottawa Convention on Saturday.",
+        &[
+            "EST ottawa withdrawal_effective",
+            "LVA ottawa withdrawal_effective",
+            "LTU ottawa withdrawal_effective",
+        ],
+    );
     // One detection per state and treaty: the most advanced stage reported.
     check(
         d,

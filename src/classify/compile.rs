@@ -42,6 +42,8 @@ pub enum Use {
     TreatyAnaphor(Option<u16>),
     /// "the country".
     StateAnaphor,
+    /// "all three": the states last named together.
+    StateListAnaphor,
     /// Part `part` of phrase `phrase` (an index into `Compiled::phrases`).
     Part {
         phrase: u32,
@@ -307,6 +309,9 @@ impl Compiled {
         }
         for p in &rules.context.state_phrases {
             b.add(p, Use::StateAnaphor);
+        }
+        for p in &rules.context.state_list_phrases {
+            b.add(p, Use::StateListAnaphor);
         }
         for p in &rules.grammar.companions {
             b.add(p, Use::Companion);

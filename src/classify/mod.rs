@@ -198,7 +198,25 @@ impl Classifier {
         let mut notes: Vec<Explanation> = Vec::new();
         let mut title_actors: Vec<u16> = Vec::new();
         let mut title_done = false;
+        let mut previous: Option<&Scan> = None;
         for (scan, range) in scans.iter().zip(&sentences) {
+            // "Estonia, Latvia and Lithuania deposited ... All three will
+            // ...": the last sentence naming two or more states sets the list.
+            if let Some(prev) = previous.take() {
+                let named: Vec<Actor> = prev
+                    .mentions
+                    .iter()
+                    .filter_map(|m| match m.entity {
+                        Entity::State(s) => Some(Actor::State(s)),
+                        Entity::Group(g) => Some(Actor::Group(g)),
+                        _ => None,
+                    })
+                    .collect();
+                if named.len() >= 2 || matches!(named[..], [Actor::Group(_)]) {
+                    ctx.last_list = named;
+                }
+            }
+            previous = Some(scan);
             if !title_done && !is_title(range) {
                 title_done = true;
                 // The headline's actors are the item's state from here on.
@@ -368,6 +386,7 @@ impl Classifier {
                 (0, 1) => item_states,
                 _ => Vec::new(),
             },
+            last_list: Vec::new(),
             date,
         }
     }

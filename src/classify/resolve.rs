@@ -40,6 +40,9 @@ pub struct ItemContext {
     pub treaties: Vec<u16>,
     /// The headline's state(s), as gazetteer indices.
     pub states: Vec<u16>,
+    /// The states last named together in an earlier sentence (groups
+    /// expanded), for "all three".
+    pub last_list: Vec<Actor>,
     pub date: Option<NaiveDate>,
 }
 
@@ -502,6 +505,7 @@ fn actor(c_ctx: &ItemContext, m: &Mention) -> Vec<Actor> {
         Entity::State(s) => vec![Actor::State(s)],
         Entity::Group(g) => vec![Actor::Group(g)],
         Entity::StateAnaphor => c_ctx.states.iter().map(|&s| Actor::State(s)).collect(),
+        Entity::StateListAnaphor => c_ctx.last_list.clone(),
         _ => Vec::new(),
     }
 }
@@ -509,7 +513,7 @@ fn actor(c_ctx: &ItemContext, m: &Mention) -> Vec<Actor> {
 fn is_state(m: &Mention) -> bool {
     matches!(
         m.entity,
-        Entity::State(_) | Entity::Group(_) | Entity::StateAnaphor
+        Entity::State(_) | Entity::Group(_) | Entity::StateAnaphor | Entity::StateListAnaphor
     )
 }
 
@@ -565,6 +569,12 @@ fn actors_of(
         }
         for m in states[head..=i].iter().rev() {
             out.extend(actor(ctx, m));
+        }
+        // "all five" with no list before it in the item refers back within
+        // the sentence: look further left.
+        if out.is_empty() && head > 0 {
+            upto = head;
+            continue;
         }
         break;
     }

@@ -22,6 +22,8 @@ pub enum Entity {
     State(u16),
     Group(u16),
     StateAnaphor,
+    /// "all three", "the two countries": the states last named together.
+    StateListAnaphor,
     /// A treaty the catalogue does not hold, named after an organisation
     /// that is one ("UNESCO's 1972 World Heritage Convention", "the ILO's
     /// Convention No. 190"): a cue about it is about no tracked treaty.
@@ -339,6 +341,7 @@ fn choose_mentions(hits: &[Hit], tokens: usize) -> Vec<Mention> {
         |u| match u {
             Use::TreatyAnaphor(y) => Some(Entity::TreatyAnaphor(y)),
             Use::StateAnaphor => Some(Entity::StateAnaphor),
+            Use::StateListAnaphor => Some(Entity::StateListAnaphor),
             _ => None,
         },
         |u| match u {

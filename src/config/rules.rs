@@ -98,6 +98,9 @@ pub struct ContextWords {
     pub treaty_nouns: Vec<String>,
     /// Phrases that mean the item's state: "the country".
     pub state_phrases: Vec<String>,
+    /// Phrases that mean the states last named together: "all three",
+    /// "the two countries".
+    pub state_list_phrases: Vec<String>,
 }
 
 /// The kinds of agent a clause can have; the stage a cue reports depends on
@@ -349,6 +352,8 @@ struct RawContext {
     treaty_nouns: Vec<Spanned<String>>,
     #[serde(default)]
     state_phrases: Vec<Spanned<String>>,
+    #[serde(default)]
+    state_list_phrases: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,6 +458,7 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
         rules.context = ContextWords {
             treaty_nouns: c.words(ctx.treaty_nouns, "treaty_nouns"),
             state_phrases: c.phrases(ctx.state_phrases, "state_phrases", false),
+            state_list_phrases: c.phrases(ctx.state_list_phrases, "state_list_phrases", false),
         };
     }
     rules.irregular = c.string_lists(
