@@ -225,7 +225,12 @@ pub fn judge(
             // `skip` is sorted by start and non-overlapping: the one range
             // that could hold `i` is the last starting at or before it.
             let k = skip.partition_point(|s| s.start <= i);
-            if k > 0 && skip[k - 1].contains(&i) {
+            // "the Convention ... of 1987" names the treaty by its year.
+            let year_of_name = i >= 2
+                && norm.token(i - 1) == "of"
+                && year(norm.token(i)).is_some()
+                && skip.iter().any(|s| s.end == i - 1);
+            if year_of_name || (k > 0 && skip[k - 1].contains(&i)) {
                 i += 1;
                 continue;
             }
