@@ -318,7 +318,7 @@ fn frozen_test_split() {
     // reached so far (only these totals are ever looked at, never which
     // items fail), so a change that loses ground fails here.
     assert!(
-        s.precision() >= 0.83 && s.recall() >= 0.69 && s.strict_precision() >= 0.84,
+        s.precision() >= 0.84 && s.recall() >= 0.72 && s.strict_precision() >= 0.84,
         "{}",
         s.summary("frozen test split")
     );
@@ -333,12 +333,13 @@ fn training_sets() {
             "labelled.toml",
             "train-withdrawals.toml",
             "train-mixed.toml",
+            "train-wave.toml",
         ],
     );
     // A regression gate at the level reached so far (the goal is 0.95 /
     // 0.90 / 0.90); the frozen split is the estimate that matters.
     assert!(
-        s.precision() >= 0.93 && s.recall() >= 0.82 && s.strict_precision() >= 0.93,
+        s.precision() >= 0.91 && s.recall() >= 0.78 && s.strict_precision() >= 0.91,
         "{}",
         s.summary("training sets")
     );

@@ -81,6 +81,8 @@ pub struct CueRule {
     /// The stage table row: agent class -> stage, where it differs.
     pub by_agent: Vec<(AgentClass, StageCell)>,
     pub future_ok: bool,
+    pub needs_withdrawal: bool,
+    pub actor_inside: bool,
     pub treaty_follows: bool,
     pub treaty_in_sentence: bool,
 }
@@ -127,6 +129,7 @@ pub struct Compiled {
     pub generic_subjects: Vec<String>,
     pub determiners: Vec<String>,
     pub reporting_verbs: Vec<String>,
+    pub withdrawal_words: Vec<String>,
     pub treaty_nouns: Vec<String>,
     /// Per treaty index: whether it founds an organisation (`organisation`
     /// in treaties.toml).
@@ -394,6 +397,8 @@ impl Compiled {
                 action: c.action,
                 by_agent: c.by_agent.clone(),
                 future_ok: c.future_ok,
+                needs_withdrawal: c.needs_withdrawal,
+                actor_inside: c.actor_inside,
                 treaty_follows: c.treaty_follows,
                 treaty_in_sentence: c.treaty_in_sentence,
             });
@@ -452,6 +457,7 @@ impl Compiled {
             generic_subjects: rules.grammar.generic_subjects.clone(),
             determiners: rules.grammar.determiners.clone(),
             reporting_verbs: rules.grammar.reporting_verbs.clone(),
+            withdrawal_words: rules.grammar.withdrawal_words.clone(),
             treaty_nouns: rules.context.treaty_nouns.clone(),
             organisations: treaties.list.iter().map(|t| t.organisation).collect(),
             cased_forms,

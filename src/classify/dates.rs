@@ -226,10 +226,10 @@ pub fn judge(
             // that could hold `i` is the last starting at or before it.
             let k = skip.partition_point(|s| s.start <= i);
             // "the Convention ... of 1987" names the treaty by its year.
-            let year_of_name = i >= 2
-                && norm.token(i - 1) == "of"
-                && year(norm.token(i)).is_some()
-                && skip.iter().any(|s| s.end == i - 1);
+            // "the 1997 convention banning anti-personnel mines" likewise.
+            let year_of_name = year(norm.token(i)).is_some()
+                && ((i >= 2 && norm.token(i - 1) == "of" && skip.iter().any(|s| s.end == i - 1))
+                    || skip.get(k).is_some_and(|s| s.start == i + 1));
             if year_of_name || (k > 0 && skip[k - 1].contains(&i)) {
                 i += 1;
                 continue;

@@ -5,7 +5,8 @@
 //! announcement before it), with one exception: when the headline claims
 //! more than the body's own account, the body's concrete stage wins ("X has
 //! left the treaty" over a story about a vote that still awaits the
-//! president's signature). Pure; reads only the candidates it is given.
+//! president's signature); a headline's reversal or joining stands. Pure;
+//! reads only the candidates it is given.
 
 use std::ops::Range;
 
@@ -58,7 +59,13 @@ pub fn choose(candidates: &[Candidate]) -> Vec<&Candidate> {
             best(&mut all.iter().copied()),
             best(&mut body.iter().copied()),
         ) {
-            (Some(a), Some(b)) if all[a].in_title && all[a].stage > body[b].stage => body[b],
+            (Some(a), Some(b))
+                if all[a].in_title
+                    && all[a].stage > body[b].stage
+                    && is_progression(all[a].stage) =>
+            {
+                body[b]
+            }
             (Some(a), _) => all[a],
             (None, _) => continue,
         };
@@ -66,6 +73,15 @@ pub fn choose(candidates: &[Candidate]) -> Vec<&Candidate> {
     }
     out.sort_by_key(|c| c.span.start);
     out
+}
+
+/// The steps of a withdrawal, where a headline can claim a later one than
+/// its body reports. A reversal or a joining is its own event.
+fn is_progression(stage: Action) -> bool {
+    matches!(
+        stage,
+        Action::WithdrawalApproved | Action::WithdrawalNotified | Action::WithdrawalEffective
+    )
 }
 
 #[cfg(test)]

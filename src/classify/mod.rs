@@ -193,6 +193,16 @@ impl Classifier {
                 });
             }
         }
+        // Whether the item speaks of a withdrawal at all, for cues that
+        // count only then (a suspension law during a withdrawal).
+        let withdrawal_in_item = scans.iter().any(|s| {
+            (0..s.norm.len()).any(|i| {
+                self.compiled
+                    .withdrawal_words
+                    .iter()
+                    .any(|w| w == s.norm.token(i))
+            })
+        });
         let mut ctx = self.context(&scans, &sentences, title_end, input.date);
         let mut readings: Vec<Candidate> = Vec::new();
         let mut notes: Vec<Explanation> = Vec::new();
@@ -242,6 +252,8 @@ impl Classifier {
                 };
                 let reading = if question {
                     Err(resolve::Dropped::Question)
+                } else if rule.needs_withdrawal && !withdrawal_in_item {
+                    Err(resolve::Dropped::NoWithdrawal)
                 } else {
                     resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue)
                 };

@@ -62,6 +62,8 @@ pub enum Dropped {
     NoStage(String),
     /// The sentence is a question.
     Question,
+    /// A suspension (or the like) in an item that speaks of no withdrawal.
+    NoWithdrawal,
 }
 
 impl Dropped {
@@ -75,6 +77,10 @@ impl Dropped {
             Dropped::NoActor => "no state is the actor".to_string(),
             Dropped::NoStage(cell) => format!("no stage: {cell}"),
             Dropped::Question => "the sentence is a question".to_string(),
+            Dropped::NoWithdrawal => {
+                "a suspension counts only as a step of a withdrawal, and the item speaks of none"
+                    .to_string()
+            }
         }
     }
 }
@@ -197,7 +203,20 @@ pub fn read(
     if passive && !by_agent && matches!(stage, Action::Signed | Action::Ratified) {
         return Err(Dropped::NoActor);
     }
-    let actors = if agent == Some(AgentClass::Depositary) {
+    let inside: Vec<Actor> = if rule.actor_inside {
+        scan.mentions
+            .iter()
+            .filter(|m| {
+                is_state(m) && m.tokens.start >= cue.tokens.start && m.tokens.end <= cue.tokens.end
+            })
+            .flat_map(|m| actor(ctx, m))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let actors = if !inside.is_empty() {
+        inside
+    } else if agent == Some(AgentClass::Depositary) {
         // "The depositary confirmed receipt of a notification of
         // withdrawal from the United Kingdom": the state after the cue.
         let after = actors_after(c, ctx, scan, cue, &clause);
@@ -288,10 +307,16 @@ fn agent_of(
                 && m.tokens.end <= cue.tokens.start
         })
     };
-    scan.agents
-        .iter()
-        .rev()
-        .find(|(t, k)| before(t) && !(class(*k) == Some(AgentClass::NonState) && state_between(t)))
+    let nearest = scan.agents.iter().enumerate().rev().find(|(_, (t, k))| {
+        before(t) && !(class(*k) == Some(AgentClass::NonState) && state_between(t))
+    });
+    // "the defence committee of the Eduskunta": the head of "X of Y" acts.
+    let head = nearest.and_then(|(i, (t, _))| {
+        let prev = scan.agents.get(i.checked_sub(1)?)?;
+        let between: Vec<&str> = (prev.0.end..t.start).map(|k| scan.norm.token(k)).collect();
+        matches!(between[..], ["of"] | ["of", "the"]).then_some(prev)
+    });
+    head.or(nearest.map(|(_, a)| a))
         .or_else(|| {
             // Inside the cue: "the Senate-approved withdrawal".
             scan.agents

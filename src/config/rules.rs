@@ -88,6 +88,9 @@ pub struct Grammar {
     /// Verbs that introduce reported speech ("said", "told"): a cue's agent
     /// is not looked for behind one (the speaker is not the actor).
     pub reporting_verbs: Vec<String>,
+    /// Words that show an item speaks of a withdrawal, for cues with
+    /// `needs_withdrawal`.
+    pub withdrawal_words: Vec<String>,
 }
 
 /// Words that point back to the item's treaty or state.
@@ -191,6 +194,13 @@ pub struct Cue {
     pub future_ok: bool,
     /// Overrides `settings.max_gap` for this cue's phrases.
     pub max_gap: Option<usize>,
+    /// The states written inside the cue act, before any named ahead of it
+    /// ("Minsk commented the decision of the Sejm of Poland about ...").
+    pub actor_inside: bool,
+    /// Only when the item speaks of a withdrawal (`grammar.withdrawal_words`):
+    /// a suspension law is the legislative step of a withdrawal under way,
+    /// and nothing otherwise (LABELS.md).
+    pub needs_withdrawal: bool,
     pub phrases: Vec<String>,
     pub inflect: bool,
     /// The treaty must follow the cue closely (or the clause must end):
@@ -343,6 +353,8 @@ struct RawGrammar {
     determiners: Vec<Spanned<String>>,
     #[serde(default)]
     reporting_verbs: Vec<Spanned<String>>,
+    #[serde(default)]
+    withdrawal_words: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,6 +385,10 @@ struct RawCue {
     #[serde(default)]
     future_ok: bool,
     max_gap: Option<Spanned<i64>>,
+    #[serde(default)]
+    needs_withdrawal: bool,
+    #[serde(default)]
+    actor_inside: bool,
     phrases: Vec<Spanned<String>>,
     #[serde(default)]
     inflect: bool,
@@ -452,6 +468,7 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
             generic_subjects: c.words(g.generic_subjects, "generic_subjects"),
             determiners: c.words(g.determiners, "determiners"),
             reporting_verbs: c.words(g.reporting_verbs, "reporting_verbs"),
+            withdrawal_words: c.words(g.withdrawal_words, "withdrawal_words"),
         };
     }
     if let Some(ctx) = raw.context {
@@ -547,6 +564,8 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
                 action,
                 by_agent,
                 future_ok: cue.future_ok,
+                needs_withdrawal: cue.needs_withdrawal,
+                actor_inside: cue.actor_inside,
                 max_gap: cue
                     .max_gap
                     .as_ref()
