@@ -224,7 +224,9 @@ async fn watchdog(
                 if writer.send(writer::ToWriter::Ping(reply)).await.is_err() {
                     return;
                 }
-                match tokio::time::timeout(period / 4, answer).await {
+                // An eighth: even a ping answered at the last moment leaves
+                // the next one due well within the half period.
+                match tokio::time::timeout(period / 8, answer).await {
                     Ok(Ok(true)) => {
                         metrics.note(Note::Watchdog);
                     }
