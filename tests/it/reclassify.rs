@@ -80,14 +80,18 @@ impl Env {
     }
 
     /// The shipped rules with the cue `id` taken out and `extra` appended.
-    fn edit_rules(&self, without: &str, extra: &str) {
-        let rules = &self.shipped_rules;
-        let start = rules
-            .find(&format!("[[cue]]\nid = \"{without}\""))
-            .unwrap_or_else(|| panic!("no cue {without}"));
-        let end = start + 1 + rules[start + 1..].find("\n[[").expect("a table follows") + 1;
-        let edited = format!("{}{}{extra}", &rules[..start], &rules[end..]);
-        std::fs::write(self.env.dir.path().join("rules.toml"), edited).expect("rules");
+    /// The shipped rules without the cues `without`, plus `extra`.
+    fn edit_rules(&self, without: &[&str], extra: &str) {
+        let mut rules = self.shipped_rules.clone();
+        for id in without {
+            let start = rules
+                .find(&format!("[[cue]]\nid = \"{id}\""))
+                .unwrap_or_else(|| panic!("no cue {id}"));
+            let end = start + 1 + rules[start + 1..].find("\n[[").expect("a table follows") + 1;
+            rules.replace_range(start..end, "");
+        }
+        rules.push_str(extra);
+        std::fs::write(self.env.dir.path().join("rules.toml"), rules).expect("rules");
     }
 
     fn restore_rules(&self) {
@@ -156,8 +160,8 @@ fn a_rule_edit_retracts_and_adds_and_mails_nothing() {
     assert_eq!(detections(&first).len(), 1);
     assert_eq!(detections(&first)[0]["rules_version"], shipped.as_str());
 
-    // The notification cue is taken out, a new cue put in.
-    env.edit_rules("notified.deposit", GREEN_LIGHT);
+    // The cues that read a deposit are taken out, a new cue put in.
+    env.edit_rules(&["notified.deposit", "frame.notify"], GREEN_LIGHT);
     let edited = env.rules_version();
     assert_ne!(edited, shipped);
     let out = env.ok(&["reclassify"]);
