@@ -100,6 +100,34 @@ pub enum Command {
     /// news already seen: they are listed, recorded as backfill, and never
     /// emailed. Running it again with the same rules appends nothing.
     Reclassify,
+    /// Check the database with SQLite's integrity check and say what to do.
+    ///
+    /// Runs quick_check (every page and record) or, with --full,
+    /// integrity_check (also every index against its table). Reads only;
+    /// safe while the daemon runs. Exit 1 when the database is damaged,
+    /// with how to restore a backup.
+    Doctor(DoctorArgs),
+    /// Write a consistent copy of the database to FILE, safe while the daemon runs.
+    ///
+    /// Uses SQLite's online backup API, checks the copy, and never
+    /// overwrites a file. To restore: stop the daemon, move the database
+    /// and its -wal/-shm files away, copy the backup in its place (see the
+    /// README, "Backups").
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The full integrity_check instead of quick_check (slower on a large database).
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy; must not exist yet.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -18,3 +18,4 @@ pub mod notify;
 pub mod poll;
 pub mod reclassify;
 pub mod store;
+pub mod text;

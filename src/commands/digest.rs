@@ -28,7 +28,7 @@ fn preview(
     now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
-    let store = ctx.store(config)?;
+    let store = ctx.read_store(config)?;
     let previews = notify::preview(&store, config, now)?;
     if previews.is_empty() {
         writeln!(

@@ -16,7 +16,7 @@ const PAGE: usize = 10_000;
 
 pub(super) fn events(ctx: &Context, args: &EventsArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
-    let store = ctx.store(&config)?;
+    let store = ctx.read_store(&config)?;
     let mut after = args.since;
     let mut left = args.limit.unwrap_or(usize::MAX);
     while left > 0 {

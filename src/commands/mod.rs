@@ -4,6 +4,7 @@
 
 mod classify;
 mod digest;
+mod doctor;
 mod log;
 mod poll;
 mod reclassify;
@@ -76,6 +77,23 @@ pub type Result<T, E = CommandError> = std::result::Result<T, E>;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
+    let (config_path, db_override) = (cli.global.config.clone(), cli.global.db.clone());
+    run_command(cli).map_err(|e| match e {
+        // However a command finds damage, it says what to do about it.
+        CommandError::Store(StoreError::Sql(source)) if crate::store::is_corruption(&source) => {
+            let path = db_override
+                .or_else(|| config::load(&config_path).ok().map(|c| c.db_path))
+                .unwrap_or_default();
+            CommandError::Store(StoreError::Damaged {
+                path,
+                problems: vec![source.to_string()],
+            })
+        }
+        e => e,
+    })
+}
+
+fn run_command(cli: Cli) -> Result<Outcome> {
     let out = &mut std::io::stdout().lock();
     let ctx = Context {
         config_path: cli.global.config,
@@ -97,6 +115,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Classify(args) => classify::classify(&ctx, &args, out),
         Command::Digest(args) => digest::digest(&ctx, &args, out),
         Command::Reclassify => reclassify::reclassify(&ctx, out),
+        Command::Doctor(args) => doctor::doctor(&ctx, &args, out),
+        Command::Backup(args) => doctor::backup(&ctx, &args, out),
     }
 }
 
@@ -111,9 +131,19 @@ impl Context {
         Ok(config::load(&self.config_path)?)
     }
 
+    fn db_path<'a>(&'a self, config: &'a Config) -> &'a Path {
+        self.db_override.as_deref().unwrap_or(&config.db_path)
+    }
+
+    /// The database, to write: takes the writer lock (see `store::lock`),
+    /// creating and migrating the database if needed.
     fn store(&self, config: &Config) -> Result<Store> {
-        let path: &Path = self.db_override.as_deref().unwrap_or(&config.db_path);
-        Ok(Store::open(path)?)
+        Ok(Store::open(self.db_path(config))?)
+    }
+
+    /// The database, to read only: no lock, and a missing one is an error.
+    fn read_store(&self, config: &Config) -> Result<Store> {
+        Ok(Store::open_read_only(self.db_path(config))?)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::store::{FeedState, Undelivered};
 
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
-    let store = ctx.store(&config)?;
+    let store = ctx.read_store(&config)?;
     let projection = match &args.as_of {
         Some(d) => {
             let end_of_day =
@@ -469,7 +469,12 @@ pub(super) fn shorten(s: &str, max: usize) -> String {
 
 pub(super) fn replay(ctx: &Context, args: &ReplayArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
-    let mut store = ctx.store(&config)?;
+    // Only `--fix` writes; a plain replay reads, like `status`.
+    let mut store = if args.fix {
+        ctx.store(&config)?
+    } else {
+        ctx.read_store(&config)?
+    };
     let rebuilt = store.rebuild(&policy(&config), None)?;
     let stored = store.projection()?;
     let differences = diff(&stored, &rebuilt);

@@ -63,6 +63,10 @@ pub const MAX_SMTP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_BACKFILL_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 /// More parallel fetches than this gains nothing and looks like abuse.
 pub const MAX_CONCURRENCY: usize = 64;
+/// The daemon's rotating backups kept when `[storage] backup_keep` is unset.
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
+/// Backing up more often than this only wears the disk.
+pub const MIN_BACKUP_EVERY: Duration = Duration::from_secs(60);
 
 /// The validated configuration every command works from.
 #[derive(Debug, Clone)]
@@ -70,6 +74,8 @@ pub struct Config {
     /// The feeds.toml this was loaded from.
     pub path: PathBuf,
     pub db_path: PathBuf,
+    /// The daemon's rotating backups (`[storage] backup_every`, `backup_keep`).
+    pub backups: Backups,
     pub feeds: Vec<Feed>,
     pub tracking: Tracking,
     pub notify: Notify,
@@ -102,6 +108,24 @@ pub struct Feed {
     /// This feed's own `stale_after`, for sources that publish rarely;
     /// `None` means `[notify] stale_after`.
     pub stale_after: Option<Duration>,
+}
+
+/// Rotating backups kept by the daemon beside the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backups {
+    /// How often; `None`: the daemon takes none (`treatywatch backup` still works).
+    pub every: Option<Duration>,
+    /// How many to keep; older ones are removed.
+    pub keep: usize,
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups {
+            every: None,
+            keep: DEFAULT_BACKUP_KEEP,
+        }
+    }
 }
 
 /// How feeds are fetched and scheduled (`[fetch]`).
@@ -309,6 +333,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Some(p) => v.path(p),
         None => base.join(DEFAULT_DB_PATH),
     };
+    let backups = v.backups(raw.storage.as_ref());
     let feeds = v.feeds(raw.feed);
     let tracking = v.tracking(raw.tracking.as_ref(), &gazetteer, &treaties, data_ok);
     let notify = v.notify(raw.notify, &gazetteer, &treaties, data_ok);
@@ -319,6 +344,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Ok(Config {
             path: path.to_path_buf(),
             db_path,
+            backups,
             feeds,
             tracking,
             notify,
@@ -480,6 +506,43 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    fn backups(&mut self, raw: Option<&raw::Storage>) -> Backups {
+        let mut backups = Backups::default();
+        let Some(raw) = raw else { return backups };
+        if let Some(every) = &raw.backup_every {
+            match self.duration(every, "backup_every") {
+                Some(d) if d < MIN_BACKUP_EVERY => self.err(
+                    every.span(),
+                    format!(
+                        "backup_every must be at least {}; write e.g. \"1d\" or \"6h\"",
+                        humantime::format_duration(MIN_BACKUP_EVERY)
+                    ),
+                ),
+                Some(d) => backups.every = Some(d),
+                None => {}
+            }
+        }
+        if let Some(keep) = &raw.backup_keep {
+            match usize::try_from(*keep.get_ref()) {
+                Ok(n) if (1..=1000).contains(&n) => backups.keep = n,
+                _ => self.err(
+                    keep.span(),
+                    format!(
+                        "backup_keep must be between 1 and 1000, not {}",
+                        keep.get_ref()
+                    ),
+                ),
+            }
+            if raw.backup_every.is_none() {
+                self.err(
+                    keep.span(),
+                    "backup_keep has no effect without backup_every: add e.g. backup_every = \"1d\" to [storage]",
+                );
+            }
+        }
+        backups
     }
 
     fn fetch(&mut self, raw: Option<raw::Fetch>) -> FetchSettings {

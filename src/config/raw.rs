@@ -34,6 +34,8 @@ pub struct Fetch {
 #[serde(deny_unknown_fields)]
 pub struct Storage {
     pub path: Option<Spanned<String>>,
+    pub backup_every: Option<Spanned<String>>,
+    pub backup_keep: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,9 +5,12 @@
 //! optional metrics endpoint — talk over bounded channels to one writer
 //! thread (`writer.rs`) that owns the database; the courier (`courier.rs`)
 //! delivers the digests the writer plans and reports back. SIGHUP reloads
-//! the config (an invalid one is logged and ignored) and retries undelivered
-//! digests; SIGTERM/SIGINT stop new work, abandon a delivery in flight, let
-//! in-flight fetches finish briefly, drain the writer and return.
+//! the config (an invalid one is logged and ignored), polls the feeds that
+//! are due and retries undelivered digests; SIGUSR1 polls every feed now;
+//! SIGTERM/SIGINT stop new work, abandon a delivery in flight, let
+//! in-flight fetches finish briefly, drain the writer and return. The
+//! optional backup task copies the database through a read-only connection
+//! of its own. The daemon holds the database's writer lock for its life.
 
 mod courier;
 mod metrics;
@@ -26,7 +29,7 @@ use tracing::{error, info, warn};
 use crate::classify::Classifier;
 use crate::config::{self, Config, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
-use crate::store::{Store, StoreError};
+use crate::store::{Check, LOCK_WAIT, Role, Store, StoreError};
 pub use status::Metrics;
 use status::Note;
 
@@ -54,7 +57,17 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
     status::limit_malloc_arenas();
     let config = Arc::new(config::load(config_path)?);
     let db_path: PathBuf = db_override.map_or_else(|| config.db_path.clone(), Path::to_path_buf);
-    let store = Store::open(&db_path)?;
+    // The writer lock for the daemon's whole life: `poll` and the other
+    // writing commands refuse to run beside it and say so.
+    let store = Store::open_as(&db_path, Role::Daemon, LOCK_WAIT)?;
+    let problems = store.integrity(Check::Quick)?;
+    if !problems.is_empty() {
+        return Err(StoreError::Damaged {
+            path: db_path,
+            problems,
+        }
+        .into());
+    }
     let states = store
         .feed_states()?
         .into_iter()
@@ -87,10 +100,12 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
 
     let (reload_tx, reload_rx) = watch::channel(config.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (poll_now_tx, poll_now_rx) = mpsc::unbounded_channel();
     let result = runtime.block_on(async {
         let mut hangup = signal(SignalKind::hangup())?;
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut poll_signal = signal(SignalKind::user_defined1())?;
         if let Some(addr) = config.metrics {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             info!(%addr, "serving metrics");
@@ -102,7 +117,8 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
             states,
             writer: to_writer.clone(),
             done: done_rx,
-            reload: reload_rx,
+            reload: reload_rx.clone(),
+            poll_now: poll_now_rx,
             shutdown: stop_rx.clone(),
             metrics: metrics.clone(),
             grace: STOP_GRACE,
@@ -110,6 +126,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         let scheduler = tokio::spawn(scheduler.run());
         let ticker = tokio::spawn(tick(to_writer.clone(), stop_rx.clone()));
         let courier = tokio::spawn(courier::run(courier_rx, to_writer.clone(), stop_rx.clone()));
+        let backups = tokio::spawn(backups(db_path.clone(), reload_rx, stop_rx.clone()));
         let watchdog = tokio::spawn(watchdog(
             to_writer.clone(),
             stop_rx.clone(),
@@ -128,6 +145,10 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
                     metrics.note(Note::Ready);
                     metrics.publish_status();
                 }
+                _ = poll_signal.recv() => {
+                    info!("SIGUSR1: polling every feed now");
+                    let _ = poll_now_tx.send(());
+                }
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
             }
@@ -136,7 +157,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         metrics.note(Note::Stopping);
         let _ = stop_tx.send(true);
         drop(to_writer);
-        let _ = tokio::join!(scheduler, ticker, watchdog, courier);
+        let _ = tokio::join!(scheduler, ticker, watchdog, courier, backups);
         Ok::<(), DaemonError>(())
     });
     // Every sender is gone now, so the writer drains its queue and returns.
@@ -185,6 +206,71 @@ async fn reload(
         }
         Err(e) => error!("reload failed: {e}"),
     }
+}
+
+/// Keeps rotating backups when `[storage] backup_every` is set: one is due
+/// that long after the newest in the backup folder (so a restart does not
+/// reset the clock) and after the last attempt (so a failing one is not
+/// retried in a loop). Each is taken on a blocking thread through its own
+/// read-only connection: the writer never waits for it.
+async fn backups(
+    db: PathBuf,
+    mut config: watch::Receiver<Arc<Config>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last_attempt: Option<chrono::DateTime<chrono::Utc>> = None;
+    loop {
+        let settings = config.borrow_and_update().backups.clone();
+        let wait = settings.every.map(|every| {
+            let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+            let newest = crate::store::backups(&db).last().map(|(_, at)| *at);
+            let now = chrono::Utc::now();
+            let due = [newest, last_attempt]
+                .into_iter()
+                .flatten()
+                .map(|t| t.checked_add_signed(every).unwrap_or(t))
+                .max()
+                .unwrap_or(now);
+            (due - now).to_std().unwrap_or(Duration::ZERO)
+        });
+        let sleep = async {
+            match wait {
+                Some(w) => tokio::time::sleep(w).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                last_attempt = Some(chrono::Utc::now());
+                let (db, keep) = (db.clone(), settings.keep);
+                match tokio::task::spawn_blocking(move || take_backup(&db, keep)).await {
+                    Ok(Ok((report, removed))) => info!(
+                        path = %report.path.display(),
+                        bytes = report.bytes,
+                        removed,
+                        "backup written"
+                    ),
+                    Ok(Err(e)) => error!("backup failed: {e}"),
+                    Err(e) => error!("backup task failed: {e}"),
+                }
+            }
+            Ok(()) = config.changed() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One rotating backup of `db`, then the oldest beyond `keep` removed.
+fn take_backup(db: &Path, keep: usize) -> Result<(crate::store::BackupReport, usize), String> {
+    let to = crate::store::backup_name(db, chrono::Utc::now());
+    let report = crate::store::backup_to(db, &to).map_err(|e| e.to_string())?;
+    let removed = crate::store::rotate_backups(db, keep).map_err(|e| {
+        format!(
+            "backup written to {}, but old ones not removed: {e}",
+            to.display()
+        )
+    })?;
+    Ok((report, removed.len()))
 }
 
 async fn tick(writer: mpsc::Sender<writer::ToWriter>, mut stop: watch::Receiver<bool>) {

@@ -28,6 +28,8 @@ pub struct Scheduler {
     pub writer: mpsc::Sender<ToWriter>,
     pub done: mpsc::UnboundedReceiver<FeedDone>,
     pub reload: watch::Receiver<Arc<Config>>,
+    /// SIGUSR1: poll every feed now, whatever its schedule.
+    pub poll_now: mpsc::UnboundedReceiver<()>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<Metrics>,
     /// How long in-flight fetches may finish after a stop is requested.
@@ -123,6 +125,15 @@ impl Scheduler {
                 Ok(()) = self.reload.changed() => {
                     let config = self.reload.borrow_and_update().clone();
                     self.apply(config, &mut due, &in_flight);
+                }
+                Some(()) = self.poll_now.recv() => {
+                    let now = Utc::now();
+                    self.plan(&mut due, now);
+                    for feed in &self.config.feeds {
+                        if !in_flight.contains_key(&feed.id) {
+                            due.entry(feed.id.clone()).and_modify(|t| *t = now);
+                        }
+                    }
                 }
                 _ = self.shutdown.changed() => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}

@@ -145,7 +145,8 @@ pub struct Plan {
 /// digest to deliver now: the oldest frozen batch when its backoff is over
 /// (or at once with `Flush::Now`/`Flush::Retry`), else a new digest frozen
 /// from the changes that are due. Every delivery returned has its attempt
-/// recorded as begun (`Store::begin_attempt`). Recipients in `skip` (a
+/// claimed (`Store::begin_attempt`: a batch another process froze or is
+/// delivering is left to it). Recipients in `skip` (a
 /// delivery in flight, or one that failed in this pass) are left alone.
 /// At most one delivery per recipient: digests arrive in order.
 pub fn plan(
@@ -188,7 +189,11 @@ pub fn plan(
                 continue;
             }
             check_transport(&mut checked, config, report)?;
-            store.begin_attempt(batch.id)?;
+            if !store.begin_attempt(&batch, now)? {
+                // Another process claimed it (sent, or attempting it now).
+                tracing::info!(recipient = %key, message_id = %batch.message_id, "digest claimed by another process");
+                continue;
+            }
             plan.deliveries.push(Delivery {
                 batch,
                 address: recipient.address.clone(),
@@ -236,7 +241,7 @@ pub fn plan(
         // Check first: a setup problem (no password) must not freeze
         // changes into a digest that later news could otherwise have joined.
         check_transport(&mut checked, config, report)?;
-        let batch = store.freeze_batch(
+        let Some(batch) = store.freeze_batch(
             &NewBatch {
                 recipient: &key,
                 changes: &digest.changes,
@@ -246,8 +251,16 @@ pub fn plan(
                 subject: &digest.subject,
             },
             now,
-        )?;
-        store.begin_attempt(batch.id)?;
+        )?
+        else {
+            // Another process froze these changes first; it delivers them.
+            tracing::info!(recipient = %key, "digest already frozen by another process");
+            continue;
+        };
+        if !store.begin_attempt(&batch, now)? {
+            tracing::info!(recipient = %key, message_id = %batch.message_id, "digest claimed by another process");
+            continue;
+        }
         plan.deliveries.push(Delivery {
             batch,
             address: recipient.address.clone(),

@@ -2,25 +2,37 @@
 //!
 //! Owns opening the database (WAL, busy timeout, migrations from
 //! `migrations/`), the append-only event log (`log.rs`), the status
-//! projection kept beside it (`projection.rs`) and the notifier's outbox
-//! (`outbox.rs`). One `Store` is one
-//! connection; the daemon gives it to a single writer task.
+//! projection kept beside it (`projection.rs`), the notifier's outbox
+//! (`outbox.rs`), the writer lock (`lock.rs`) and integrity checks and
+//! backups (`safety.rs`). One `Store` is one connection. A writing `Store`
+//! holds the database's writer lock for its life, so one process writes at
+//! a time; a read-only one (`open_read_only`) needs no lock, never creates a
+//! database and cannot write.
 
 mod feeds;
+pub mod lock;
 mod log;
 mod outbox;
 mod projection;
+mod safety;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::Connection;
-use rusqlite_migration::{M, Migrations, SchemaVersion};
+use rusqlite::{Connection, MAIN_DB, OpenFlags, TransactionBehavior};
 
 pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
+pub use lock::{LOCK_WAIT, LockError, Role};
 pub use log::AppendOutcome;
-pub use outbox::{Batch, NewBatch, PendingDigest, QueuedChange, RecipientMail, Undelivered};
+pub use outbox::{
+    ATTEMPT_LEASE, Batch, NewBatch, PendingDigest, QueuedChange, RecipientMail, Undelivered,
+};
+pub use safety::{
+    BackupReport, Check, backup_folder, backup_name, backup_to, backups, is_corruption,
+    rotate_backups,
+};
 
 /// The schema, one migration per file, applied in order. Append only: a
 /// released migration is never edited.
@@ -33,7 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_reclassify.sql"),
 ];
 
-/// How long a statement waits for another process's lock before failing.
+/// How long a statement waits for another connection's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +61,18 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
+        "there is no database at {}: nothing has been recorded there yet. `treatywatch poll` or `treatywatch run` creates it; `--db FILE` reads another",
+        path.display()
+    )]
+    Missing { path: PathBuf },
+    #[error(
+        "cannot write database {}: the file or its folder is read-only for this user; give the user running treatywatch write access to both, or pass --db",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(
         "database {} has schema version {found} but this treatywatch only knows up to {known}: it was written by a newer release; upgrade treatywatch or use another --db",
         path.display()
     )]
@@ -57,10 +81,32 @@ pub enum StoreError {
         found: usize,
         known: usize,
     },
-    #[error("cannot migrate database {}: {source}", path.display())]
+    #[error(
+        "database {} has schema version {found}; this treatywatch reads version {known}. A writing command (`treatywatch poll`) or the daemon upgrades it at its next start",
+        path.display()
+    )]
+    Outdated {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("cannot migrate database {} to schema version {version}: {source}", path.display())]
     Migrate {
         path: PathBuf,
-        source: rusqlite_migration::Error,
+        version: usize,
+        source: rusqlite::Error,
+    },
+    #[error("{}", safety::damaged_message(path, problems))]
+    Damaged {
+        path: PathBuf,
+        /// What SQLite's integrity check reported, first lines first.
+        problems: Vec<String>,
+    },
+    #[error("cannot back up {} to {}: {reason}", from.display(), to.display())]
+    Backup {
+        from: PathBuf,
+        to: PathBuf,
+        reason: String,
     },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -77,51 +123,112 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Held while this store may write; `None` for a read-only store.
+    _lock: Option<Arc<lock::WriterLock>>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its
-    /// schema up to date, refusing one written by a newer release.
+    /// Opens (creating if needed) the database at `path` for writing, as a
+    /// one-shot command: takes the writer lock (waiting up to `LOCK_WAIT`
+    /// for another command) and brings the schema up to date, refusing one
+    /// written by a newer release.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_as(path, Role::Command, LOCK_WAIT)
+    }
+
+    /// `open`, saying who writes (the lock file names the holder) and how
+    /// long to wait for a one-shot holder to finish.
+    pub fn open_as(path: &Path, role: Role, wait: Duration) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
+        let held = lock::acquire(path, role, wait)?;
+        Store::open_locked(path, held).map_err(|e| damaged_or(path, e))
+    }
+
+    fn open_locked(path: &Path, held: Arc<lock::WriterLock>) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
+        // SQLite quietly opens a write-protected file read-only; a writer
+        // that cannot write must say so now, not at its first append.
+        if conn.is_readonly(MAIN_DB).map_err(open_err)? {
+            return Err(StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // WAL lets `status` read while the daemon writes; FULL makes a
         // committed append survive power loss, not only a process crash.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+            .map_err(|e| read_only_or(path, e, open_err))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        migrate(&mut conn, path)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            _lock: Some(held),
+        };
+        // This process holds the writer lock: no other attempt can be in
+        // flight, so one a dead process began is due again at once.
+        store.release_interrupted_attempts()?;
+        Ok(store)
+    }
 
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
-        let migrate_err = |source| StoreError::Migrate {
+    /// Opens an existing database to read: no lock, no migration, no file
+    /// created. Fails clearly on a missing database or one whose schema is
+    /// not this release's.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        Store::open_read_only_unchecked(path).map_err(|e| damaged_or(path, e))
+    }
+
+    fn open_read_only_unchecked(path: &Path) -> Result<Store> {
+        if !path.is_file() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
         };
-        if let SchemaVersion::Outside(found) =
-            migrations.current_version(&conn).map_err(migrate_err)?
-        {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        let found = usize::try_from(found).unwrap_or(usize::MAX);
+        let known = MIGRATIONS.len();
+        if found > known {
             return Err(StoreError::TooNew {
                 path: path.to_path_buf(),
-                found: found.get(),
-                known: MIGRATIONS.len(),
+                found,
+                known,
             });
         }
-        migrations.to_latest(&mut conn).map_err(migrate_err)?;
+        if found < known {
+            return Err(StoreError::Outdated {
+                path: path.to_path_buf(),
+                found,
+                known,
+            });
+        }
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            _lock: None,
         })
     }
 
@@ -132,6 +239,79 @@ impl Store {
     /// The schema version this binary writes.
     pub fn schema_version() -> usize {
         MIGRATIONS.len()
+    }
+}
+
+/// Brings the schema up to date in one exclusive transaction, the version
+/// read inside it: two processes opening a fresh database at once cannot
+/// both apply a migration (the second waits, then finds it applied).
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(|e| {
+            read_only_or(path, e, |source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found = usize::try_from(found).unwrap_or(usize::MAX);
+    let known = MIGRATIONS.len();
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    if found == known {
+        return Ok(());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        tx.execute_batch(sql)
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_path_buf(),
+                version: i + 1,
+                source,
+            })?;
+    }
+    tx.pragma_update(None, "user_version", known as i64)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// An error that shows the file is not a sound database becomes `Damaged`,
+/// so every way of finding out says what to do about it.
+fn damaged_or(path: &Path, e: StoreError) -> StoreError {
+    let source = match &e {
+        StoreError::Sql(s) | StoreError::Open { source: s, .. } => s,
+        StoreError::Migrate { source: s, .. } => s,
+        _ => return e,
+    };
+    if safety::is_corruption(source) {
+        StoreError::Damaged {
+            path: path.to_path_buf(),
+            problems: vec![source.to_string()],
+        }
+    } else {
+        e
+    }
+}
+
+/// A write refused because the file or folder is read-only is that, not a
+/// generic open error.
+fn read_only_or(
+    path: &Path,
+    e: rusqlite::Error,
+    other: impl FnOnce(rusqlite::Error) -> StoreError,
+) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => {
+            StoreError::ReadOnly {
+                path: path.to_path_buf(),
+            }
+        }
+        _ => other(e),
     }
 }
 

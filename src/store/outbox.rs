@@ -8,13 +8,25 @@
 //! digest sent, so the two can never disagree.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use rusqlite::params;
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{TransactionBehavior, params};
 
 use super::log::{decode, insert, raw_row};
 use super::{Result, Store, parse_timestamp, timestamp};
 use crate::domain::{DigestRefused, DigestSent, EventBody, NewEvent, StoredEvent};
+
+/// How long a begun delivery attempt keeps its batch from being claimed
+/// again by another process; far longer than an attempt may take. A crashed
+/// attempt does not wait it out: a process that opens the store for
+/// writing holds the writer lock, so it releases every earlier claim.
+pub const ATTEMPT_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// What `begin_attempt` writes as the last error until an outcome is recorded.
+const IN_FLIGHT: &str = "attempt started; no outcome recorded (the process stopped?)";
+/// What an attempt's claim becomes when a later writer finds it unfinished.
+const INTERRUPTED: &str = "the last attempt was interrupted (the process stopped); resent at once";
 
 /// A status change (or source-health alert) routed to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,14 +297,27 @@ impl Store {
 
     /// Freezes a composed digest: from now on its changes belong to it and a
     /// retry sends exactly `new.message`. It is due at once (`now`).
-    pub fn freeze_batch(&mut self, new: &NewBatch<'_>, now: DateTime<Utc>) -> Result<Batch> {
+    ///
+    /// Claiming is atomic: in one immediate transaction the batch is
+    /// inserted and each change is taken only if no batch has it yet. When
+    /// another process froze any of them first (or the same Message-ID),
+    /// nothing is written and `None` is returned: the caller lost the race
+    /// and must not send.
+    pub fn freeze_batch(
+        &mut self,
+        new: &NewBatch<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Batch>> {
         let first_seq = new.changes.iter().copied().min().unwrap_or(0);
         let last_seq = new.changes.iter().copied().max().unwrap_or(0);
-        let tx = self.conn.transaction()?;
-        tx.execute(
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
             "INSERT INTO digest_batch (recipient, first_seq, last_seq, message_id, envelope_from,
                                        message, subject, created_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (message_id) DO NOTHING",
             params![
                 new.recipient,
                 first_seq,
@@ -304,6 +329,9 @@ impl Store {
                 timestamp(now)
             ],
         )?;
+        if inserted == 0 {
+            return Ok(None);
+        }
         let id = tx.last_insert_rowid();
         {
             let mut stmt = tx.prepare_cached(
@@ -311,13 +339,16 @@ impl Store {
                  WHERE change_seq = ?2 AND recipient = ?3 AND batch_id IS NULL",
             )?;
             for seq in new.changes {
-                stmt.execute(params![id, seq, new.recipient])?;
+                if stmt.execute(params![id, seq, new.recipient])? == 0 {
+                    // Already in another batch: dropping `tx` undoes the insert.
+                    return Ok(None);
+                }
             }
         }
         tx.commit()?;
         let mut changes = new.changes.to_vec();
         changes.sort_unstable();
-        Ok(Batch {
+        Ok(Some(Batch {
             id,
             recipient: new.recipient.to_string(),
             first_seq,
@@ -331,22 +362,48 @@ impl Store {
             attempts: 0,
             next_attempt_at: now,
             last_error: None,
-        })
+        }))
     }
 
-    /// Records that a delivery attempt is starting, before it starts. The
-    /// next attempt time is left as it is: if the process dies mid-attempt
-    /// (a restart, an upgrade, a kill), the batch is due again at once and is
-    /// resent with the same Message-ID, instead of waiting out a backoff that
-    /// no server asked for. systemd's RestartSec bounds a crash loop.
-    pub fn begin_attempt(&mut self, batch_id: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE digest_batch SET
-                    last_error = 'attempt started; no outcome recorded (the process stopped?)'
-             WHERE id = ?1",
-            params![batch_id],
+    /// Claims `batch` for a delivery attempt, before the attempt starts; a
+    /// claim is one conditional UPDATE, so of two processes trying the same
+    /// batch exactly one wins. It fails (`false`: do not send) when the
+    /// batch was sent, or failed an attempt since `batch` was read, or another
+    /// attempt holds it (for `ATTEMPT_LEASE`). If the process dies
+    /// mid-attempt (a restart, an upgrade, a kill), the next writer releases
+    /// the claim when it opens the store, so the batch is resent at once with
+    /// the same Message-ID instead of waiting out a backoff no server asked
+    /// for. systemd's RestartSec bounds a crash loop.
+    pub fn begin_attempt(&mut self, batch: &Batch, now: DateTime<Utc>) -> Result<bool> {
+        let lease = TimeDelta::from_std(ATTEMPT_LEASE).unwrap_or(TimeDelta::MAX);
+        let held_until = now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let claimed = self.conn.execute(
+            "UPDATE digest_batch SET last_error = ?3, next_attempt_at = ?4
+             WHERE id = ?1 AND attempts = ?2 AND sent_seq IS NULL
+               AND NOT (last_error IS ?3 AND next_attempt_at > ?5)",
+            params![
+                batch.id,
+                batch.attempts,
+                IN_FLIGHT,
+                super::timestamp(held_until),
+                super::timestamp(now)
+            ],
         )?;
-        Ok(())
+        Ok(claimed == 1)
+    }
+
+    /// Makes every batch whose attempt began and never recorded an outcome
+    /// due at once (as of when it was frozen, so any later claim may take
+    /// it). Called when a writer opens the store: it holds the writer lock,
+    /// so those attempts belong to processes that are gone.
+    pub(super) fn release_interrupted_attempts(&mut self) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE digest_batch SET next_attempt_at = created_at, last_error = ?2
+             WHERE sent_seq IS NULL AND last_error IS ?1",
+            params![IN_FLIGHT, INTERRUPTED],
+        )?)
     }
 
     /// Records why an attempt failed and when to try again, and counts the

@@ -67,12 +67,6 @@ fn help_lists_every_command() {
 #[test]
 fn assert_retract_and_as_of() {
     let dir = ConfigDir::new(MINIMAL);
-    assert_eq!(
-        status_of(&dir, "UKR", &[]),
-        "unknown",
-        "a fresh database knows nothing"
-    );
-
     stdout(
         &dir,
         &[

@@ -537,3 +537,23 @@ fn missing_rule_tests_file_is_reported_at_its_reference() {
     let feeds = MINIMAL.replace("[data]\n", "[data]\nrule_tests = ‸\"examples.toml\"\n");
     check_bad(&feeds, "cannot read rule_tests file");
 }
+
+#[test]
+fn backup_settings_are_checked() {
+    check_bad(
+        &format!("{MINIMAL}\n[storage]\nbackup_every = ‸\"10s\"\n"),
+        "backup_every must be at least 1m",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[storage]\nbackup_every = ‸\"daily\"\n"),
+        "backup_every \"daily\" is not a duration",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[storage]\nbackup_every = \"1d\"\nbackup_keep = ‸0\n"),
+        "backup_keep must be between 1 and 1000, not 0",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[storage]\nbackup_keep = ‸3\n"),
+        "backup_keep has no effect without backup_every",
+    );
+}

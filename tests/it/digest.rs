@@ -94,7 +94,26 @@ impl Desk {
 
     /// The `digest_sent` events in the log.
     fn sent_log(&self) -> Vec<DigestSent> {
-        self.store
+        sent_log(&self.store)
+    }
+
+    /// Lets go of the database (and its writer lock) so that another
+    /// process can write it; `sent_log` reads it meanwhile.
+    fn close(self) -> (ConfigDir, config::Config) {
+        (self.dir, self.config)
+    }
+
+    /// Opens the database again after `close`.
+    fn reopen(dir: ConfigDir, config: config::Config) -> Desk {
+        let store = Store::open(&config.db_path).expect("reopen store");
+        Desk { dir, config, store }
+    }
+}
+
+/// The `digest_sent` events in the log of `store`.
+fn sent_log(store: &Store) -> Vec<DigestSent> {
+    {
+        store
             .events_after(0, 10_000)
             .expect("log")
             .into_iter()
@@ -355,10 +374,12 @@ fn a_crash_between_acceptance_and_recording_resends_the_same_message_id() {
     let server = SmtpServer::start();
     let mut desk = Desk::smtp(server.port, "");
     desk.news("UKR", Action::WithdrawalApproved, "rada-vote", t0());
+    // The processes below take the writer lock: this one lets it go.
+    let (dir, config) = desk.close();
+    let read = || sent_log(&Store::open_read_only(&config.db_path).expect("read store"));
 
     // A real process, killed (abort) right after the server said 250.
-    let crashed = desk
-        .dir
+    let crashed = dir
         .cmd(&["digest", "--send"])
         .env(CRASH_AFTER_ACCEPT_ENV, "1")
         .output()
@@ -369,13 +390,10 @@ fn a_crash_between_acceptance_and_recording_resends_the_same_message_id() {
         1,
         "the server had accepted the digest"
     );
-    assert!(
-        desk.sent_log().is_empty(),
-        "…but the send was never recorded"
-    );
+    assert!(read().is_empty(), "…but the send was never recorded");
 
     // The next run (the restarted daemon, here another process) resends.
-    let output = desk.dir.cmd(&["digest", "--send"]).output().expect("run");
+    let output = dir.cmd(&["digest", "--send"]).output().expect("run");
     assert!(
         output.status.success(),
         "{}",
@@ -389,7 +407,8 @@ fn a_crash_between_acceptance_and_recording_resends_the_same_message_id() {
         "recognisably the same digest"
     );
     assert_eq!(mail[0].data, mail[1].data, "byte for byte");
-    let log = desk.sent_log();
+    let log = read();
+    let mut desk = Desk::reopen(dir, config);
     assert_eq!(log.len(), 1, "recorded once");
     assert_eq!(log[0].message_id, mail[0].message_id());
 
@@ -877,7 +896,10 @@ fn an_interrupted_attempt_is_retried_at_once_and_earns_no_backoff() {
     assert_eq!(plan.deliveries.len(), 1);
     drop(plan);
 
-    // The next start, a second later: due at once, not after a backoff.
+    // The next start, a second later (a new writer opens the store and
+    // releases the dead attempt's claim): due at once, not after a backoff.
+    let (dir, config) = desk.close();
+    let mut desk = Desk::reopen(dir, config);
     let restart = desk.run(t0() + TimeDelta::seconds(1), Flush::Debounced);
     assert_eq!(restart.failed.len(), 1, "retried at once: {restart:?}");
     assert_eq!(

@@ -27,6 +27,12 @@
 //!   passed in.
 //! - `reclassify`: `reclassify` after a rule edit: retractions, additions,
 //!   undoing the edit, no mail, idempotence.
+//! - `once`: one writer per database: two `poll` at once and `poll` beside
+//!   `run` deliver every change once and the loser names the holder;
+//!   reading commands need no lock and create nothing.
+//! - `storage`: `doctor` finds a damaged database, `run` refuses it,
+//!   `backup` and a restore give a database `replay` accepts, the daemon's
+//!   rotating backups, and the atomic claim on a digest.
 
 mod cli;
 mod config_check;
@@ -39,8 +45,10 @@ mod feed_server;
 mod fold_props;
 mod health;
 mod hostile;
+mod once;
 mod polling;
 mod projection;
 mod reclassify;
 mod smtp_server;
+mod storage;
 mod support;
