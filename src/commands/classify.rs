@@ -10,6 +10,7 @@ use super::status::shorten;
 use super::{CommandError, Context, Outcome, Result};
 use crate::classify::{Classifier, Explanation, Outcome as ReadAs, Text};
 use crate::cli::ClassifyArgs;
+use crate::text::{json_safe, terminal_safe};
 
 pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(path) = &args.feed {
@@ -44,7 +45,7 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
     let item = input.item_text();
     for d in &found {
         if args.json {
-            writeln!(out, "{}", detection_json(d))?;
+            writeln!(out, "{}", json_safe(detection_json(d).to_string()))?;
         } else {
             writeln!(
                 out,
@@ -53,7 +54,7 @@ pub(super) fn classify(ctx: &Context, args: &ClassifyArgs, out: &mut dyn Write) 
                 d.treaty,
                 d.action,
                 d.rule,
-                shorten(&d.evidence, 160)
+                terminal_safe(&shorten(&d.evidence, 160))
             )?;
         }
     }
@@ -88,7 +89,7 @@ fn classify_feed(
                 line["item"] = json!(item.key);
                 line["title"] = json!(item.title);
                 line["link"] = json!(item.link);
-                writeln!(out, "{line}")?;
+                writeln!(out, "{}", json_safe(line.to_string()))?;
             }
             continue;
         }
@@ -96,7 +97,7 @@ fn classify_feed(
             || "undated".to_string(),
             |d| d.format("%Y-%m-%d").to_string(),
         );
-        writeln!(out, "{date}  {}", shorten(&item.title, 100))?;
+        writeln!(out, "{date}  {}", terminal_safe(&shorten(&item.title, 100)))?;
         for d in &found {
             writeln!(
                 out,
@@ -105,7 +106,7 @@ fn classify_feed(
                 d.treaty,
                 d.action,
                 d.rule,
-                shorten(&d.evidence, 140)
+                terminal_safe(&shorten(&d.evidence, 140))
             )?;
         }
     }
@@ -144,12 +145,12 @@ fn write_explanation(
                     "kept": kept,
                     "evidence": sentence,
                 });
-                writeln!(out, "{line}")
+                writeln!(out, "{}", json_safe(line.to_string()))
             } else {
                 writeln!(
                     out,
-                    "frame    {:?} (rule {}): agent {} [{}], stage {} ({}), object {}{}\n         \"{}\"",
-                    e.matched,
+                    "frame    {} (rule {}): agent {} [{}], stage {} ({}), object {}{}\n         \"{}\"",
+                    terminal_safe(&format!("{:?}", e.matched)),
                     e.rule,
                     states.join("+"),
                     agent.as_deref().unwrap_or("no class named"),
@@ -161,7 +162,7 @@ fn write_explanation(
                     } else {
                         "; outweighed by another reading of the same state and treaty"
                     },
-                    shorten(sentence, 120)
+                    terminal_safe(&shorten(sentence, 120))
                 )
             }
         }
@@ -173,15 +174,15 @@ fn write_explanation(
                     "reason": reason,
                     "evidence": sentence,
                 });
-                writeln!(out, "{line}")
+                writeln!(out, "{}", json_safe(line.to_string()))
             } else {
                 writeln!(
                     out,
-                    "dropped  {:?} (rule {}): {}  \"{}\"",
-                    e.matched,
+                    "dropped  {} (rule {}): {}  \"{}\"",
+                    terminal_safe(&format!("{:?}", e.matched)),
                     e.rule,
                     reason,
-                    shorten(sentence, 120)
+                    terminal_safe(&shorten(sentence, 120))
                 )
             }
         }

@@ -11,6 +11,7 @@ use crate::cli::DigestArgs;
 use crate::config::Config;
 use crate::notice::{self, Effect, HeldEffect};
 use crate::notify::{self, Flush, PreviewState};
+use crate::text::{terminal_safe, terminal_safe_block};
 
 pub(super) fn digest(ctx: &Context, args: &DigestArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
@@ -40,8 +41,8 @@ fn preview(
         if i > 0 {
             writeln!(out, "{}", "=".repeat(72))?;
         }
-        writeln!(out, "To: {}", p.recipients.join(", "))?;
-        writeln!(out, "Subject: {}", p.digest.subject)?;
+        writeln!(out, "To: {}", terminal_safe(&p.recipients.join(", ")))?;
+        writeln!(out, "Subject: {}", terminal_safe(&p.digest.subject))?;
         let state = match &p.state {
             PreviewState::Waiting { due_at } if *due_at <= now => "due now".to_string(),
             PreviewState::Waiting { due_at } => {
@@ -64,8 +65,8 @@ fn preview(
                     .unwrap_or_default()
             ),
         };
-        writeln!(out, "Status: {state}\n")?;
-        write!(out, "{}", p.digest.text)?;
+        writeln!(out, "Status: {}\n", terminal_safe(&state))?;
+        write!(out, "{}", terminal_safe_block(&p.digest.text))?;
     }
     let due: Vec<Effect> = notice::due_effects(&store.projection()?, &config.treaties, now);
     for effect in &due {
@@ -112,7 +113,7 @@ fn send(
             "sent {} to {}: {} ({} change{})",
             s.message_id,
             s.recipient,
-            s.subject,
+            terminal_safe(&s.subject),
             s.changes,
             if s.changes == 1 { "" } else { "s" }
         )?;
@@ -126,7 +127,7 @@ fn send(
                 .as_deref()
                 .map(|m| format!(" ({m})"))
                 .unwrap_or_default(),
-            f.error,
+            terminal_safe(&f.error),
             f.next_attempt_at
                 .map(|t| format!("; kept, next attempt {}", fmt_time(t)))
                 .unwrap_or_default()

@@ -10,6 +10,7 @@ use super::{CommandError, Context, Outcome, Result, parse_date, policy};
 use crate::cli::{AssertArgs, EventsArgs, RetractArgs};
 use crate::domain::{Assertion, EventBody, NewEvent, Retraction, Status, StoredEvent};
 use crate::store::AppendOutcome;
+use crate::text::json_safe;
 
 /// Events are read in pages of this many so a huge log streams.
 const PAGE: usize = 10_000;
@@ -29,7 +30,7 @@ pub(super) fn events(ctx: &Context, args: &EventsArgs, out: &mut dyn Write) -> R
                 writeln!(
                     out,
                     "{}",
-                    serde_json::to_string(e).expect("events serialize")
+                    json_safe(serde_json::to_string(e).expect("events serialize"))
                 )?;
             }
         } else {

@@ -60,7 +60,12 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         digest_line(effects.appended.changes.len(), effects.held.len(), &report)
     )?;
     for f in &report.failed {
-        writeln!(out, "digest to {} NOT sent: {}", f.recipient, f.error)?;
+        writeln!(
+            out,
+            "digest to {} NOT sent: {}",
+            f.recipient,
+            crate::text::terminal_safe(&f.error)
+        )?;
     }
     let undelivered = !report.failed.is_empty();
     Ok(if failed || undelivered {

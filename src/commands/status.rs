@@ -10,6 +10,7 @@ use crate::cli::{ReplayArgs, StatusArgs};
 use crate::config::{Config, Feed};
 use crate::domain::{DigestRefused, EventBody, Key, Projection, Status, StatusRow};
 use crate::store::{FeedState, Undelivered};
+use crate::text::{json_safe, terminal_safe};
 
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
@@ -31,13 +32,21 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
     let refused = refusals(&store)?;
     if args.json {
         for (key, row) in &rows {
-            writeln!(out, "{}", status_json(&config, key, *row))?;
+            writeln!(
+                out,
+                "{}",
+                json_safe(status_json(&config, key, *row).to_string())
+            )?;
         }
         for (feed, state) in &feeds {
-            writeln!(out, "{}", feed_json(feed, state.as_ref()))?;
+            writeln!(
+                out,
+                "{}",
+                json_safe(feed_json(feed, state.as_ref()).to_string())
+            )?;
         }
         for line in mail_json(&mail) {
-            writeln!(out, "{line}")?;
+            writeln!(out, "{}", json_safe(line.to_string()))?;
         }
         for (at, r) in &refused {
             writeln!(
@@ -429,8 +438,14 @@ fn print_table(
     Ok(())
 }
 
-/// Writes rows as left-aligned columns separated by two spaces.
+/// Writes rows as left-aligned columns separated by two spaces. Every cell
+/// is made terminal-safe here (`text::terminal_safe`): tables carry feed
+/// text (titles, evidence, server errors) and this is where it is printed.
 pub(super) fn write_columns(lines: &[Vec<String>], out: &mut dyn Write) -> std::io::Result<()> {
+    let lines: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| l.iter().map(|c| terminal_safe(c).into_owned()).collect())
+        .collect();
     let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -442,7 +457,7 @@ pub(super) fn write_columns(lines: &[Vec<String>], out: &mut dyn Write) -> std::
                 .unwrap_or(0)
         })
         .collect();
-    for line in lines {
+    for line in &lines {
         let mut text = String::new();
         for (c, cell) in line.iter().enumerate() {
             if c + 1 == line.len() {

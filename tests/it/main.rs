@@ -33,6 +33,8 @@
 //! - `storage`: `doctor` finds a damaged database, `run` refuses it,
 //!   `backup` and a restore give a database `replay` accepts, the daemon's
 //!   rotating backups, and the atomic claim on a digest.
+//! - `terminal`: ESC sequences, NUL and bidi controls in feed text print as
+//!   visible escapes from every command that shows feed text.
 
 mod cli;
 mod config_check;
@@ -52,3 +54,4 @@ mod reclassify;
 mod smtp_server;
 mod storage;
 mod support;
+mod terminal;

@@ -95,6 +95,12 @@ impl Env {
             .set("/wire.xml", Reply::feed(xml, "application/rss+xml"));
     }
 
+    /// Serves `body` as the feed.
+    pub fn set_feed(&self, body: impl Into<Vec<u8>>) {
+        self.server
+            .set("/wire.xml", Reply::feed(body, "application/rss+xml"));
+    }
+
     /// Adds `toml` (whole tables) at the end of feeds.toml.
     pub fn append_config(&self, toml: &str) {
         let path = self.dir.path().join("feeds.toml");
