@@ -14,8 +14,9 @@ use encoding_rs::{Encoding, UTF_8};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-/// Entries beyond this many in one document are ignored: no real news feed
-/// carries more, and a hostile one must not cost unbounded work.
+/// Entries beyond this many in one document are counted but not read,
+/// unless `[fetch] max_items` says otherwise: no real news feed carries
+/// more, and a hostile one must not cost unbounded classifying and storing.
 pub const MAX_ITEMS_PER_FEED: usize = 2_000;
 
 /// One news item, as the rest of the pipeline sees it.
@@ -41,6 +42,15 @@ pub struct ParsedFeed {
     pub items: Vec<Item>,
     /// RSS `<ttl>`: minutes the publisher asks readers to wait between polls.
     pub ttl_minutes: Option<u32>,
+    /// Entries in the document; more than `items.len()` when the cap bit.
+    pub total_items: usize,
+}
+
+impl ParsedFeed {
+    /// `(kept, total)` when the item cap left entries unread.
+    pub fn truncated(&self) -> Option<(usize, usize)> {
+        (self.total_items > self.items.len()).then_some((self.items.len(), self.total_items))
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -61,12 +71,24 @@ impl FeedError {
     }
 }
 
-/// Parses a feed document. `content_type` is the HTTP header, used for its
-/// charset; `base` resolves relative links.
+/// Parses a feed document, reading at most `MAX_ITEMS_PER_FEED` entries.
+/// `content_type` is the HTTP header, used for its charset; `base`
+/// resolves relative links.
 pub fn parse(
     bytes: &[u8],
     content_type: Option<&str>,
     base: Option<&Url>,
+) -> Result<ParsedFeed, FeedError> {
+    parse_at_most(bytes, content_type, base, MAX_ITEMS_PER_FEED)
+}
+
+/// `parse`, reading at most `max_items` entries (the first ones, which
+/// feeds list newest first); `total_items` says how many there were.
+pub fn parse_at_most(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    base: Option<&Url>,
+    max_items: usize,
 ) -> Result<ParsedFeed, FeedError> {
     let utf8 = to_utf8(bytes, content_type);
     let parser = feed_rs::parser::Builder::new()
@@ -80,15 +102,17 @@ pub fn parse(
         .map_err(|panic| FeedError::ParserPanicked(panic_message(&panic)))?
         .map_err(|e| FeedError::Invalid(e.to_string()))?;
     let host = base.and_then(Url::host_str).unwrap_or("");
+    let total_items = parsed.entries.len();
     let items = parsed
         .entries
         .into_iter()
-        .take(MAX_ITEMS_PER_FEED)
+        .take(max_items)
         .map(|entry| item(entry, host))
         .collect();
     Ok(ParsedFeed {
         items,
         ttl_minutes: parsed.ttl,
+        total_items,
     })
 }
 

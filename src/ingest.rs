@@ -38,6 +38,9 @@ pub enum FeedOutcome {
         changes: Vec<StoredEvent>,
         /// Permanent redirects lead here: update the feed's url.
         moved_to: Option<String>,
+        /// `(kept, total)` when the document had more items than
+        /// `[fetch] max_items`: only the first `kept` were read.
+        truncated: Option<(usize, usize)>,
     },
     NotModified,
     Failed {
@@ -139,10 +142,11 @@ pub fn ingest(
             alerts,
         });
     };
-    let parsed = match feed::parse(
+    let parsed = match feed::parse_at_most(
         body,
         fetched.content_type.as_deref(),
         Some(&fetched.final_url),
+        ctx.settings.max_items,
     ) {
         Ok(p) => p,
         Err(e) => {
@@ -155,6 +159,17 @@ pub fn ingest(
             return fail(store, feed, &before, state, failure, ctx);
         }
     };
+    let truncated = parsed.truncated();
+    if let Some((kept, total)) = truncated {
+        tracing::warn!(
+            feed = %feed.id,
+            kept,
+            total,
+            "kept {} of {} items ([fetch] max_items)",
+            thousands(kept),
+            thousands(total)
+        );
+    }
     let first_sync = state.last_success.is_none();
     let changes = store.item_changes(&feed.id, &parsed.items)?;
     let mut touched: Vec<&Item> = Vec::new();
@@ -204,9 +219,23 @@ pub fn ingest(
             detections,
             changes: outcome.changes,
             moved_to: fetched.moved_to.map(|u| u.to_string()),
+            truncated,
         },
         alerts,
     })
+}
+
+/// "50,000": counts in messages are read by people.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The feed's health after this poll, with its own `stale_after` if set.
@@ -387,4 +416,21 @@ fn fail(
         },
         alerts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (2_000, "2,000"),
+            (50_000, "50,000"),
+            (1_234_567, "1,234,567"),
+        ];
+        for (n, expected) in cases {
+            assert_eq!(super::thousands(n), expected);
+        }
+    }
 }

@@ -8,7 +8,7 @@ use super::status::write_columns;
 use super::{CommandError, Context, Outcome, Result, plural};
 use crate::classify::Classifier;
 use crate::fetch::Fetcher;
-use crate::ingest::{FeedOutcome, FeedReport};
+use crate::ingest::{FeedOutcome, FeedReport, thousands};
 use crate::notice;
 use crate::notify::{self, Flush, NotifyReport};
 
@@ -106,6 +106,7 @@ fn summary_line(report: &FeedReport) -> Vec<String> {
             detections,
             changes,
             moved_to,
+            truncated,
         } => {
             let mut text = format!(
                 "{} new, {} changed, {}, {}",
@@ -114,6 +115,13 @@ fn summary_line(report: &FeedReport) -> Vec<String> {
                 plural(*detections, "detection", "detections"),
                 plural(changes.len(), "status change", "status changes")
             );
+            if let Some((kept, total)) = truncated {
+                text.push_str(&format!(
+                    "; kept {} of {} items ([fetch] max_items)",
+                    thousands(*kept),
+                    thousands(*total)
+                ));
+            }
             if let Some(url) = moved_to {
                 text.push_str(&format!(
                     "; moved permanently to {url}: update its url in the config"

@@ -67,6 +67,8 @@ pub const MAX_CONCURRENCY: usize = 64;
 pub const DEFAULT_BACKUP_KEEP: usize = 7;
 /// Backing up more often than this only wears the disk.
 pub const MIN_BACKUP_EVERY: Duration = Duration::from_secs(60);
+/// The most items `[fetch] max_items` may allow per feed document.
+pub const MAX_ITEMS_LIMIT: usize = 100_000;
 
 /// The validated configuration every command works from.
 #[derive(Debug, Clone)]
@@ -137,6 +139,8 @@ pub struct FetchSettings {
     /// Longest wait between retries of a failing feed.
     pub backoff_cap: Duration,
     pub backfill_age: Duration,
+    /// Items read from one feed document; the rest are counted, not read.
+    pub max_items: usize,
 }
 
 impl Default for FetchSettings {
@@ -146,6 +150,7 @@ impl Default for FetchSettings {
             concurrency: DEFAULT_CONCURRENCY,
             backoff_cap: DEFAULT_BACKOFF_CAP,
             backfill_age: DEFAULT_BACKFILL_AGE,
+            max_items: crate::feed::MAX_ITEMS_PER_FEED,
         }
     }
 }
@@ -583,6 +588,18 @@ impl Validator<'_> {
             match parse_size(size.get_ref()) {
                 Some(n) if n > 0 => settings.limits.max_body = n,
                 _ => self.err(size.span(), format!("max_body {:?} is not a size; write e.g. \"5 MiB\", \"512 KiB\" or \"1000000\" (bytes)", size.get_ref())),
+            }
+        }
+        if let Some(n) = &raw.max_items {
+            match usize::try_from(*n.get_ref()) {
+                Ok(m) if (1..=MAX_ITEMS_LIMIT).contains(&m) => settings.max_items = m,
+                _ => self.err(
+                    n.span(),
+                    format!(
+                        "max_items must be between 1 and {MAX_ITEMS_LIMIT}, not {}",
+                        n.get_ref()
+                    ),
+                ),
             }
         }
         if let Some(n) = &raw.concurrency {

@@ -28,6 +28,7 @@ pub struct Fetch {
     pub concurrency: Option<Spanned<i64>>,
     pub backoff_cap: Option<Spanned<String>>,
     pub backfill_age: Option<Spanned<String>>,
+    pub max_items: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -123,6 +123,7 @@ impl Writer {
                         changes,
                         moved_to,
                         status,
+                        ..
                     } => {
                         self.metrics
                             .items

@@ -557,3 +557,11 @@ fn backup_settings_are_checked() {
         "backup_keep has no effect without backup_every",
     );
 }
+
+#[test]
+fn the_item_cap_is_checked() {
+    check_bad(
+        &format!("{MINIMAL}\n[fetch]\nmax_items = ‸0\n"),
+        "max_items must be between 1 and 100000, not 0",
+    );
+}

@@ -528,3 +528,37 @@ fn a_recovered_feed_resets_its_failure_count() {
     assert_eq!(health["consecutive_failures"], 0);
     assert!(health["last_error"].is_null() && health["last_success"].is_string());
 }
+
+#[test]
+fn a_feed_over_the_item_cap_says_how_many_it_kept() {
+    let env = PollEnv::new(&[("big", "/big.xml")]);
+    env.write_config_with(&[("big", "/big.xml")], "max_items = 10\n");
+    let mut xml = String::from(
+        "<rss version=\"2.0\"><channel><title>Big</title><link>https://big.example.org/</link><description>d</description>",
+    );
+    for i in 0..30 {
+        xml.push_str(&format!(
+            "<item><title>Item {i}</title><guid>https://big.example.org/{i}</guid><description>Nothing about treaties.</description></item>"
+        ));
+    }
+    xml.push_str("</channel></rss>");
+    env.server.set("/big.xml", Reply::feed(xml, RSS));
+    let out = env.run(&["poll"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    let line = PollEnv::line(&lines, "big");
+    assert!(
+        line.contains("10 new") && line.contains("kept 10 of 30 items ([fetch] max_items)"),
+        "{line}"
+    );
+    assert!(
+        stderr.contains("kept 10 of 30 items"),
+        "the log says it too: {stderr}"
+    );
+    let items: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(items, 10);
+}
