@@ -146,9 +146,29 @@ impl SmtpServer {
     }
 
     /// A port with nothing listening on it (yet): connecting is refused.
+    ///
+    /// Taken below the kernel's ephemeral range (32768–60999 on Linux), and
+    /// never twice in one test process: a port the kernel handed out with
+    /// `bind(0)` and that was then freed can be given to any outgoing
+    /// connection of a concurrent test before `start_on` binds it again.
     pub fn unused_port() -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.local_addr().expect("address").port()
+        use std::sync::atomic::{AtomicU32, Ordering};
+        const FIRST: u32 = 20_000;
+        const SPAN: u32 = 12_000;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        // Concurrent test processes (other worktrees) start apart.
+        let offset = std::process::id() * 97 % SPAN;
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            assert!(
+                n < SPAN,
+                "no free loopback port left below the ephemeral range"
+            );
+            let port = u16::try_from(FIRST + (offset + n) % SPAN).expect("in range");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
     }
 
     /// A server on `port` (one from `unused_port`).
