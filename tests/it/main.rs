@@ -32,7 +32,8 @@
 //!   reading commands need no lock and create nothing.
 //! - `storage`: `doctor` finds a damaged database, `run` refuses it,
 //!   `backup` and a restore give a database `replay` accepts, the daemon's
-//!   rotating backups, and the atomic claim on a digest.
+//!   rotating backups, the atomic claim on a digest, and first opens
+//!   racing their migrations.
 //! - `terminal`: ESC sequences, NUL and bidi controls in feed text print as
 //!   visible escapes from every command that shows feed text.
 

@@ -1,7 +1,8 @@
 //! A database you can trust and restore: `doctor` finds overwritten pages,
 //! `run` refuses a damaged database (and one it cannot write), `backup`
 //! makes a copy that, restored, `replay` accepts; the daemon keeps rotating
-//! backups; the claim on a digest is atomic.
+//! backups; the claim on a digest is atomic; first opens at once migrate
+//! once.
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -295,4 +296,35 @@ fn claiming_a_digest_is_won_by_exactly_one() {
     let fresh = store.pending_batches().expect("pending").remove(0);
     assert!(fresh.next_attempt_at <= Utc::now(), "due again at once");
     assert!(store.begin_attempt(&fresh, Utc::now()).expect("claim"));
+}
+
+#[test]
+fn first_opens_at_once_migrate_once() {
+    // Threads of one process share the writer lock, so this races the
+    // migrations themselves: each runs in one exclusive transaction that
+    // reads the schema version inside it, so the losers wait and find the
+    // schema applied ("table events already exists" never happens).
+    for round in 0..10 {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("fresh.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path).map(drop).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for t in threads {
+            let opened = t.join().expect("no panic");
+            assert!(opened.is_ok(), "round {round}: {opened:?}");
+        }
+        let version: i64 = rusqlite::Connection::open(&path)
+            .expect("raw")
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version as usize, Store::schema_version(), "round {round}");
+    }
 }
