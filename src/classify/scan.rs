@@ -191,19 +191,35 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         .iter()
         .any(|h| matches!(h.use_, Use::Part { part, .. } if part > 0));
     let mut words = Vec::new();
+    // Commas inside a list of states ("the withdrawal of Burkina Faso, Mali
+    // and Niger took effect") are part of the list, not a parenthetical.
+    let mut list_comma = Vec::new();
     if gapped {
         words = vec![0usize; out.norm.len() + 1];
         let mut inner = vec![false; out.norm.len()];
+        list_comma = vec![false; out.norm.len()];
+        let is_state = |m: &Mention| matches!(m.entity, Entity::State(_) | Entity::Group(_));
         for m in &out.mentions {
             for i in m.tokens.start + 1..m.tokens.end.min(inner.len()) {
                 inner[i] = true;
+            }
+        }
+        for pair in out.mentions.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            if is_state(a)
+                && is_state(b)
+                && b.tokens.start == a.tokens.end + 1
+                && out.norm.token(a.tokens.end) == COMMA
+            {
+                list_comma[a.tokens.end] = true;
+                inner[a.tokens.end] = true;
             }
         }
         for i in 0..out.norm.len() {
             words[i + 1] = words[i] + usize::from(!inner[i]);
         }
     }
-    let mut rule_hits = join_parts(c, &hits, &out.norm, &words);
+    let mut rule_hits = join_parts(c, &hits, &out.norm, &words, &list_comma);
     // Suppressors remove the cues and modifiers lying inside them.
     // reach[i] = the furthest end of a suppressor starting at or before
     // token i; a match is inside one when reach[start] >= end.
@@ -398,6 +414,7 @@ fn join_parts(
     hits: &[Hit],
     norm: &Normalized,
     words: &[usize],
+    list_comma: &[bool],
 ) -> Vec<(RuleRef, Range<usize>)> {
     let gap = |from: usize, to: usize| {
         words
@@ -444,7 +461,7 @@ fn join_parts(
                 let next = candidates[from..]
                     .iter()
                     .take_while(|p| gap(end, p.2.start) <= phrase.max_gap + PARENTHETICAL)
-                    .find(|p| gap_fits(norm, end..p.2.start, &gap, phrase.max_gap));
+                    .find(|p| gap_fits(norm, end..p.2.start, &gap, phrase.max_gap, list_comma));
                 match next {
                     Some((_, _, t)) => end = t.end,
                     None => {
@@ -475,8 +492,12 @@ fn gap_fits(
     range: Range<usize>,
     words: &dyn Fn(usize, usize) -> usize,
     max_gap: usize,
+    list_comma: &[bool],
 ) -> bool {
-    let commas: Vec<usize> = range.clone().filter(|&x| norm.token(x) == COMMA).collect();
+    let commas: Vec<usize> = range
+        .clone()
+        .filter(|&x| norm.token(x) == COMMA && !list_comma.get(x).copied().unwrap_or(false))
+        .collect();
     if range.clone().any(|x| norm.token(x) == BREAK) || commas.len() % 2 == 1 {
         return false;
     }
