@@ -423,10 +423,34 @@ fn join_parts(
             .unwrap_or(0)
             .saturating_sub(words.get(from).copied().unwrap_or(0))
     };
+    // Only phrases whose last part occurs can be complete. Common first
+    // words ("sign", "pass") start hundreds of phrases, their rare last
+    // words ("denunciation") few: filtering on them first keeps ordinary
+    // news cheap.
+    let mut possible: Vec<u32> = hits
+        .iter()
+        .filter_map(|h| match h.use_ {
+            Use::Part { phrase, part }
+                if c.phrases
+                    .get(phrase as usize)
+                    .is_some_and(|p| part + 1 == p.parts) =>
+            {
+                Some(phrase)
+            }
+            _ => None,
+        })
+        .collect();
+    if possible.is_empty() {
+        return Vec::new();
+    }
+    possible.sort_unstable();
+    possible.dedup();
     let mut parts: Vec<(u32, u8, Range<usize>)> = hits
         .iter()
         .filter_map(|h| match h.use_ {
-            Use::Part { phrase, part } => Some((phrase, part, h.tokens.clone())),
+            Use::Part { phrase, part } if possible.binary_search(&phrase).is_ok() => {
+                Some((phrase, part, h.tokens.clone()))
+            }
             _ => None,
         })
         .collect();
