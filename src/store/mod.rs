@@ -165,8 +165,7 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // WAL lets `status` read while the daemon writes; FULL makes a
         // committed append survive power loss, not only a process crash.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| read_only_or(path, e, open_err))?;
+        wal_mode(&conn).map_err(|e| read_only_or(path, e, open_err))?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -239,6 +238,25 @@ impl Store {
     /// The schema version this binary writes.
     pub fn schema_version() -> usize {
         MIGRATIONS.len()
+    }
+}
+
+/// Switches to WAL. Turning a fresh database to WAL needs an exclusive
+/// lock and SQLite answers "database is locked" at once, without its busy
+/// handler, while another connection holds one (say, another thread of this
+/// process migrating it): so it is tried again for up to `BUSY_TIMEOUT`.
+fn wal_mode(conn: &Connection) -> rusqlite::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 

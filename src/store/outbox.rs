@@ -18,10 +18,12 @@ use super::{Result, Store, parse_timestamp, timestamp};
 use crate::domain::{DigestRefused, DigestSent, EventBody, NewEvent, StoredEvent};
 
 /// How long a begun delivery attempt keeps its batch from being claimed
-/// again by another process; far longer than an attempt may take. A crashed
-/// attempt does not wait it out: a process that opens the store for
-/// writing holds the writer lock, so it releases every earlier claim.
-pub const ATTEMPT_LEASE: Duration = Duration::from_secs(15 * 60);
+/// again by another process: longer than an attempt may take (a delivery
+/// gives up after three waits of `[notify.smtp] timeout`, at most 10 min
+/// each). A crashed attempt does not wait it out: a process that opens the
+/// store for writing holds the writer lock, so it releases every earlier
+/// claim.
+pub const ATTEMPT_LEASE: Duration = Duration::from_secs(45 * 60);
 
 /// What `begin_attempt` writes as the last error until an outcome is recorded.
 const IN_FLIGHT: &str = "attempt started; no outcome recorded (the process stopped?)";
