@@ -872,20 +872,16 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Feed text on one line: control characters (CR, LF, escapes, NUL)
-/// become spaces, runs of white space collapse, and bidi embeddings,
-/// overrides and isolates (U+202A–U+202E, U+2066–U+2069) are dropped: in a
-/// mail they could make a text read in another order than it is written.
+/// become spaces, runs of white space collapse, and bidi controls
+/// (`text::is_bidi_control`) are dropped: in a mail they could make a text
+/// read in another order than it is written.
 pub fn clean(s: &str) -> String {
     let spaced: String = s
         .chars()
-        .filter(|c| !is_bidi_control(*c))
+        .filter(|c| !crate::text::is_bidi_control(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `clean`ed text of at most `max` characters; a longer one is cut at a
