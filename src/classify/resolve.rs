@@ -260,15 +260,7 @@ fn agent_of(
     clause: &Range<usize>,
 ) -> Option<AgentClass> {
     let class = |k: u8| c.agent_classes.get(k as usize).map(|(class, _)| *class);
-    let is_passive = |i: usize| c.passive_words.iter().any(|w| w == scan.norm.token(i));
-    let by = if cue.tokens.end > cue.tokens.start && is_passive(cue.tokens.end - 1) {
-        Some(cue.tokens.end)
-    } else if is_passive(cue.tokens.end) {
-        Some(cue.tokens.end + 1)
-    } else {
-        None
-    };
-    if let Some(from) = by
+    if let Some(from) = passive_agent_at(c, scan, cue)
         && let Some((_, k)) = scan
             .agents
             .iter()
@@ -324,6 +316,19 @@ fn agent_of(
                 .find(|(t, _)| t.start >= cue.tokens.start && t.end <= cue.tokens.end)
         })
         .and_then(|(_, k)| class(*k))
+}
+
+/// Where a passive agent would start: after the "by" that ends the cue
+/// ("ratified by") or follows it ("approved by").
+fn passive_agent_at(c: &Compiled, scan: &Scan, cue: &RuleMatch) -> Option<usize> {
+    let is_passive = |i: usize| c.passive_words.iter().any(|w| w == scan.norm.token(i));
+    if cue.tokens.end > cue.tokens.start && is_passive(cue.tokens.end - 1) {
+        Some(cue.tokens.end)
+    } else if is_passive(cue.tokens.end) {
+        Some(cue.tokens.end + 1)
+    } else {
+        None
+    }
 }
 
 /// Whether modifier match `m` of `rule` reaches the cue.
@@ -553,15 +558,7 @@ fn actors_of(
     let mut out: Vec<Actor> = Vec::new();
 
     // 1. Passive agent: "ratified by Ukraine", "signed by the Marshall Islands".
-    let is_passive = |i: usize| c.passive_words.iter().any(|w| w == scan.norm.token(i));
-    let agent_from = if cue.tokens.end > cue.tokens.start && is_passive(cue.tokens.end - 1) {
-        Some(cue.tokens.end)
-    } else if is_passive(cue.tokens.end) {
-        Some(cue.tokens.end + 1)
-    } else {
-        None
-    };
-    if let Some(from) = agent_from {
+    if let Some(from) = passive_agent_at(c, scan, cue) {
         let first = states
             .iter()
             .position(|m| m.tokens.start >= from && m.tokens.start <= from + 2);
