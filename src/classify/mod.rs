@@ -194,15 +194,21 @@ impl Classifier {
             }
         }
         // Whether the item speaks of a withdrawal at all, for cues that
-        // count only then (a suspension law during a withdrawal).
-        let withdrawal_in_item = scans.iter().any(|s| {
-            (0..s.norm.len()).any(|i| {
-                self.compiled
-                    .withdrawal_words
-                    .iter()
-                    .any(|w| w == s.norm.token(i))
+        // count only then (a suspension law during a withdrawal). Looked up
+        // only when such a cue occurs: most items have none.
+        let withdrawal_in_item = std::cell::OnceCell::new();
+        let speaks_of_withdrawal = || {
+            *withdrawal_in_item.get_or_init(|| {
+                scans.iter().any(|s| {
+                    (0..s.norm.len()).any(|i| {
+                        self.compiled
+                            .withdrawal_words
+                            .iter()
+                            .any(|w| w == s.norm.token(i))
+                    })
+                })
             })
-        });
+        };
         let mut ctx = self.context(&scans, &sentences, title_end, input.date);
         let mut readings: Vec<Candidate> = Vec::new();
         let mut notes: Vec<Explanation> = Vec::new();
@@ -252,7 +258,7 @@ impl Classifier {
                 };
                 let reading = if question {
                     Err(resolve::Dropped::Question)
-                } else if rule.needs_withdrawal && !withdrawal_in_item {
+                } else if rule.needs_withdrawal && !speaks_of_withdrawal() {
                     Err(resolve::Dropped::NoWithdrawal)
                 } else {
                     resolve::read(&self.compiled, &self.treaties, &ctx, scan, cue)
