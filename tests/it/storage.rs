@@ -133,11 +133,22 @@ fn run_refuses_a_database_it_cannot_write() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         // Root writes read-only files: run it as nobody, who owns the folder.
+        // The binary is copied there too: the checkout it was built in may
+        // sit in a folder nobody cannot enter (mktemp's mode 700).
         const NOBODY: u32 = 65534;
+        let binary = env.dir.path().join("treatywatch");
+        std::fs::copy(env!("CARGO_BIN_EXE_treatywatch"), &binary).expect("copy binary");
         for entry in walk(env.dir.path()) {
             std::os::unix::fs::chown(&entry, Some(NOBODY), Some(NOBODY)).expect("chown");
         }
-        cmd.uid(NOBODY).gid(NOBODY);
+        cmd = std::process::Command::new(&binary);
+        cmd.env_remove("TREATYWATCH_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .arg("--config")
+            .arg(env.dir.path().join("feeds.toml"))
+            .arg("run")
+            .uid(NOBODY)
+            .gid(NOBODY);
     }
     let out = cmd.output().expect("run");
     let stderr = text(&out.stderr);
