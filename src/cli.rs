@@ -86,6 +86,19 @@ pub enum Command {
     /// Appends an event; history is never edited. Example:
     /// treatywatch assert UKR ottawa withdrawal_notified --date 2025-06-29 --note "UN C.N.X.2025"
     Assert(AssertArgs),
+    /// Import the membership baseline: where every state stood with every
+    /// treaty according to the data files under `[data] membership`.
+    ///
+    /// Each file names its source (a depositary's status list or a
+    /// monitor's table) and the date it holds for. Its entries are appended
+    /// as `baseline` events, never mailed; an entry already imported is
+    /// skipped, so running it twice is running it once, and an edited file
+    /// imports only the entries that changed. A status starts from its
+    /// newest baseline; news moves it on, and a baseline never overrides
+    /// newer news or an analyst's assertion. `poll` and `run` import at
+    /// start (and `run` on SIGHUP), so this is for trying an edited file:
+    /// treatywatch baseline --dry-run
+    Baseline(BaselineArgs),
     /// Withdraw a wrong detection or assertion by appending a retraction.
     ///
     /// The status is re-folded without the retracted event. Example:
@@ -219,6 +232,18 @@ pub struct AssertArgs {
     /// The date the status took effect (YYYY-MM-DD or RFC 3339); default now.
     #[arg(long, value_name = "DATE")]
     pub date: Option<String>,
+    /// Record history, not news: the status change is kept in the log and
+    /// shown by `status`, but never mailed.
+    #[arg(long)]
+    pub no_mail: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Say what the import would append and which statuses it would set,
+    /// and change nothing (safe while the daemon runs).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Version of the JSON payload layout written for every event kind; bump it
@@ -22,6 +22,9 @@ pub const PAYLOAD_VERSION: u32 = 2;
 
 /// Source name recorded on analyst events.
 pub const ANALYST_SOURCE: &str = "analyst";
+
+/// Source name of a status that comes from the membership baseline.
+pub const BASELINE_SOURCE: &str = "baseline";
 
 /// What a piece of news says a state did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,7 +120,8 @@ impl Status {
         self.as_str().replace('_', " ")
     }
 
-    fn is_withdrawing(self) -> bool {
+    /// An announced, approved or notified withdrawal: stages on the way out.
+    pub fn is_withdrawing(self) -> bool {
         matches!(
             self,
             Status::WithdrawalAnnounced | Status::WithdrawalApproved | Status::WithdrawalNotified
@@ -202,6 +206,70 @@ pub struct Assertion {
     pub treaty: String,
     pub status: Status,
     pub note: String,
+    /// Recorded with `--no-mail` (setting history, not news): the change
+    /// it causes is never mailed. Not part of its identity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quiet: bool,
+}
+
+/// Where a state stood with a treaty according to a membership data file
+/// (`config/membership/`): what the depositary's list, or a monitor's
+/// table, said as of its date. The fold starts each key from its newest
+/// baseline, whenever it was imported; news moves the status on from it.
+/// Never mailed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub state: String,
+    pub treaty: String,
+    pub status: Status,
+    #[serde(flatten)]
+    pub source: BaselineRef,
+    /// The withdrawal's dates, where the file gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal_notified: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal_effective: Option<NaiveDate>,
+}
+
+/// Which data file a baseline status comes from and what it says about it:
+/// kept on the status row and on the change that leaves it, so `status`
+/// and digests can say "party since 2012-01-09 (baseline: … as of …)".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineRef {
+    /// The date the list is known to hold for.
+    pub as_of: NaiveDate,
+    /// When the status began (deposit, signature, notification or effect
+    /// of a withdrawal); `None` when the source gives no date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<NaiveDate>,
+    /// How the state became a party: ratification, accession, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The list it was compiled from, as the data file names it.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_url: Option<String>,
+    /// The data file, relative to the config's folder.
+    pub file: String,
+}
+
+impl BaselineRef {
+    /// "since 2012-01-09 by accession (baseline: UN Treaty Collection, as
+    /// of 2026-02-20)"; without a known date, just the parenthesis.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        if let Some(since) = self.since {
+            text.push_str(&format!("since {since} "));
+        }
+        if let Some(by) = &self.by {
+            text.push_str(&format!("by {by} "));
+        }
+        text.push_str(&format!(
+            "(baseline: {}, as of {})",
+            self.source, self.as_of
+        ));
+        text
+    }
 }
 
 /// A detection or assertion was withdrawn; the fold ignores the target.
@@ -234,6 +302,9 @@ pub struct StatusChange {
     /// Caused by backfilled items: recorded, never emailed.
     #[serde(default)]
     pub backfill: bool,
+    /// The baseline the old status came from, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_baseline: Option<Box<BaselineRef>>,
 }
 
 /// A digest reporting some status changes or source-health alerts was
@@ -353,6 +424,8 @@ pub enum EventBody {
     SourceHealth(SourceHealth),
     /// A mail server refused a digest for good; it is not retried.
     DigestRefused(DigestRefused),
+    /// A membership data file's entry (`treatywatch baseline`).
+    Baseline(Box<Baseline>),
 }
 
 impl EventBody {
@@ -365,6 +438,7 @@ impl EventBody {
             EventBody::DigestSent(_) => "digest_sent",
             EventBody::SourceHealth(_) => "source_health",
             EventBody::DigestRefused(_) => "digest_refused",
+            EventBody::Baseline(_) => "baseline",
         }
     }
 
@@ -377,6 +451,7 @@ impl EventBody {
             EventBody::Asserted(a) => Some((&a.state, &a.treaty)),
             EventBody::Retracted(r) => Some((&r.state, &r.treaty)),
             EventBody::StatusChanged(c) => Some((&c.state, &c.treaty)),
+            EventBody::Baseline(b) => Some((&b.state, &b.treaty)),
             EventBody::DigestSent(_) | EventBody::SourceHealth(_) | EventBody::DigestRefused(_) => {
                 None
             }
@@ -394,6 +469,10 @@ impl EventBody {
                 | EventBody::SourceHealth(_)
                 | EventBody::DigestRefused(_)
         )
+    }
+
+    pub fn is_baseline(&self) -> bool {
+        matches!(self, EventBody::Baseline(_))
     }
 
     /// Identity of the observation: appending an event whose key is already
@@ -421,6 +500,20 @@ impl EventBody {
                 a.note
             ),
             EventBody::Retracted(r) => format!("retracted|{}", r.target_seq),
+            // The facts and the list's date, not its wording or file: a
+            // re-import of an unchanged entry is a no-op, a corrected date or
+            // a newer list is a new observation.
+            EventBody::Baseline(b) => format!(
+                "baseline|{}|{}|{}|{}|{}|{}|{}|{}",
+                b.state,
+                b.treaty,
+                b.status,
+                b.source.as_of,
+                opt(b.source.since),
+                b.source.by.as_deref().unwrap_or(""),
+                opt(b.withdrawal_notified),
+                opt(b.withdrawal_effective),
+            ),
             EventBody::StatusChanged(c) => {
                 format!("status_changed|{}|{}|{}", c.cause_seq, c.state, c.treaty)
             }
@@ -441,6 +534,10 @@ impl EventBody {
             ),
         }
     }
+}
+
+fn opt(date: Option<NaiveDate>) -> String {
+    date.map(|d| d.to_string()).unwrap_or_default()
 }
 
 /// An event about to be appended.
@@ -476,6 +573,9 @@ pub struct StatusRow {
     pub manual: bool,
     /// Every supporting detection was backfill.
     pub backfill: bool,
+    /// The status is the membership baseline's, not the news'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineRef>,
 }
 
 pub type Key = (String, String);
@@ -526,6 +626,11 @@ fn supports(reported: Status, candidate: Status) -> bool {
 pub struct KeyFold {
     row: Option<StatusRow>,
     pending: Vec<Support>,
+    /// The date of the newest baseline folded: news from before it is
+    /// already in the list, except the stages a depositary's list does not
+    /// show (an announced or approved withdrawal, a notice not yet listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baseline_as_of: Option<NaiveDate>,
 }
 
 impl KeyFold {
@@ -555,8 +660,10 @@ impl KeyFold {
                     }),
                     manual: true,
                     backfill: false,
+                    baseline: None,
                 });
             }
+            EventBody::Baseline(b) => self.baseline(event, b),
             EventBody::Retracted(_)
             | EventBody::StatusChanged(_)
             | EventBody::DigestSent(_)
@@ -565,11 +672,50 @@ impl KeyFold {
         }
     }
 
+    /// Starts the key from a baseline. `fold_key` folds a key's baselines
+    /// before its other events, so this only ever replaces nothing or an
+    /// older baseline; an older list never replaces a newer one.
+    fn baseline(&mut self, event: &StoredEvent, b: &Baseline) {
+        if let Some(row) = &self.row {
+            match &row.baseline {
+                Some(kept) if kept.as_of > b.source.as_of => return,
+                Some(_) => {}
+                // News or an analyst got here first: `fold_key` was bypassed.
+                None => return,
+            }
+        }
+        self.pending.clear();
+        self.baseline_as_of = Some(b.source.as_of);
+        let since = b.source.since.unwrap_or(b.source.as_of);
+        self.row = Some(StatusRow {
+            status: b.status,
+            since: since.and_time(NaiveTime::MIN).and_utc(),
+            since_seq: event.seq,
+            sources: vec![BASELINE_SOURCE.to_string()],
+            evidence: Some(Evidence {
+                sentence: format!("{}, as of {}", b.source.source, b.source.as_of),
+                link: b.source.source_url.clone(),
+                title: None,
+            }),
+            manual: false,
+            backfill: true,
+            baseline: Some(b.source.clone()),
+        });
+    }
+
     fn detect(&mut self, event: &StoredEvent, d: &Detection, policy: &Policy) {
         let current = self.status();
         let Some(target) = current.advanced_by(d.action) else {
             return;
         };
+        if self
+            .baseline_as_of
+            .is_some_and(|as_of| event.occurred_at.date_naive() <= as_of)
+            && !target.is_withdrawing()
+        {
+            // The list already says whether this happened.
+            return;
+        }
         self.pending.push(Support {
             action: d.action,
             target,
@@ -607,6 +753,7 @@ impl KeyFold {
                 evidence: Some(first.evidence.clone()),
                 manual: false,
                 backfill: backing.iter().all(|s| s.backfill),
+                baseline: None,
             });
             if d.action == Action::WithdrawalReversed {
                 // Older withdrawal reports are superseded by the reversal.
@@ -632,15 +779,24 @@ pub fn retracted_seqs<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> 
         .collect()
 }
 
-/// Folds one key's events, in log order, skipping retracted ones.
+/// Folds one key's events, skipping retracted ones: its baselines first
+/// (the starting point, whenever they were imported), then everything else
+/// in log order.
 pub fn fold_key<'a>(
     events: impl IntoIterator<Item = &'a StoredEvent>,
     retracted: &HashSet<i64>,
     policy: &Policy,
 ) -> KeyFold {
+    let events: Vec<&StoredEvent> = events
+        .into_iter()
+        .filter(|e| e.body.is_observation() && !retracted.contains(&e.seq))
+        .collect();
     let mut fold = KeyFold::default();
-    for e in events {
-        if e.body.is_observation() && !retracted.contains(&e.seq) {
+    for baselines_pass in [true, false] {
+        for e in events
+            .iter()
+            .filter(|e| e.body.is_baseline() == baselines_pass)
+        {
             fold.apply(e, policy);
         }
     }

@@ -1,6 +1,7 @@
 //! treatywatch: watch news feeds for changes in which states are bound by
 //! which treaties. See ARCHITECTURE.md for the map of the code.
 
+pub mod baseline;
 pub mod classify;
 pub mod cli;
 pub mod commands;

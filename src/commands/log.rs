@@ -51,7 +51,15 @@ fn event_line(e: &StoredEvent) -> Vec<String> {
             d.source,
             shorten(&d.evidence.sentence, 80)
         ),
-        EventBody::Asserted(a) => format!("{} — {}", a.status, a.note),
+        EventBody::Asserted(a) => format!(
+            "{} — {}{}",
+            a.status,
+            a.note,
+            if a.quiet { " (not mailed)" } else { "" }
+        ),
+        EventBody::Baseline(b) => {
+            format!("{} {} — {}", b.status, b.source.describe(), b.source.file)
+        }
         EventBody::Retracted(r) => format!("retracts #{} — {}", r.target_seq, r.note),
         EventBody::StatusChanged(c) => {
             format!("{} → {} (caused by #{})", c.from, c.to, c.cause_seq)
@@ -144,10 +152,18 @@ pub(super) fn assert(ctx: &Context, args: &AssertArgs, out: &mut dyn Write) -> R
             treaty: args.treaty.clone(),
             status,
             note: args.note.clone(),
+            quiet: args.no_mail,
         }),
     };
-    let outcome = store.append(&[event], &policy(&config), now)?;
+    let outcome = if args.no_mail {
+        store.append_unmailed(&[event], &policy(&config), now)?
+    } else {
+        store.append(&[event], &policy(&config), now)?
+    };
     report(&outcome, "asserted", out)?;
+    if args.no_mail && !outcome.changes.is_empty() {
+        writeln!(out, "recorded as history: this change is not mailed")?;
+    }
     Ok(Outcome::Success)
 }
 
@@ -159,10 +175,10 @@ pub(super) fn retract(ctx: &Context, args: &RetractArgs, out: &mut dyn Write) ->
         .ok_or(crate::store::StoreError::NoSuchEvent(args.seq))?;
     if !matches!(
         target.body,
-        EventBody::Detection(_) | EventBody::Asserted(_)
+        EventBody::Detection(_) | EventBody::Asserted(_) | EventBody::Baseline(_)
     ) {
         return Err(CommandError::Usage(format!(
-            "event #{} is a {} event; only detections and assertions can be retracted (a status change is retracted by retracting its cause)",
+            "event #{} is a {} event; only detections, assertions and baselines can be retracted (a status change is retracted by retracting its cause)",
             args.seq,
             target.body.kind()
         )));

@@ -2,6 +2,7 @@
 //! stdout. Every command returns an `Outcome` (the exit status) or a
 //! `CommandError`; `main` only maps those to exit codes.
 
+mod baseline;
 mod classify;
 mod digest;
 mod doctor;
@@ -106,6 +107,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         Command::Replay(args) => status::replay(&ctx, &args, out),
         Command::Assert(args) => log::assert(&ctx, &args, out),
         Command::Retract(args) => log::retract(&ctx, &args, out),
+        Command::Baseline(args) => baseline::baseline(&ctx, &args, out),
         Command::Run(_) => match crate::daemon::run(&ctx.config_path, ctx.db_override.as_deref()) {
             Ok(()) => Ok(Outcome::Success),
             Err(crate::daemon::DaemonError::Config(e)) => Err(CommandError::Config(e)),
@@ -169,6 +171,13 @@ fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         }
     }
     let enabled = config.feeds.iter().filter(|f| f.enabled).count();
+    let baseline = match config.membership.len() {
+        0 => "no membership baseline ([data] membership)".to_string(),
+        n => format!(
+            "baseline from {}",
+            plural(n, "membership file", "membership files")
+        ),
+    };
     let tests = match total {
         0 => "no rule tests ([data] rule_tests)".to_string(),
         1 => "1 rule test passed".to_string(),
@@ -176,7 +185,7 @@ fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     };
     writeln!(
         out,
-        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties; rules version {}, {tests}",
+        "{}: ok — {} feeds ({} enabled), {} treaties, {} states, tracking {} states × {} treaties; {baseline}; rules version {}, {tests}",
         config.path.display(),
         config.feeds.len(),
         enabled,

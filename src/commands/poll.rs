@@ -18,6 +18,18 @@ const PROGRESS_ABOVE: usize = 10;
 pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
     let mut store = ctx.store(&config)?;
+    // As the daemon does at start: an edited membership file is imported
+    // before the news is read against it.
+    let baseline = crate::baseline::import(&mut store, &config, Utc::now())?;
+    if baseline.new_events() > 0 {
+        writeln!(
+            out,
+            "baseline: imported {} from {}; {} set, never mailed",
+            plural(baseline.new_events(), "entry", "entries"),
+            plural(baseline.files.len(), "membership file", "membership files"),
+            plural(baseline.changes.len(), "status", "statuses"),
+        )?;
+    }
     let fetcher = Fetcher::new(config.fetch.limits)
         .map_err(|e| CommandError::Usage(format!("cannot set up HTTP: {e}")))?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -379,6 +379,7 @@ fn status_json(
         "evidence": row.and_then(|r| r.evidence.as_ref()).map(|e| &e.sentence),
         "evidence_link": row.and_then(|r| r.evidence.as_ref()).and_then(|e| e.link.as_ref()),
         "manual": row.is_some_and(|r| r.manual),
+        "baseline": row.and_then(|r| r.baseline.as_ref()),
         "expected_effective": row.and_then(|r| expected_effective(config, treaty, r)).map(|d| d.to_string()),
     })
 }
@@ -416,20 +417,29 @@ fn print_table(
         if row.manual {
             status.push_str(" [analyst]");
         }
-        let evidence = row
-            .evidence
-            .as_ref()
-            .map(|e| {
-                e.link
-                    .clone()
-                    .unwrap_or_else(|| format!("\"{}\"", shorten(&e.sentence, 60)))
-            })
-            .unwrap_or_else(|| "-".into());
+        let evidence = match &row.baseline {
+            Some(b) => format!("(baseline: {} as of {})", shorten(&b.source, 60), b.as_of),
+            None => row
+                .evidence
+                .as_ref()
+                .map(|e| {
+                    e.link
+                        .clone()
+                        .unwrap_or_else(|| format!("\"{}\"", shorten(&e.sentence, 60)))
+                })
+                .unwrap_or_else(|| "-".into()),
+        };
+        // A baseline without a date says only where the state stood by
+        // the list's date, not since when.
+        let since = match &row.baseline {
+            Some(b) => b.since.map_or_else(|| "-".into(), |d| d.to_string()),
+            None => row.since.format("%Y-%m-%d").to_string(),
+        };
         lines.push(vec![
             state.clone(),
             treaty.clone(),
             status,
-            row.since.format("%Y-%m-%d").to_string(),
+            since,
             row.sources.join(","),
             evidence,
         ]);

@@ -8,6 +8,7 @@
 
 pub mod diagnostic;
 pub mod gazetteer;
+pub mod membership;
 mod raw;
 pub mod rule_tests;
 pub mod rules;
@@ -30,6 +31,7 @@ use crate::health::Thresholds;
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
+pub use membership::{MembershipEntry, MembershipFile};
 pub use rule_tests::RuleTest;
 pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
@@ -94,6 +96,9 @@ pub struct Config {
     /// Example texts with the detections the rules must make (`[data]
     /// rule_tests`); `check` runs them.
     pub rule_tests: Vec<RuleTest>,
+    /// The membership data files (`[data] membership`), in the order
+    /// listed, each folder's files by name: the baseline's input.
+    pub membership: Vec<MembershipFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -328,6 +333,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
         None => Vec::new(),
     };
+    let membership = match data {
+        Some(d) => {
+            let known = data_ok.then_some((&gazetteer, &treaties));
+            d.membership
+                .iter()
+                .flat_map(|reference| v.membership(reference, known))
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let rules_version = rules_version(&[
         ("states", &states_text),
         ("treaties", &treaties_text),
@@ -360,6 +375,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             rules,
             rules_version,
             rule_tests,
+            membership,
         })
     } else {
         Err(ConfigError::Invalid(v.problems))
@@ -493,6 +509,55 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// The membership files one `[data] membership` entry names: a file, or
+    /// every `*.toml` in a folder, by name.
+    fn membership(
+        &mut self,
+        reference: &Spanned<String>,
+        known: Option<(&Gazetteer, &Treaties)>,
+    ) -> Vec<MembershipFile> {
+        let path = self.path(reference);
+        let paths = if path.is_dir() {
+            let listed = std::fs::read_dir(&path).and_then(|dir| {
+                dir.map(|e| e.map(|e| e.path()))
+                    .collect::<std::io::Result<Vec<_>>>()
+            });
+            match listed {
+                Ok(mut files) => {
+                    files.retain(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file());
+                    files.sort();
+                    files
+                }
+                Err(e) => {
+                    self.err(
+                        reference.span(),
+                        format!("cannot list membership folder {}: {e}", path.display()),
+                    );
+                    return Vec::new();
+                }
+            }
+        } else {
+            vec![path]
+        };
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match membership::parse(&SourceText::new(&path, text), known) {
+                    Ok(file) => files.push(file),
+                    Err(d) => self.problems.extend(d),
+                },
+                Err(e) => self.err(
+                    reference.span(),
+                    format!(
+                        "cannot read membership file {}: {e}; fix `membership = [\"…\"]` under [data] (files or folders, relative to this file's folder)",
+                        path.display()
+                    ),
+                ),
+            }
+        }
+        files
     }
 
     fn metrics(&mut self, raw: Option<&Spanned<String>>) -> Option<std::net::SocketAddr> {

@@ -47,6 +47,10 @@ pub struct DataFiles {
     pub rules: Option<Spanned<String>>,
     /// Optional: without it there are no rule tests.
     pub rule_tests: Option<Spanned<String>>,
+    /// Membership data files or folders of them; optional: without it
+    /// there is no baseline.
+    #[serde(default)]
+    pub membership: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -68,6 +68,8 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         }
         .into());
     }
+    let mut store = store;
+    writer::import_baseline(&mut store, &config);
     let states = store
         .feed_states()?
         .into_iter()

@@ -64,6 +64,22 @@ pub struct Writer {
     pub in_flight: BTreeSet<String>,
 }
 
+/// Imports the membership baseline (at start and on reload), logging what
+/// moved; a failure is logged and retried at the next reload, never fatal:
+/// the news can be read without a baseline.
+pub fn import_baseline(store: &mut Store, config: &Config) {
+    match crate::baseline::import(store, config, Utc::now()) {
+        Ok(report) if report.new_events() > 0 => info!(
+            entries = report.new_events(),
+            statuses = report.changes.len(),
+            files = report.files.len(),
+            "membership baseline imported (never mailed)"
+        ),
+        Ok(_) => {}
+        Err(e) => error!("cannot import the membership baseline: {e}"),
+    }
+}
+
 impl Writer {
     /// Runs until every sender of `inbox` is gone, then returns: messages
     /// already queued at shutdown are still handled.
@@ -81,6 +97,8 @@ impl Writer {
                     // New rules apply to items ingested from now on.
                     self.classifier = *classifier;
                     self.config = config;
+                    // An edited membership file is imported on reload.
+                    import_baseline(&mut self.store, &self.config);
                     // A reload is when a mail setup gets fixed: retry now.
                     self.notify(Flush::Retry);
                 }

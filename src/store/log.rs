@@ -52,6 +52,44 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Appends like `append`, but every status change it causes is
+    /// recorded as backfill, so it is never mailed: for the membership
+    /// baseline and an analyst's `assert --no-mail` (history, not news).
+    pub fn append_unmailed(
+        &mut self,
+        events: &[NewEvent],
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Result<AppendOutcome> {
+        let tx = self.conn.transaction()?;
+        let outcome = append_in(&tx, events, policy, now, Cause::Correction)?;
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Which of `keys` (events' dedupe keys) are already in the log.
+    pub fn known_dedupe_keys(&self, keys: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM events WHERE dedupe_key = ?1")?;
+        let mut known = std::collections::HashSet::new();
+        for key in keys {
+            if stmt.exists([key])? {
+                known.insert(key.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// Every observation about one (state, treaty), in log order.
+    pub fn key_observations(&self, state: &str, treaty: &str) -> Result<Vec<StoredEvent>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{SELECT_EVENT} WHERE state = ?1 AND treaty = ?2 AND kind != 'status_changed' ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map([state, treaty], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
     /// One event by sequence number.
     pub fn event(&self, seq: i64) -> Result<Option<StoredEvent>> {
         self.conn
@@ -78,19 +116,21 @@ impl Store {
             .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
     }
 
-    /// Walks every observation about a (state, treaty) in log order. A
-    /// scan in `seq` order reads the table sequentially, which on a large
-    /// log is several times faster than visiting it key by key.
+    /// Walks every observation about a (state, treaty) in log order: the
+    /// baselines, or (with `baselines` false) all the others. A scan in
+    /// `seq` order reads the table sequentially, which on a large log is
+    /// several times faster than visiting it key by key.
     pub(super) fn for_each_observation(
         &self,
         as_of: Option<DateTime<Utc>>,
+        baselines: bool,
         mut f: impl FnMut(StoredEvent),
     ) -> Result<()> {
         let mut stmt = self.conn.prepare(&format!(
-            "{SELECT_EVENT} WHERE kind NOT IN ('status_changed', 'digest_sent') AND state IS NOT NULL AND occurred_at <= ?1 ORDER BY seq"
+            "{SELECT_EVENT} WHERE kind NOT IN ('status_changed', 'digest_sent') AND state IS NOT NULL AND occurred_at <= ?1 AND (kind = 'baseline') = ?2 ORDER BY seq"
         ))?;
         let bound = as_of.map_or_else(|| "9999".to_string(), timestamp);
-        let rows = stmt.query_map([bound], raw_row)?;
+        let rows = stmt.query_map(params![bound, baselines], raw_row)?;
         for row in rows {
             f(decode(row?)?);
         }
@@ -196,10 +236,12 @@ fn refresh_key(
 ) -> Result<Option<StoredEvent>> {
     let first_new = new.first().map_or(i64::MAX, |e| e.seq);
     let cause_seq = new.last().map_or(0, |e| e.seq);
-    let retraction = new
+    // A retraction can undo anything, and a baseline goes before the news
+    // already folded: either way the key is folded again from the log.
+    let refold = new
         .iter()
-        .any(|e| matches!(e.body, EventBody::Retracted(_)));
-    let kept = if retraction {
+        .any(|e| matches!(e.body, EventBody::Retracted(_) | EventBody::Baseline(_)));
+    let kept = if refold {
         None
     } else {
         read_fold(tx, state, treaty)?
@@ -246,6 +288,10 @@ fn refresh_key(
             sources: row.map(|r| r.sources.clone()).unwrap_or_default(),
             evidence: row.and_then(|r| r.evidence.clone()),
             backfill: cause == Cause::Correction || row.is_some_and(|r| r.backfill),
+            from_baseline: before
+                .as_ref()
+                .and_then(|r| r.baseline.clone())
+                .map(Box::new),
         }),
     };
     let seq = insert(tx, &change, now)?.expect("a status change's cause is new, so its key is too");

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_fold_state.sql"),
     include_str!("../../migrations/0005_feed_alerts.sql"),
     include_str!("../../migrations/0006_reclassify.sql"),
+    include_str!("../../migrations/0007_baseline.sql"),
 ];
 
 /// How long a statement waits for another connection's lock before failing.

@@ -25,18 +25,21 @@ impl Store {
         let retracted = self.retracted()?;
         // One fold per key, fed in log order: the same steps `fold_key`
         // takes over each key's events, without grouping them first.
+        // Baselines first: they are each key's starting point.
         let mut folds: HashMap<Key, KeyFold> = HashMap::new();
-        self.for_each_observation(as_of, |event| {
-            if retracted.contains(&event.seq) || !event.body.is_observation() {
-                return;
-            }
-            if let Some((state, treaty)) = event.body.key() {
-                folds
-                    .entry((state.to_string(), treaty.to_string()))
-                    .or_default()
-                    .apply(&event, policy);
-            }
-        })?;
+        for baselines in [true, false] {
+            self.for_each_observation(as_of, baselines, |event| {
+                if retracted.contains(&event.seq) || !event.body.is_observation() {
+                    return;
+                }
+                if let Some((state, treaty)) = event.body.key() {
+                    folds
+                        .entry((state.to_string(), treaty.to_string()))
+                        .or_default()
+                        .apply(&event, policy);
+                }
+            })?;
+        }
         Ok(folds
             .into_iter()
             .filter_map(|(key, fold)| fold.row().cloned().map(|row| (key, row)))
@@ -58,7 +61,7 @@ impl Store {
     }
 }
 
-const ROW_COLUMNS: &str = "status, since, since_seq, sources, evidence, manual, backfill";
+const ROW_COLUMNS: &str = "status, since, since_seq, sources, evidence, manual, backfill, baseline";
 
 fn row_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StatusRow> {
     let json_err = |i, e: serde_json::Error| {
@@ -67,6 +70,7 @@ fn row_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StatusRow> {
     let status: String = r.get(at)?;
     let sources: String = r.get(at + 3)?;
     let evidence: Option<String> = r.get(at + 4)?;
+    let baseline: Option<String> = r.get(at + 7)?;
     Ok(StatusRow {
         status: status.parse().map_err(|e: String| {
             rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, e.into())
@@ -80,6 +84,10 @@ fn row_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<StatusRow> {
             .map_err(|e| json_err(at + 4, e))?,
         manual: r.get(at + 5)?,
         backfill: r.get(at + 6)?,
+        baseline: baseline
+            .map(|b| serde_json::from_str(&b))
+            .transpose()
+            .map_err(|e| json_err(at + 7, e))?,
     })
 }
 
@@ -106,12 +114,13 @@ pub(super) fn write_row(
         }
         Some(row) => {
             conn.prepare_cached(
-                "INSERT INTO status (state, treaty, status, since, since_seq, sources, evidence, manual, backfill)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO status (state, treaty, status, since, since_seq, sources, evidence, manual, backfill, baseline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (state, treaty) DO UPDATE SET
                    status = excluded.status, since = excluded.since, since_seq = excluded.since_seq,
                    sources = excluded.sources, evidence = excluded.evidence,
-                   manual = excluded.manual, backfill = excluded.backfill",
+                   manual = excluded.manual, backfill = excluded.backfill,
+                   baseline = excluded.baseline",
             )?
             .execute(params![
                 state,
@@ -123,6 +132,7 @@ pub(super) fn write_row(
                 row.evidence.as_ref().map(|e| serde_json::to_string(e).expect("evidence serializes")),
                 row.manual,
                 row.backfill,
+                row.baseline.as_ref().map(|b| serde_json::to_string(b).expect("a baseline serializes")),
             ])?;
         }
     }

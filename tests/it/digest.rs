@@ -812,6 +812,7 @@ fn a_database_from_before_digests_does_not_mail_its_history() {
         sources: vec!["wire".into()],
         evidence: None,
         backfill: false,
+        from_baseline: None,
     });
     conn.execute(
         "INSERT INTO events (kind, state, treaty, occurred_at, recorded_at, payload, payload_version, dedupe_key)

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use treatywatch::domain::{
-    Action, Assertion, EventBody, NewEvent, Policy, Retraction, Status, project,
+    Action, Assertion, Baseline, BaselineRef, EventBody, NewEvent, Policy, Retraction, Status,
+    project,
 };
 use treatywatch::store::Store;
 
@@ -31,16 +32,32 @@ enum Step {
         status: usize,
         day: u32,
     },
+    /// A membership baseline, imported at any point of the history.
+    Baseline {
+        key: (usize, usize),
+        status: usize,
+        as_of_day: u32,
+    },
     /// Retract the n-th event appended so far (modulo), if it is retractable.
     Retract { nth: usize },
 }
+
+/// The statuses a membership list can give.
+const LISTED: &[Status] = &[
+    Status::NonParty,
+    Status::Signatory,
+    Status::Party,
+    Status::WithdrawalNotified,
+    Status::Withdrawn,
+];
 
 fn step() -> impl Strategy<Value = Step> {
     let key = (0..STATES.len(), 0..TREATIES.len());
     prop_oneof![
         6 => (key.clone(), 0..Action::ALL.len(), 0..SOURCES.len(), 0u8..6, 1u32..28, prop::bool::weighted(0.1))
             .prop_map(|(key, action, source, item, day, authoritative)| Step::Detect { key, action, source, item, day, authoritative }),
-        1 => (key, 0..Status::ALL.len(), 1u32..28).prop_map(|(key, status, day)| Step::Assert { key, status, day }),
+        1 => (key.clone(), 0..Status::ALL.len(), 1u32..28).prop_map(|(key, status, day)| Step::Assert { key, status, day }),
+        1 => (key, 0..LISTED.len(), 1u32..28).prop_map(|(key, status, as_of_day)| Step::Baseline { key, status, as_of_day }),
         1 => any::<usize>().prop_map(|nth| Step::Retract { nth }),
     ]
 }
@@ -83,14 +100,42 @@ fn to_event(step: &Step, store: &Store) -> Option<NewEvent> {
                 treaty: TREATIES[key.1].into(),
                 status: Status::ALL[status],
                 note: format!("day {day}"),
+                quiet: false,
             }),
+        }),
+        Step::Baseline {
+            key,
+            status,
+            as_of_day,
+        } => Some(NewEvent {
+            occurred_at: at(2025, 1, as_of_day),
+            body: EventBody::Baseline(Box::new(Baseline {
+                state: STATES[key.0].into(),
+                treaty: TREATIES[key.1].into(),
+                status: LISTED[status],
+                source: BaselineRef {
+                    as_of: at(2025, 1, as_of_day).date_naive(),
+                    since: None,
+                    by: None,
+                    source: "list".into(),
+                    source_url: None,
+                    file: "membership/x.toml".into(),
+                },
+                withdrawal_notified: None,
+                withdrawal_effective: None,
+            })),
         }),
         Step::Retract { nth } => {
             let candidates: Vec<_> = store
                 .events_after(0, 10_000)
                 .expect("read")
                 .into_iter()
-                .filter(|e| matches!(e.body, EventBody::Detection(_) | EventBody::Asserted(_)))
+                .filter(|e| {
+                    matches!(
+                        e.body,
+                        EventBody::Detection(_) | EventBody::Asserted(_) | EventBody::Baseline(_)
+                    )
+                })
                 .collect();
             let target = candidates.get(nth % candidates.len().max(1))?;
             let (state, treaty) = target.body.key()?;

@@ -231,6 +231,7 @@ fn an_assertion_overrides_and_news_continues_from_it() {
             treaty: "ottawa".into(),
             status: Status::Party,
             note: "decree annulled".into(),
+            quiet: false,
         }),
     });
     assert_eq!(status, Status::Party);
