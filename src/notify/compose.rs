@@ -554,11 +554,14 @@ fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>
     let Some(row) = row else {
         return "unknown".to_string();
     };
-    let mut s = format!(
-        "{} since {}",
-        row.status.label(),
-        row.since.format("%Y-%m-%d")
-    );
+    let mut s = match &row.baseline {
+        Some(b) => format!("{} {}", row.status.label(), b.describe()),
+        None => format!(
+            "{} since {}",
+            row.status.label(),
+            row.since.format("%Y-%m-%d")
+        ),
+    };
     if let (Some(effective), Some(treaty)) = (expected_effective(treaty, row), treaty) {
         let article = if treaty.withdrawal_article.is_empty() {
             "the treaty"
@@ -593,6 +596,19 @@ fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>
     s
 }
 
+/// The old status as a reader needs it: from the membership baseline,
+/// "party since 2012-01-09 (baseline)", so "→ withdrawal announced" reads
+/// against where the state stood.
+fn was(c: &StatusChange) -> String {
+    match c.from_baseline.as_deref() {
+        Some(b) => match b.since {
+            Some(since) => format!("{} since {since} (baseline)", c.from.label()),
+            None => format!("{} (baseline as of {})", c.from.label(), b.as_of),
+        },
+        None => c.from.label(),
+    }
+}
+
 /// "Austria · TPNW: unknown → party, 2025-06-29": a change without feed text.
 fn brief_line(names: &Names<'_>, i: &Item<'_>) -> String {
     let c = i.change;
@@ -600,7 +616,7 @@ fn brief_line(names: &Names<'_>, i: &Item<'_>) -> String {
         "{} · {}: {} → {}, {}",
         names.state(&c.state),
         names.treaty(&c.treaty),
-        c.from.label(),
+        was(c),
         c.to.label(),
         i.occurred_at.format("%Y-%m-%d")
     )
@@ -661,7 +677,7 @@ fn text(
         let _ = writeln!(
             t,
             "   {} → {}, {}",
-            c.from.label(),
+            was(c),
             c.to.label(),
             i.occurred_at.format("%Y-%m-%d")
         );
@@ -762,7 +778,7 @@ fn html(
             "<h3>{} · {}</h3>\n<p><strong>{} → {}</strong>, {}</p>\n",
             escape(names.state(&c.state)),
             escape(names.treaty(&c.treaty)),
-            escape(&c.from.label()),
+            escape(&was(c)),
             escape(&c.to.label()),
             i.occurred_at.format("%Y-%m-%d")
         );

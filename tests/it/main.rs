@@ -1,5 +1,10 @@
 //! Integration tests, one binary. Each module is one area of behaviour:
 //!
+//! - `baseline`: the membership baseline: imports are idempotent and never
+//!   mailed, news moves a status on from it, it never overrides newer news
+//!   or an analyst, an edited file imports only what changed, `check`
+//!   points at bad data, and the shipped config leaves no tracked cell
+//!   unknown.
 //! - `config_check`: `treatywatch check` on good and broken configurations,
 //!   and the rule tests it runs.
 //! - `event_log`: the SQLite log: append-only, deduplicated, migrations.
@@ -37,6 +42,7 @@
 //! - `terminal`: ESC sequences, NUL and bidi controls in feed text print as
 //!   visible escapes from every command that shows feed text.
 
+mod baseline;
 mod cli;
 mod config_check;
 mod crash;
