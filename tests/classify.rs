@@ -1,9 +1,10 @@
 //! The classifier's specification, one test binary:
 //!
 //! - `seed_article`: the motivating article reads as exactly one announcement.
-//! - `frozen_test_split`, `training_sets`, `stress_set_yields_nothing`: the
-//!   labelled fixtures (tests/fixtures/classify/README.md), scored lenient and
-//!   strict as LABELS.md defines.
+//! - `frozen_test_split`, `training_sets` (and `train_v3` alone),
+//!   `stress_set_yields_nothing`: the labelled fixtures
+//!   (tests/fixtures/classify/README.md), scored lenient and strict as
+//!   LABELS.md defines.
 //! - `reads_like_a_desk`: small cases, one rule of reading each.
 //! - `never_panics_and_spans_point_at_evidence`: hostile input (proptest),
 //!   and `huge_unpunctuated_input_stays_linear`.
@@ -341,11 +342,21 @@ fn training_sets() {
             "train-withdrawals.toml",
             "train-mixed.toml",
             "train-wave.toml",
+            "train-v3.toml",
         ],
     );
     // A regression gate at the level reached so far (the goal is 0.95 /
     // 0.90 / 0.90); the frozen split is the estimate that matters.
     s.gate("training sets", 0.91, 0.78, 0.91);
+}
+
+/// The newest training file on its own: it was written before any rule was
+/// tuned on it, so its first figures were a second honest estimate (see the
+/// commit that added it); it is part of `training_sets` too.
+#[test]
+fn train_v3() {
+    let s = score("train-v3", &["train-v3.toml"]);
+    s.gate("train-v3", 0.0, 0.0, 0.0);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
