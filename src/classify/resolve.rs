@@ -7,7 +7,9 @@
 //! listed together with it ("Estonia, Latvia and Lithuania deposited"), unless
 //! the list follows a preposition ("in Moscow"); states written inside the
 //! cue ("pull Ukraine out of"); plus states a companion phrase adds after the
-//! cue ("along with Laos"). When the clause names no state before the cue and
+//! cue ("along with Laos") or between the actor and the cue ("Estonia
+//! together with Latvia and Lithuania handed ..."). A pronoun object ("Zambia
+//! signed it.") is the treaty named before. When the clause names no state before the cue and
 //! its subject is not a generic plural ("120 countries"), the item's state
 //! (from its headline) acts. Pure functions over a `Scan`; the item-level loop
 //! is in `mod.rs`.
@@ -422,9 +424,36 @@ fn treaties_of(
     }
     if rule.treaty_follows {
         let next = scan.norm.token(cue.tokens.end);
+        // "... while Zambia signed it.": the pronoun is the treaty named
+        // before, when nothing but a place or time follows it ("signed it
+        // into law" or "signed it off" are other objects).
+        let pronoun_object = next == "it" && {
+            let after = scan.norm.token(cue.tokens.end + 1);
+            cue.tokens.end + 1 >= scan.norm.len()
+                || after == COMMA
+                || after == BREAK
+                || matches!(
+                    after,
+                    "on" | "in"
+                        | "at"
+                        | "last"
+                        | "this"
+                        | "today"
+                        | "yesterday"
+                        | "too"
+                        | "as"
+                        | "during"
+                        | "and"
+                        | "with"
+                        | "along"
+                        | "together"
+                        | "after"
+                )
+        };
         let clause_ends = cue.tokens.end >= scan.norm.len()
             || next == COMMA
             || next == BREAK
+            || pronoun_object
             || c.passive_words.iter().any(|w| w == next);
         // Only determiners may stand between: "sign the treaty", "signs UN
         // Arms Trade Treaty", not "signs law on leaving the treaty".
@@ -575,6 +604,14 @@ fn actors_of(
                 .iter()
                 .any(|w| w == scan.norm.token(m.tokens.start - 1))
     };
+    // "Estonia on Friday together with Latvia and Lithuania handed ...": a
+    // list after a companion phrase acts with the state before it.
+    let after_companion = |m: &Mention| {
+        scan.companions
+            .iter()
+            .any(|r| r.end <= m.tokens.start && m.tokens.start - r.end <= 1)
+    };
+    let mut with: Vec<Actor> = Vec::new();
     let mut upto = states.len();
     while let Some(i) = states[..upto].iter().rposition(|m| {
         m.tokens.end <= cue.tokens.start
@@ -586,11 +623,19 @@ fn actors_of(
             head -= 1;
         }
         if is_object_word(states[head]) {
+            if after_companion(states[head]) {
+                for m in states[head..=i].iter().rev() {
+                    with.extend(actor(ctx, m));
+                }
+            }
             upto = head;
             continue;
         }
         for m in states[head..=i].iter().rev() {
             out.extend(actor(ctx, m));
+        }
+        if !out.is_empty() {
+            out.append(&mut with);
         }
         // "all five" with no list before it in the item refers back within
         // the sentence: look further left.
