@@ -7,7 +7,8 @@
 //! Understands "2005", "December 1997", "Jan. 10, 2026", "10 January 2026"
 //! and a bare month ("in October", taken as the latest such month not after
 //! the item, or in a future-tense phrase the next one). Relative phrases such as "last year" are history modifiers in
-//! rules.toml, not code.
+//! rules.toml, not code. A date in the last two weeks, or a weekday, "today"
+//! or "yesterday", makes the stage recent: news however it is framed.
 
 use std::ops::Range;
 
@@ -21,7 +22,30 @@ pub enum When {
     History,
     /// Dated after the item.
     Future,
+    /// Dated to the last two weeks, or to a day of the week ("on
+    /// Wednesday", "yesterday"), by the date at token `at`: news by
+    /// LABELS.md's two-week rule, however the sentence frames it ("after the
+    /// Sejm voted on Wednesday").
+    Recent { at: usize },
 }
+
+/// How many days before the item a dated stage still counts as recent.
+const RECENT_DAYS: i64 = 14;
+
+/// Words that date a phrase to the last few days.
+const RECENT_WORDS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "yesterday",
+    "today",
+    "tonight",
+    "overnight",
+];
 
 const MONTHS: &[(&str, u32)] = &[
     ("january", 1),
@@ -218,7 +242,8 @@ pub fn judge(
         ranges.push(1..comma);
     }
     let future_tense = (start..end).any(|i| FUTURE_WORDS.contains(&norm.token(i)));
-    let mut best: Option<(usize, Found)> = None;
+    let recent_word = (start..end).find(|&i| RECENT_WORDS.contains(&norm.token(i)));
+    let mut best: Option<(usize, Found, usize)> = None;
     for r in ranges {
         let mut i = r.start;
         while i < r.end {
@@ -241,8 +266,8 @@ pub fn judge(
                     } else {
                         cue.start.saturating_sub(i)
                     };
-                    if best.is_none_or(|(d, _)| distance < d) {
-                        best = Some((distance, found));
+                    if best.is_none_or(|(d, _, _)| distance < d) {
+                        best = Some((distance, found, i));
                     }
                     i = next.max(i + 1);
                 }
@@ -250,12 +275,18 @@ pub fn judge(
             }
         }
     }
-    match best?.1 {
+    let Some((_, found, at)) = best else {
+        return recent_word
+            .filter(|_| !future_tense)
+            .map(|at| When::Recent { at });
+    };
+    match found {
         Found::Year(y) if y < item.year() => Some(When::History),
         Found::Year(y) if y > item.year() => Some(When::Future),
         Found::Year(_) => None,
         Found::Date(d) if (item - d).num_days() >= history_days => Some(When::History),
         Found::Date(d) if (d - item).num_days() > 1 => Some(When::Future),
+        Found::Date(d) if (item - d).num_days() <= RECENT_DAYS => Some(When::Recent { at }),
         Found::Date(_) => None,
     }
 }
@@ -295,7 +326,7 @@ mod tests {
             "Ukraine ratified it on Friday.",
             "ratified",
             "2025-06-29",
-            None,
+            Some(Recent { at: 4 }),
         );
         check(
             "It signed in December 1997 but",
@@ -313,7 +344,7 @@ mod tests {
             "It took effect on 10 January 2026.",
             "took",
             "2026-01-10",
-            None,
+            Some(Recent { at: 4 }),
         );
         check(
             "In 2019, the US withdrew from it.",
@@ -327,7 +358,12 @@ mod tests {
             "2021-01-22",
             Some(History),
         );
-        check("It left the 1997 treaty today.", "left", "2025-01-01", None);
+        check(
+            "It left the 1997 treaty today.",
+            "left",
+            "2025-01-01",
+            Some(Recent { at: 5 }),
+        );
         check("He said it may withdraw.", "withdraw", "2025-01-01", None);
         check(
             "It joined in 2025, officials said in 2019.",
@@ -340,6 +376,12 @@ mod tests {
             "sign",
             "2021-03-20",
             Some(History),
+        );
+        check(
+            "after the Sejm voted on Wednesday to leave.",
+            "voted",
+            "2025-06-27",
+            Some(Recent { at: 5 }),
         );
         check(
             "The withdrawal takes effect in six months.",

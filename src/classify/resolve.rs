@@ -180,16 +180,23 @@ pub fn read(
     let StageCell::Stage(stage) = stage else {
         return Err(Dropped::NoStage(cell));
     };
-    if let Some(m) = blocking_modifier(c, scan, cue, &clause, stage) {
+    let when = ctx.date.and_then(|date| {
+        let names: Vec<Range<usize>> = scan.mentions.iter().map(|m| m.tokens.clone()).collect();
+        dates::judge(&scan.norm, &cue.tokens, &names, date, c.history_days)
+    });
+    // A stage dated to the last two weeks is news however the sentence
+    // frames it: "after the Sejm voted on Wednesday to leave" is no recap.
+    let recent = match when {
+        Some(When::Recent { at }) => Some(at),
+        _ => None,
+    };
+    if let Some(m) = blocking_modifier(c, scan, cue, &clause, stage, recent) {
         return Err(m);
     }
-    if let Some(date) = ctx.date {
-        let names: Vec<Range<usize>> = scan.mentions.iter().map(|m| m.tokens.clone()).collect();
-        match dates::judge(&scan.norm, &cue.tokens, &names, date, c.history_days) {
-            Some(When::History) => return Err(Dropped::History),
-            Some(When::Future) if !rule.future_ok => return Err(Dropped::Future),
-            _ => {}
-        }
+    match when {
+        Some(When::History) => return Err(Dropped::History),
+        Some(When::Future) if !rule.future_ok => return Err(Dropped::Future),
+        _ => {}
     }
     let treaties = treaties_of(c, treaties, ctx, scan, cue, &clause, rule)?;
     // "The International Energy Charter is signed.": a passive signature
@@ -262,9 +269,17 @@ fn agent_of(
     clause: &Range<usize>,
 ) -> Option<AgentClass> {
     let class = |k: u8| c.agent_classes.get(k as usize).map(|(class, _)| *class);
+    // An agent word inside a treaty's name is part of the name: the
+    // "Court" of "International Criminal Court" is no agent.
+    let in_name = |t: &Range<usize>| {
+        scan.mentions
+            .iter()
+            .any(|m| m.entity.is_treaty() && m.tokens.start <= t.start && t.end <= m.tokens.end)
+    };
+    let agents: Vec<&(Range<usize>, u8)> =
+        scan.agents.iter().filter(|(t, _)| !in_name(t)).collect();
     if let Some(from) = passive_agent_at(c, scan, cue)
-        && let Some((_, k)) = scan
-            .agents
+        && let Some((_, k)) = agents
             .iter()
             .find(|(t, _)| t.start >= from && t.start <= from + 3)
     {
@@ -275,9 +290,22 @@ fn agent_of(
     let reach = clause
         .start
         .max(cue.tokens.start.saturating_sub(ACTOR_REACH));
+    // But "the government said on Tuesday it had adopted a decree": a
+    // pronoun subject right after the verb is the speaker again.
+    let pronoun_subject = |i: usize| {
+        (i + 1..cue.tokens.start.min(i + 5))
+            .take_while(|&k| {
+                !scan
+                    .mentions
+                    .iter()
+                    .any(|m| m.tokens.start == k && is_state(m))
+            })
+            .any(|k| matches!(scan.norm.token(k), "it" | "they" | "he" | "she" | "we"))
+    };
     let speech = (reach..cue.tokens.start)
         .rev()
         .find(|&i| c.reporting_verbs.iter().any(|w| w == scan.norm.token(i)))
+        .filter(|&i| !pronoun_subject(i))
         .map_or(reach, |i| i + 1);
     let before = |t: &Range<usize>| {
         t.end <= cue.tokens.start && t.start >= speech && cue.tokens.start - t.end <= ACTOR_REACH
@@ -285,8 +313,7 @@ fn agent_of(
     // The depositary is never the state that acts: named before the cue, it
     // is the clause's agent ("The depositary ..., the Government of
     // Portugal, has confirmed receipt of ... from the United Kingdom").
-    if let Some((_, k)) = scan
-        .agents
+    if let Some((_, k)) = agents
         .iter()
         .find(|(t, k)| before(t) && class(*k) == Some(AgentClass::Depositary))
     {
@@ -301,19 +328,19 @@ fn agent_of(
                 && m.tokens.end <= cue.tokens.start
         })
     };
-    let nearest = scan.agents.iter().enumerate().rev().find(|(_, (t, k))| {
+    let nearest = agents.iter().enumerate().rev().find(|(_, (t, k))| {
         before(t) && !(class(*k) == Some(AgentClass::NonState) && state_between(t))
     });
     // "the defence committee of the Eduskunta": the head of "X of Y" acts.
     let head = nearest.and_then(|(i, (t, _))| {
-        let prev = scan.agents.get(i.checked_sub(1)?)?;
+        let prev = agents.get(i.checked_sub(1)?)?;
         let between: Vec<&str> = (prev.0.end..t.start).map(|k| scan.norm.token(k)).collect();
         matches!(between[..], ["of"] | ["of", "the"]).then_some(prev)
     });
     head.or(nearest.map(|(_, a)| a))
         .or_else(|| {
             // Inside the cue: "the Senate-approved withdrawal".
-            scan.agents
+            agents
                 .iter()
                 .find(|(t, _)| t.start >= cue.tokens.start && t.end <= cue.tokens.end)
         })
@@ -381,12 +408,25 @@ fn blocking_modifier(
     cue: &RuleMatch,
     clause: &Range<usize>,
     action: crate::domain::Action,
+    recent: Option<usize>,
 ) -> Option<Dropped> {
     for m in &scan.modifiers {
         let Some(rule) = c.modifiers.get(m.index as usize) else {
             continue;
         };
         if rule.kind == ModifierKind::Shift || !rule.applies_to(action) {
+            continue;
+        }
+        // Background framing before a stage it dates to the last two weeks
+        // ("after the Sejm voted on Wednesday", "which ... on Friday") does
+        // not make it old news. A date before the framing dates something
+        // else ("on Friday became the first to leave"), and what follows the
+        // cue ("suspending", "six months after") still says what it is.
+        if recent.is_some()
+            && m.tokens.len() == 1
+            && rule.kind == ModifierKind::Background
+            && rule.before
+        {
             continue;
         }
         if !in_scope(rule, scan, &m.tokens, cue, clause) {
