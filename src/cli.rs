@@ -208,6 +208,11 @@ pub struct DigestArgs {
     /// Send the pending digest now.
     #[arg(long, conflicts_with = "preview")]
     pub send: bool,
+    /// With the preview: also write the HTML part a recipient would see to
+    /// FILE (with several digests, FILE gets -2, -3 … before its extension).
+    /// Open it in a browser.
+    #[arg(long, value_name = "FILE", conflicts_with = "send")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

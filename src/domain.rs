@@ -305,6 +305,30 @@ pub struct StatusChange {
     /// The baseline the old status came from, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_baseline: Option<Box<BaselineRef>>,
+    /// The rule that fired, when a detection caused the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The detection that caused it came from an authoritative source (a
+    /// depositary's feed, or a notice period that ran out).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub authoritative: bool,
+    /// An analyst's correction caused it, not news: digests show it as such.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Box<Correction>>,
+}
+
+/// An analyst's `assert` or `retract` behind a status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    /// The analyst set the status (`assert`) rather than withdrawing an
+    /// event (`retract`).
+    pub asserted: bool,
+    pub note: String,
+    /// When the correction was made.
+    pub at: DateTime<Utc>,
+    /// For a retraction: the evidence of the event it withdrew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrew: Option<Evidence>,
 }
 
 /// A digest reporting some status changes or source-health alerts was
@@ -597,6 +621,22 @@ impl Policy {
     }
 }
 
+/// A stage one or more sources reported that the treaty's `min_sources`
+/// does not let move the status yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unconfirmed {
+    /// Where the status would move.
+    pub status: Status,
+    /// The distinct sources that reported it so far.
+    pub sources: Vec<String>,
+    /// How many it takes.
+    pub needed: usize,
+    pub first_reported: DateTime<Utc>,
+    /// The first report's event and evidence.
+    pub seq: i64,
+    pub evidence: Evidence,
+}
+
 /// One detection waiting for corroboration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Support {
@@ -640,6 +680,35 @@ impl KeyFold {
 
     pub fn row(&self) -> Option<&StatusRow> {
         self.row.as_ref()
+    }
+
+    /// The stages reported for this key that still wait for another
+    /// source, furthest first: "withdrawal announced, 1 of 2 sources".
+    pub fn unconfirmed(&self, treaty: &str, policy: &Policy) -> Vec<Unconfirmed> {
+        let needed = policy.min_sources(treaty);
+        let mut targets: Vec<Status> = self.pending.iter().map(|s| s.target).collect();
+        targets.sort_unstable_by(|a, b| b.cmp(a));
+        targets.dedup();
+        targets
+            .into_iter()
+            .filter_map(|target| {
+                let backing: Vec<&Support> = self
+                    .pending
+                    .iter()
+                    .filter(|s| supports(s.target, target))
+                    .collect();
+                let first = backing.iter().min_by_key(|s| (s.occurred_at, s.seq))?;
+                let sources: BTreeSet<&str> = backing.iter().map(|s| s.source.as_str()).collect();
+                Some(Unconfirmed {
+                    status: target,
+                    sources: sources.iter().map(|s| s.to_string()).collect(),
+                    needed,
+                    first_reported: first.occurred_at,
+                    seq: first.seq,
+                    evidence: first.evidence.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Applies one observation (retracted ones must be filtered out before).

@@ -3,10 +3,11 @@
 //! effects first, then flushes the outbox as `poll` does at its end.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{Context, Outcome, Result};
+use super::{CommandError, Context, Outcome, Result};
 use crate::cli::DigestArgs;
 use crate::config::Config;
 use crate::notice::{self, Effect, HeldEffect};
@@ -19,14 +20,31 @@ pub(super) fn digest(ctx: &Context, args: &DigestArgs, out: &mut dyn Write) -> R
     if args.send {
         send(ctx, &config, now, out)
     } else {
-        preview(ctx, &config, now, out)
+        preview(ctx, &config, now, args.html.as_deref(), out)
     }
+}
+
+/// FILE for the first digest, FILE-2.EXT for the second, …
+fn numbered(path: &Path, index: usize) -> PathBuf {
+    if index == 0 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{}.{}", index + 1, ext.to_string_lossy()),
+        None => format!("{stem}-{}", index + 1),
+    };
+    path.with_file_name(name)
 }
 
 fn preview(
     ctx: &Context,
     config: &Config,
     now: DateTime<Utc>,
+    html: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let store = ctx.read_store(config)?;
@@ -67,6 +85,16 @@ fn preview(
         };
         writeln!(out, "Status: {}\n", terminal_safe(&state))?;
         write!(out, "{}", terminal_safe_block(&p.digest.text))?;
+        if let Some(path) = &html {
+            let path = numbered(path, i);
+            std::fs::write(&path, &p.digest.html).map_err(|e| {
+                CommandError::Usage(format!(
+                    "cannot write the HTML part to {}: {e}; pass --html a path in a folder you can write",
+                    path.display()
+                ))
+            })?;
+            writeln!(out, "(HTML part written to {})", path.display())?;
+        }
     }
     let due: Vec<Effect> = notice::due_effects(&store.projection()?, &config.treaties, now);
     for effect in &due {

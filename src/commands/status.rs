@@ -27,6 +27,11 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         None => store.projection()?,
     };
     let rows = rows_to_show(&config, &projection, args.all);
+    // Today's waiting reports; the past's are not kept.
+    let unconfirmed = match &args.as_of {
+        Some(_) => Vec::new(),
+        None => store.unconfirmed(&policy(&config))?,
+    };
     let feeds = feed_health(&config, &store)?;
     let mail = store.undelivered()?;
     let refused = refusals(&store)?;
@@ -37,6 +42,28 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
                 "{}",
                 json_safe(status_json(&config, key, *row).to_string())
             )?;
+        }
+        for ((state, treaty), reports) in &unconfirmed {
+            for u in reports {
+                writeln!(
+                    out,
+                    "{}",
+                    json_safe(
+                        json!({
+                            "state": state,
+                            "treaty": treaty,
+                            "unconfirmed": u.status,
+                            "sources": u.sources,
+                            "needed": u.needed,
+                            "first_reported": u.first_reported.to_rfc3339(),
+                            "seq": u.seq,
+                            "evidence": u.evidence.sentence,
+                            "evidence_link": u.evidence.link,
+                        })
+                        .to_string()
+                    )
+                )?;
+            }
         }
         for (feed, state) in &feeds {
             writeln!(
@@ -67,6 +94,10 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
     } else {
         print_table(&config, &rows, out)?;
         writeln!(out)?;
+        if !unconfirmed.is_empty() {
+            print_unconfirmed(&unconfirmed, out)?;
+            writeln!(out)?;
+        }
         print_feeds(&feeds, out)?;
         writeln!(out)?;
         print_mail(&mail, out)?;
@@ -205,6 +236,40 @@ fn print_refused(refused: &[(DateTime<Utc>, DigestRefused)], out: &mut dyn Write
             },
             shorten(&r.error, 90),
         ]);
+    }
+    write_columns(&lines, out)?;
+    Ok(())
+}
+
+/// Reports waiting for another source (`min_sources`): "1 of 2 sources".
+fn print_unconfirmed(
+    unconfirmed: &[(Key, Vec<crate::domain::Unconfirmed>)],
+    out: &mut dyn Write,
+) -> Result<()> {
+    writeln!(out, "REPORTED, NOT YET CONFIRMED")?;
+    let mut lines = vec![
+        [
+            "STATE", "TREATY", "REPORTED", "SOURCES", "FIRST", "EVIDENCE",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for ((state, treaty), reports) in unconfirmed {
+        for u in reports {
+            lines.push(vec![
+                state.clone(),
+                treaty.clone(),
+                u.status.label(),
+                format!(
+                    "{} of {} ({})",
+                    u.sources.len(),
+                    u.needed,
+                    u.sources.join(",")
+                ),
+                u.first_reported.format("%Y-%m-%d").to_string(),
+                format!("#{} \"{}\"", u.seq, shorten(&u.evidence.sentence, 60)),
+            ]);
+        }
     }
     write_columns(&lines, out)?;
     Ok(())

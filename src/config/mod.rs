@@ -187,6 +187,15 @@ pub struct Notify {
     /// The largest message a digest may become, in bytes
     /// (`max_digest_size`); a larger one is sent in a brief form.
     pub max_digest_size: u64,
+    /// Starts every subject, for mail filters (`subject_prefix`, default
+    /// "[treatywatch]"; "" for none).
+    pub subject_prefix: String,
+    /// The default recipients' digests list reports still waiting for a
+    /// second source (`unconfirmed`, default false).
+    pub unconfirmed: bool,
+    /// The List-Unsubscribe address (`unsubscribe`, default the From
+    /// address): where a recipient writes to be taken off.
+    pub unsubscribe: Option<String>,
 }
 
 /// `[[notify.subscription]]`: recipients with their own choice of states,
@@ -202,6 +211,8 @@ pub struct Subscription {
     /// These recipients get source-health alerts too (default false: a
     /// subscription is about states and treaties).
     pub health_alerts: bool,
+    /// Their digests list reports still waiting for a second source.
+    pub unconfirmed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -380,6 +391,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     } else {
         Err(ConfigError::Invalid(v.problems))
     }
+}
+
+/// What a subject starts with unless `[notify] subject_prefix` says.
+pub const DEFAULT_SUBJECT_PREFIX: &str = "[treatywatch]";
+
+/// A configured header text on one line, trimmed.
+fn header_text(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Hex digits kept of the rules hash: 48 bits tell apart any rule edits a
@@ -827,6 +846,9 @@ impl Validator<'_> {
                 thresholds: Thresholds::default(),
                 health_alerts: true,
                 max_digest_size: DEFAULT_MAX_DIGEST_SIZE,
+                subject_prefix: DEFAULT_SUBJECT_PREFIX.to_string(),
+                unconfirmed: false,
+                unsubscribe: None,
             };
         };
         let urgent = self.stages(&raw.urgent, "[notify] urgent");
@@ -920,6 +942,10 @@ impl Validator<'_> {
                 ),
             }
         }
+        let unsubscribe = raw.unsubscribe.as_ref().map(|u| {
+            self.address(u, "unsubscribe");
+            u.get_ref().trim().to_string()
+        });
         Notify {
             max_digest_size,
             from,
@@ -930,6 +956,12 @@ impl Validator<'_> {
             subscriptions,
             thresholds,
             health_alerts: raw.health_alerts.unwrap_or(true),
+            subject_prefix: match raw.subject_prefix {
+                Some(p) => header_text(&p),
+                None => DEFAULT_SUBJECT_PREFIX.to_string(),
+            },
+            unconfirmed: raw.unconfirmed.unwrap_or(false),
+            unsubscribe,
         }
     }
 
@@ -985,6 +1017,7 @@ impl Validator<'_> {
             treaties: treaty_ids,
             urgent: self.stages(&sub.urgent, "subscription urgent"),
             health_alerts: sub.health_alerts.unwrap_or(false),
+            unconfirmed: sub.unconfirmed.unwrap_or(false),
         }
     }
 

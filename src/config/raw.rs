@@ -93,6 +93,9 @@ pub struct Notify {
     pub health_alerts: Option<bool>,
     /// The largest digest message treatywatch will build.
     pub max_digest_size: Option<Spanned<String>>,
+    pub subject_prefix: Option<String>,
+    pub unconfirmed: Option<bool>,
+    pub unsubscribe: Option<Spanned<String>>,
 }
 
 /// `[[notify.subscription]]`: more recipients, with their own filters.
@@ -106,6 +109,7 @@ pub struct Subscription {
     pub urgent: Vec<Spanned<String>>,
     /// Whether these recipients get source-health alerts too.
     pub health_alerts: Option<bool>,
+    pub unconfirmed: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use super::NotifyError;
 use super::compose::{Digest, header_safe};
@@ -25,15 +26,7 @@ const FALLBACK_DOMAIN: &str = "treatywatch.invalid";
 /// crash between the server's acceptance and our record of it is the same
 /// message to any mail client or archive (RFC 5322 §3.6.4).
 pub fn message_id(first_seq: i64, last_seq: i64, recipient: &str, from: &str) -> String {
-    let domain = bare_address(from)
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .filter(|d| {
-            !d.is_empty()
-                && d.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        })
-        .unwrap_or(FALLBACK_DOMAIN);
+    let domain = domain_of(from);
     format!(
         "<digest.{first_seq}-{last_seq}.{:016x}@{domain}>",
         fnv1a64(recipient.as_bytes())
@@ -51,14 +44,50 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Formats `digest` as a complete message from `from` to `to` (mailboxes as
-/// configured), dated `now`.
+/// `<thread.STATE.TREATY.HASH@DOMAIN>`: the root every digest about one
+/// (state, treaty) to one recipient refers to, so mail clients thread them.
+/// No message has this id; a reference to a message never seen is how
+/// RFC 5322 threading copes with a missing first message anyway.
+pub fn thread_id(state: &str, treaty: &str, recipient: &str, from: &str) -> String {
+    format!(
+        "<thread.{state}.{treaty}.{:016x}@{}>",
+        fnv1a64(recipient.as_bytes()),
+        domain_of(from)
+    )
+}
+
+fn domain_of(from: &str) -> &str {
+    bare_address(from)
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
+        .unwrap_or(FALLBACK_DOMAIN)
+}
+
+fn header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
+/// Formats `digest` as a complete message from `[notify] from` to `to` (a
+/// mailbox as configured), dated `now`.
+///
+/// Headers for filters and threads: `List-Id` and `List-Unsubscribe`
+/// (RFC 2919, 2369), `X-Treatywatch-State`, `-Treaty` and `-Status` (each
+/// change's, comma-separated), and `References`/`In-Reply-To` naming one
+/// thread per (state, treaty). The text part is 8-bit UTF-8 when its lines
+/// allow, so `grep` reads the .eml; the HTML part is encoded as lettre
+/// chooses.
 pub fn build(
     digest: &Digest,
-    from: &str,
+    notify: &crate::config::Notify,
     to: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, NotifyError> {
+    let from = notify.from.as_str();
     let mailbox = |key: &'static str, value: &str| {
         value
             .trim()
@@ -69,21 +98,79 @@ pub fn build(
                 source,
             })
     };
-    let message = Message::builder()
+    let domain = domain_of(from);
+    let unsubscribe = notify
+        .unsubscribe
+        .as_deref()
+        .map_or_else(|| bare_address(from), bare_address);
+    let mut builder = Message::builder()
         .from(mailbox("from", from)?)
         .to(mailbox("to", to)?)
         .subject(header_safe(&digest.subject))
         .date(SystemTime::from(now))
         .message_id(Some(digest.message_id.clone()))
         // RFC 3834: machine-generated; auto-responders should stay quiet.
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            "auto-generated".to_string(),
+        .raw_header(header("Auto-Submitted", "auto-generated".to_string()))
+        .raw_header(header(
+            "List-Id",
+            format!("treatywatch digests <treatywatch.{domain}>"),
         ))
-        .multipart(MultiPart::alternative_plain_html(
-            digest.text.clone(),
-            digest.html.clone(),
-        ))
+        .raw_header(header(
+            "List-Unsubscribe",
+            format!("<mailto:{unsubscribe}?subject=unsubscribe>"),
+        ));
+    let mut join = |name: &'static str, values: Vec<String>| {
+        let mut unique: Vec<String> = Vec::new();
+        for v in values {
+            if !unique.contains(&v) {
+                unique.push(v);
+            }
+        }
+        if !unique.is_empty() {
+            builder = std::mem::replace(&mut builder, Message::builder())
+                .raw_header(header(name, unique.join(", ")));
+        }
+    };
+    join(
+        "X-Treatywatch-State",
+        digest.about.iter().map(|(s, _, _)| s.clone()).collect(),
+    );
+    join(
+        "X-Treatywatch-Treaty",
+        digest.about.iter().map(|(_, t, _)| t.clone()).collect(),
+    );
+    join(
+        "X-Treatywatch-Status",
+        digest.about.iter().map(|(_, _, s)| s.to_string()).collect(),
+    );
+    let mut threads: Vec<String> = Vec::new();
+    for (state, treaty, _) in &digest.about {
+        let id = thread_id(state, treaty, &digest.recipient, from);
+        if !threads.contains(&id) {
+            threads.push(id);
+        }
+    }
+    if let Some(first) = threads.first() {
+        builder = builder
+            .in_reply_to(first.clone())
+            .references(threads.join(" "));
+    }
+    let text = match Body::new_with_encoding(digest.text.clone(), ContentTransferEncoding::EightBit)
+    {
+        Ok(body) => body,
+        // A line too long for 8-bit transport: let lettre encode it.
+        Err(bytes) => Body::new(bytes),
+    };
+    let message = builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(SinglePart::html(digest.html.clone())),
+        )
         .map_err(NotifyError::Build)?;
     Ok(message.formatted())
 }

@@ -31,12 +31,12 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::NotifyError;
-use super::compose::{Digest, Form, compose, compose_in};
+use super::compose::{Digest, Form, Snapshot, compose, compose_in};
 use super::message;
 use super::route::{Routes, bare_address};
 use super::transport::{self, DeliveryError, Outgoing, Transport};
 use crate::config::Config;
-use crate::domain::{DigestRefused, EventBody, Projection, StoredEvent};
+use crate::domain::{DigestRefused, EventBody, StoredEvent};
 use crate::store::{Batch, NewBatch, QueuedChange, Store};
 
 /// Wait after the first failed attempt; each further failure doubles it.
@@ -167,7 +167,7 @@ pub fn plan(
     let report = &mut plan.report;
     let debounce = TimeDelta::from_std(config.notify.debounce).unwrap_or(TimeDelta::MAX);
     let mut checked = false;
-    let mut projection: Option<Projection> = None;
+    let mut snapshot: Option<Snapshot> = None;
 
     for (key, (batches, queued)) in pending_by_recipient(store.pending_batches()?, store.queued()?)
     {
@@ -214,12 +214,12 @@ pub fn plan(
             continue;
         }
         let events = load_changes(store, &queued)?;
-        let projection = match &mut projection {
-            Some(p) => &*p,
-            None => projection.insert(store.projection()?),
+        let snapshot = match &mut snapshot {
+            Some(s) => &*s,
+            None => snapshot.insert(read_snapshot(store, config)?),
         };
         let Some((digest, built)) =
-            fitted(&events, config, projection, &key, &recipient.mailbox, now)
+            fitted(&events, config, snapshot, &key, &recipient.mailbox, now)
         else {
             continue;
         };
@@ -276,15 +276,15 @@ pub fn plan(
 fn fitted(
     events: &[StoredEvent],
     config: &Config,
-    projection: &Projection,
+    snapshot: &Snapshot,
     key: &str,
     mailbox: &str,
     now: DateTime<Utc>,
 ) -> Option<(Digest, Result<Vec<u8>, NotifyError>)> {
     let max = usize::try_from(config.notify.max_digest_size).unwrap_or(usize::MAX);
     let build = |form| {
-        let digest = compose_in(form, events, config, projection, key, now)?;
-        let message = message::build(&digest, &config.notify.from, mailbox, now);
+        let digest = compose_in(form, events, config, snapshot, key, now)?;
+        let message = message::build(&digest, &config.notify, mailbox, now);
         Some((digest, message))
     };
     let full = build(Form::Full)?;
@@ -303,6 +303,18 @@ fn fitted(
         }
         listed /= 2;
     }
+}
+
+/// What digests show beside their changes: the status table, and the
+/// reports still waiting for a second source.
+fn read_snapshot(store: &Store, config: &Config) -> Result<Snapshot, NotifyError> {
+    let policy = crate::domain::Policy {
+        min_sources: config.treaties.min_sources(),
+    };
+    Ok(Snapshot {
+        projection: store.projection()?,
+        unconfirmed: store.unconfirmed(&policy)?,
+    })
 }
 
 /// Opens the transport once per pass, only to see that it can be opened
@@ -617,7 +629,7 @@ pub fn preview(
         cursor = last.seq;
         queued.extend(routes.queue(&changes));
     }
-    let projection = store.projection()?;
+    let snapshot = read_snapshot(store, config)?;
     let debounce = TimeDelta::from_std(config.notify.debounce).unwrap_or(TimeDelta::MAX);
     let mut out: Vec<Preview> = Vec::new();
     for (key, (batches, queued)) in pending_by_recipient(store.pending_batches()?, queued) {
@@ -660,7 +672,7 @@ pub fn preview(
             ));
         }
         for (events, state) in items {
-            let Some(digest) = compose(&events, config, &projection, &key, now) else {
+            let Some(digest) = compose(&events, config, &snapshot, &key, now) else {
                 continue;
             };
             match out

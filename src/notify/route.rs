@@ -38,6 +38,10 @@ struct Rule {
     urgent: Vec<Status>,
     /// They hear about source-health alerts.
     health: bool,
+    /// Their digests list reports still waiting for a second source.
+    unconfirmed: bool,
+    /// Where the config says so: "[notify] to", "[[notify.subscription]] #2".
+    origin: String,
 }
 
 /// Every recipient and what they follow.
@@ -58,9 +62,11 @@ impl Routes {
             treaties: tracking.treaties.clone(),
             urgent: notify.urgent.clone(),
             health: notify.health_alerts,
+            unconfirmed: notify.unconfirmed,
+            origin: "[notify] to".to_string(),
         };
         routes.rules.push(default);
-        for sub in &notify.subscriptions {
+        for (n, sub) in notify.subscriptions.iter().enumerate() {
             let rule = Rule {
                 recipients: routes.add(&sub.to),
                 states: sub
@@ -73,6 +79,8 @@ impl Routes {
                     .unwrap_or_else(|| tracking.treaties.clone()),
                 urgent: sub.urgent.clone(),
                 health: sub.health_alerts,
+                unconfirmed: sub.unconfirmed,
+                origin: format!("[[notify.subscription]] #{}", n + 1),
             };
             routes.rules.push(rule);
         }
@@ -94,6 +102,34 @@ impl Routes {
             keys.push(key);
         }
         keys
+    }
+
+    /// The config entries that name `key`, with what each follows:
+    /// "[notify] to (UKR, POL × ottawa)".
+    pub fn describe(&self, key: &str) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.recipients.iter().any(|k| k == key))
+            .map(|r| {
+                format!(
+                    "{} ({} × {})",
+                    r.origin,
+                    r.states.join(", "),
+                    r.treaties.join(", ")
+                )
+            })
+            .collect()
+    }
+
+    /// Whether `key` follows (state, treaty) through an entry that asks
+    /// for reports still waiting for a second source.
+    pub fn wants_unconfirmed(&self, key: &str, state: &str, treaty: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.unconfirmed
+                && r.recipients.iter().any(|k| k == key)
+                && r.states.iter().any(|s| s == state)
+                && r.treaties.iter().any(|t| t == treaty)
+        })
     }
 
     pub fn recipient(&self, key: &str) -> Option<&Recipient> {

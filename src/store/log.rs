@@ -8,8 +8,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Result, Store, StoreError, parse_timestamp, timestamp};
 use crate::domain::{
-    EventBody, Key, KeyFold, NewEvent, PAYLOAD_VERSION, Policy, StatusChange, StoredEvent,
-    fold_key, retracted_seqs,
+    Correction, EventBody, Evidence, Key, KeyFold, NewEvent, PAYLOAD_VERSION, Policy, StatusChange,
+    StoredEvent, fold_key, retracted_seqs,
 };
 
 /// What one `append` did.
@@ -277,6 +277,28 @@ fn refresh_key(
         return Ok(None);
     }
     let row = after.as_ref();
+    let cause_event = new.last().map(|e| &e.body);
+    let (rule, authoritative) = match cause_event {
+        Some(EventBody::Detection(d)) => (Some(d.rule.clone()), d.authoritative),
+        _ => (None, false),
+    };
+    let correction = match cause_event {
+        Some(EventBody::Asserted(a)) => Some(Correction {
+            asserted: true,
+            note: a.note.clone(),
+            at: now,
+            withdrew: None,
+        }),
+        // An analyst's retraction; reclassify's (with a rules version) are
+        // corrections of the record that are never mailed anyway.
+        Some(EventBody::Retracted(r)) if r.rules_version.is_none() => Some(Correction {
+            asserted: false,
+            note: r.note.clone(),
+            at: now,
+            withdrew: withdrawn_evidence(tx, r.target_seq)?,
+        }),
+        _ => None,
+    };
     let change = NewEvent {
         occurred_at: row.map_or(now, |r| r.since),
         body: EventBody::StatusChanged(StatusChange {
@@ -292,6 +314,9 @@ fn refresh_key(
                 .as_ref()
                 .and_then(|r| r.baseline.clone())
                 .map(Box::new),
+            rule,
+            authoritative,
+            correction: correction.map(Box::new),
         }),
     };
     let seq = insert(tx, &change, now)?.expect("a status change's cause is new, so its key is too");
@@ -300,6 +325,25 @@ fn refresh_key(
         occurred_at: change.occurred_at,
         recorded_at: now,
         body: change.body,
+    }))
+}
+
+/// What a retracted event had said, for the correction's record.
+fn withdrawn_evidence(tx: &Transaction<'_>, seq: i64) -> Result<Option<Evidence>> {
+    let event = tx
+        .prepare_cached(&format!("{SELECT_EVENT} WHERE seq = ?1"))?
+        .query_row([seq], raw_row)
+        .optional()?
+        .map(decode)
+        .transpose()?;
+    Ok(event.and_then(|e| match e.body {
+        EventBody::Detection(d) => Some(d.evidence),
+        EventBody::Asserted(a) => Some(Evidence {
+            sentence: format!("set by an analyst to {}: {}", a.status.label(), a.note),
+            link: None,
+            title: None,
+        }),
+        _ => None,
     }))
 }
 

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{Result, Store, parse_timestamp, timestamp};
 use std::collections::HashMap;
 
-use crate::domain::{Key, KeyFold, Policy, Projection, StatusRow};
+use crate::domain::{Key, KeyFold, Policy, Projection, StatusRow, Unconfirmed};
 
 impl Store {
     /// The status table as stored.
@@ -44,6 +44,34 @@ impl Store {
             .into_iter()
             .filter_map(|(key, fold)| fold.row().cloned().map(|row| (key, row)))
             .collect())
+    }
+
+    /// Reports still short of corroboration, per key, from the kept fold
+    /// states (a key's is rebuilt at its next append after `replay --fix`).
+    pub fn unconfirmed(&self, policy: &Policy) -> Result<Vec<(Key, Vec<Unconfirmed>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT state, treaty, fold FROM fold_state WHERE json_array_length(fold, '$.pending') > 0 ORDER BY state, treaty",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (state, treaty, json) = row?;
+            // An unreadable fold (an older layout) has nothing to show.
+            let Ok(fold) = serde_json::from_str::<KeyFold>(&json) else {
+                continue;
+            };
+            let pending = fold.unconfirmed(&treaty, policy);
+            if !pending.is_empty() {
+                out.push(((state, treaty), pending));
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces the stored status table with `projection` (for `replay --fix`).

@@ -12,7 +12,7 @@ use treatywatch::notify::{self, Flush};
 use treatywatch::store::Store;
 
 use crate::smtp_server::SmtpServer;
-use crate::support::{ConfigDir, MINIMAL, at, detection};
+use crate::support::{ConfigDir, MINIMAL, at, detection, flat};
 
 /// An Ottawa membership file as of `as_of` with UKR and POL entries; EST
 /// is covered by `others`.
@@ -198,9 +198,9 @@ fn news_moves_the_status_on_and_the_digest_shows_the_baseline_as_the_old_status(
     let parsed = mail[0].parsed();
     assert_eq!(
         parsed.subject(),
-        Some("Ukraine · Ottawa Convention: party → withdrawal announced")
+        Some("[treatywatch] Ukraine · Ottawa Convention: party → withdrawal announced")
     );
-    let text = parsed.body_text(0).expect("text part");
+    let text = parsed.body_text(0).map(|t| flat(&t)).expect("text part");
     assert!(
         text.contains("party since 2005-12-27 (baseline) → withdrawal announced"),
         "{text}"

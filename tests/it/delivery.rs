@@ -444,7 +444,13 @@ fn a_refused_digest_shows_in_status_and_metrics_and_its_changes_follow_in_brief(
     let subjects: Vec<String> = server
         .accepted()
         .iter()
-        .map(|m| m.parsed().subject().unwrap_or_default().to_string())
+        .map(|m| {
+            let subject = m.parsed().subject().unwrap_or_default().to_string();
+            subject
+                .strip_prefix("[treatywatch] ")
+                .unwrap_or(&subject)
+                .to_string()
+        })
         .collect();
     assert_eq!(
         subjects

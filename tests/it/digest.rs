@@ -11,7 +11,7 @@ use treatywatch::notify::{self, CRASH_AFTER_ACCEPT_ENV, Flush, NotifyReport};
 use treatywatch::store::Store;
 
 use crate::smtp_server::{Misbehaving, Misbehaviour, Received, SmtpServer};
-use crate::support::{ConfigDir, MINIMAL, at, detection};
+use crate::support::{ConfigDir, MINIMAL, at, detection, flat};
 
 /// When the news in these tests breaks.
 fn t0() -> DateTime<Utc> {
@@ -161,16 +161,16 @@ fn one_status_change_is_one_email_with_both_alternatives() {
     let m = mail[0].parsed();
     assert_eq!(
         m.subject(),
-        Some("Ukraine · Ottawa Convention: party → withdrawal announced")
+        Some("[treatywatch] Ukraine · Ottawa Convention: party → withdrawal announced")
     );
     assert_eq!(
         (m.text_body_count(), m.html_body_count()),
         (1, 1),
         "text and HTML alternatives"
     );
-    let text = m.body_text(0).expect("text part");
+    let text = m.body_text(0).map(|t| flat(&t)).expect("text part");
     let html = m.body_html(0).expect("html part");
-    for part in [&text, &html] {
+    for part in [text.as_str(), &*html] {
         assert!(
             part.contains("UKR withdrawal_announced ottawa (decree)"),
             "evidence: {part}"
@@ -246,9 +246,14 @@ fn ten_changes_inside_the_window_make_one_digest() {
     let m = mail[0].parsed();
     assert_eq!(
         m.subject(),
-        Some("Ukraine · Ottawa Convention: unknown → party (+9 more)")
+        Some("[treatywatch] Ukraine · Ottawa Convention: unknown → party (+9 more)")
     );
-    assert!(m.body_text(0).expect("text").contains("10 status changes"));
+    assert!(
+        m.body_text(0)
+            .map(|t| flat(&t))
+            .expect("text")
+            .contains("10 status changes")
+    );
     assert_eq!(desk.sent_log()[0].changes.len(), 10);
 }
 
@@ -456,7 +461,7 @@ fn html_injection_in_feed_text_arrives_escaped() {
     ] {
         assert!(html.contains(escaped), "{escaped} missing from:\n{html}");
     }
-    let text = m.body_text(0).expect("text");
+    let text = m.body_text(0).map(|t| flat(&t)).expect("text");
     assert!(
         text.lines()
             .any(|l| l.contains("Source: <img src=x onerror=alert(1)> Bcc: evil@example.net")),
@@ -502,7 +507,7 @@ fn file_transport_writes_a_valid_eml_a_mail_parser_reads_back() {
     );
     assert_eq!(
         m.subject(),
-        Some("Ukraine · Ottawa Convention: unknown → withdrawal notified")
+        Some("[treatywatch] Ukraine · Ottawa Convention: unknown → withdrawal notified")
     );
     assert_eq!(
         m.from().and_then(|a| a.first()).and_then(|a| a.address()),
@@ -511,13 +516,14 @@ fn file_transport_writes_a_valid_eml_a_mail_parser_reads_back() {
     assert!(m.date().is_some());
     assert!(
         m.body_text(0)
+            .map(|t| flat(&t))
             .expect("text")
             .contains("withdrawal notified")
     );
     assert!(
         m.body_html(0)
             .expect("html")
-            .contains("<h3>Ukraine · Ottawa Convention</h3>")
+            .contains(">Ukraine · Ottawa Convention</div>")
     );
     assert!(desk.run(t0() + mins(1), Flush::Now).sent.is_empty());
 }
@@ -537,7 +543,7 @@ fn backfilled_changes_are_never_mailed() {
     assert_eq!(mail.len(), 1);
     assert_eq!(
         mail[0].parsed().subject(),
-        Some("Poland · Ottawa Convention: party → withdrawal announced"),
+        Some("[treatywatch] Poland · Ottawa Convention: party → withdrawal announced"),
         "only the live change, not the history"
     );
 }
@@ -566,7 +572,7 @@ fn one_recipients_refusal_does_not_block_another() {
     let alert = mail[1].parsed();
     assert_eq!(
         alert.subject(),
-        Some("Recipient refused: ngo@example.org (reply 550)")
+        Some("[treatywatch] Recipient refused: ngo@example.org (reply 550)")
     );
     assert!(
         alert
@@ -704,9 +710,9 @@ fn an_elapsed_notice_period_is_recorded_and_mailed_unless_the_clause_holds_it() 
     let m = mail[1].parsed();
     assert_eq!(
         m.subject(),
-        Some("Poland · CTBT: withdrawal notified → withdrawn")
+        Some("[treatywatch] Poland · CTBT: withdrawal notified → withdrawn")
     );
-    let text = m.body_text(0).expect("text");
+    let text = m.body_text(0).map(|t| flat(&t)).expect("text");
     assert!(
         text.contains("notice period of 6 months, which ran out on 2025-12-27"),
         "{text}"
@@ -734,7 +740,9 @@ fn preview_prints_the_pending_digest_and_changes_nothing() {
         let stdout = String::from_utf8(output.stdout).expect("utf-8");
         assert!(stdout.contains("To: Desk <desk@example.org>"), "{stdout}");
         assert!(
-            stdout.contains("Subject: Ukraine · Ottawa Convention: unknown → withdrawal announced"),
+            stdout.contains(
+                "Subject: [treatywatch] Ukraine · Ottawa Convention: unknown → withdrawal announced"
+            ),
             "{stdout}"
         );
         assert!(stdout.contains("Status: due now"), "{stdout}");
@@ -813,6 +821,9 @@ fn a_database_from_before_digests_does_not_mail_its_history() {
         evidence: None,
         backfill: false,
         from_baseline: None,
+        rule: None,
+        authoritative: false,
+        correction: None,
     });
     conn.execute(
         "INSERT INTO events (kind, state, treaty, occurred_at, recorded_at, payload, payload_version, dedupe_key)
@@ -967,12 +978,12 @@ fn a_five_megabyte_title_is_cut_with_an_ellipsis_and_the_digest_stays_small() {
         mail[0].data.len()
     );
     let m = mail[0].parsed();
-    let text = m.body_text(0).expect("text");
+    let text = m.body_text(0).map(|t| flat(&t)).expect("text");
     let html = m.body_html(0).expect("html");
     let title = format!("huge {}…", "T".repeat(notify::MAX_TITLE_CHARS - 6));
     assert!(text.contains(&title), "the title is cut visibly:\n{text}");
     assert!(text.contains("S…\""), "the evidence too:\n{text}");
-    for part in [&text, &html] {
+    for part in [text.as_str(), &*html] {
         assert!(
             !part.contains('\u{202E}') && !part.contains('\u{202C}'),
             "bidi overrides are dropped"
@@ -1018,7 +1029,11 @@ fn a_digest_over_max_digest_size_is_sent_in_brief() {
         "{} bytes",
         mail[0].data.len()
     );
-    let text = mail[0].parsed().body_text(0).expect("text").to_string();
+    let text = mail[0]
+        .parsed()
+        .body_text(0)
+        .map(|t| flat(&t))
+        .expect("text");
     assert!(
         text.contains("shortened to fit [notify] max_digest_size"),
         "{text}"
@@ -1065,9 +1080,11 @@ fn a_552_refusal_is_not_retried_and_does_not_hold_later_changes_hostage() {
     let desk_mail = to_desk.parsed();
     assert_eq!(
         desk_mail.subject(),
-        Some("Resent in brief: Ukraine · Ottawa Convention: unknown → withdrawal announced")
+        Some(
+            "[treatywatch] Resent in brief: Ukraine · Ottawa Convention: unknown → withdrawal announced"
+        )
     );
-    let text = desk_mail.body_text(0).expect("text");
+    let text = desk_mail.body_text(0).map(|t| flat(&t)).expect("text");
     assert!(
         text.contains("Not delivered earlier") && text.contains("reply 552"),
         "{text}"
@@ -1079,9 +1096,9 @@ fn a_552_refusal_is_not_retried_and_does_not_hold_later_changes_hostage() {
     let admin_mail = to_admin.parsed();
     assert_eq!(
         admin_mail.subject(),
-        Some("Digest refused: desk@example.org (reply 552)")
+        Some("[treatywatch] Digest refused: desk@example.org (reply 552)")
     );
-    let alert = admin_mail.body_text(0).expect("text");
+    let alert = admin_mail.body_text(0).map(|t| flat(&t)).expect("text");
     assert!(
         alert.contains("Delivery")
             && alert.contains("it is not sent again")

@@ -22,7 +22,7 @@ use treatywatch::store::Store;
 
 use crate::feed_server::Reply;
 use crate::polling::{PollEnv, RSS};
-use crate::support::{ConfigDir, MINIMAL, at, detection};
+use crate::support::{ConfigDir, MINIMAL, at, detection, flat};
 
 fn t0() -> DateTime<Utc> {
     at(2025, 6, 29)
@@ -77,14 +77,20 @@ fn mailbox(folder: &Path) -> Vec<Mail> {
                 .parse(&raw)
                 .expect("a valid message");
             Mail {
-                subject: m.subject().unwrap_or_default().to_string(),
+                // Every subject starts with the filterable prefix; the
+                // tests read what follows it.
+                subject: m
+                    .subject()
+                    .and_then(|s| s.strip_prefix("[treatywatch] "))
+                    .expect("a subject with the [treatywatch] prefix")
+                    .to_string(),
                 to: m
                     .to()
                     .and_then(|a| a.first())
                     .and_then(|a| a.address())
                     .unwrap_or_default()
                     .to_string(),
-                text: m.body_text(0).map(|t| t.to_string()).unwrap_or_default(),
+                text: m.body_text(0).map(|t| flat(&t)).unwrap_or_default(),
                 html: m.body_html(0).map(|t| t.to_string()).unwrap_or_default(),
                 raw: raw.clone(),
             }
@@ -218,7 +224,7 @@ fn a_burst_of_failing_feeds_is_one_message() {
     );
     let text = &mail[0].text;
     assert!(
-        text.starts_with("2 source alerts")
+        text.starts_with("treatywatch: 2 source alerts")
             && text.contains("Source failing: first")
             && text.contains("Source failing: second"),
         "{text}"
@@ -609,7 +615,7 @@ fn an_alert_rides_along_with_news_in_the_same_window() {
     );
     let text = &mail[0].text;
     assert!(
-        text.starts_with("1 status change, 1 source alert")
+        text.starts_with("treatywatch: 1 status change, 1 source alert")
             && text.contains("Where things stand")
             && text.contains("Source health")
             && text.contains("Source failing: wire"),

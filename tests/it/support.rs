@@ -64,6 +64,12 @@ impl ConfigDir {
     }
 }
 
+/// A digest's text part with its wrapping undone: one space between words,
+/// so a test can look for a sentence wherever the lines were broken.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 pub fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 12, 0, 0)
         .single()

@@ -1,16 +1,25 @@
 //! Digest composition: status-change and source-health events in, one
-//! digest out (subject, plain text and HTML), for one recipient. Status
-//! changes come first with where things stand; source-health alerts follow
-//! in a section of their own. A digest of alerts alone is a short message
-//! whose subject names the first alert.
+//! digest out (subject, plain text and HTML), for one recipient. What
+//! changed comes first, with its evidence and how sure treatywatch is of
+//! it; an analyst's corrections follow in a section of their own, then
+//! reports still waiting for a second source (for recipients who ask),
+//! where things stand, and source-health alerts. A digest of alerts alone
+//! is a short message whose subject names the first alert.
+//!
+//! This file builds the model (`Parts`) both parts are rendered from:
+//! `text.rs` renders the plain-text part, `html.rs` the HTML part.
 //!
 //! Pure: it takes the events, the config (for state, treaty and feed names
-//! and the tracked states), the current projection and `now`, and does no
-//! I/O. Everything that came from a feed (evidence, titles, links, error
-//! messages that quote a server) is untrusted: control characters are
-//! dropped, HTML is escaped, and only http(s) links become links. Nothing
-//! from a feed reaches the subject, which is built from configured names,
-//! feed ids, status labels and treatywatch's own summaries of errors alone.
+//! and the tracked states), a `Snapshot` of the store (status table and
+//! waiting reports) and `now`, and does no I/O. Everything that came from a
+//! feed (evidence, titles, links, error messages that quote a server) is
+//! untrusted: control characters are dropped, HTML is escaped, and only
+//! http(s) links become links. Nothing from a feed reaches the subject,
+//! which is built from configured names, feed ids, status labels and
+//! treatywatch's own summaries of errors alone.
+
+mod html;
+mod text;
 
 use std::fmt::Write as _;
 
@@ -18,10 +27,11 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::message::message_id;
+use super::route::Routes;
 use crate::config::{Config, Treaty};
 use crate::domain::{
-    DigestRefused, EventBody, HealthCondition, Projection, SourceHealth, StatusChange, StatusRow,
-    StoredEvent,
+    DigestRefused, EventBody, HealthCondition, Key, Projection, SourceHealth, Status, StatusChange,
+    StatusRow, StoredEvent, Unconfirmed,
 };
 use crate::notice::{NOTICE_SOURCE, expected_effective};
 
@@ -39,6 +49,17 @@ pub struct Digest {
     pub changes: Vec<i64>,
     /// The recipient's key (bare, lower-cased address).
     pub recipient: String,
+    /// Each (state, treaty) a change is about, with its new status, in
+    /// the order reported: the message's X-Treatywatch headers and threads.
+    pub about: Vec<(String, String, Status)>,
+}
+
+/// What the store says now, beside the events being reported.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub projection: Projection,
+    /// Reports still short of corroboration, per key.
+    pub unconfirmed: Vec<(Key, Vec<Unconfirmed>)>,
 }
 
 /// A status change with its place in the log.
@@ -63,6 +84,33 @@ struct Alert {
     url: Option<String>,
     /// A delivery alert (a refused digest), not a source-health one.
     delivery: bool,
+}
+
+/// A report waiting for another source, for the recipients who asked.
+struct Waiting<'a> {
+    state: &'a str,
+    treaty: &'a str,
+    report: &'a Unconfirmed,
+}
+
+/// Everything both parts show, decided once.
+struct Parts<'a> {
+    names: Names<'a>,
+    form: Form,
+    subject: String,
+    /// "2 status changes, 1 correction".
+    headline: String,
+    /// News: what changed.
+    items: Vec<Item<'a>>,
+    /// Changes an analyst's `assert` or `retract` made.
+    corrections: Vec<Item<'a>>,
+    waiting: Vec<Waiting<'a>>,
+    alerts: Vec<Alert>,
+    resent: Resent<'a>,
+    standings: Vec<(String, Vec<Standing>)>,
+    /// Why this recipient gets this digest, and how to change or correct it.
+    footer: Vec<String>,
+    now: DateTime<Utc>,
 }
 
 /// The longest evidence sentence a digest quotes, in characters.
@@ -90,11 +138,11 @@ pub enum Form {
 pub fn compose(
     events: &[StoredEvent],
     config: &Config,
-    projection: &Projection,
+    snapshot: &Snapshot,
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Option<Digest> {
-    compose_in(Form::Full, events, config, projection, recipient, now)
+    compose_in(Form::Full, events, config, snapshot, recipient, now)
 }
 
 /// `compose`, in the given form.
@@ -102,7 +150,7 @@ pub fn compose_in(
     form: Form,
     events: &[StoredEvent],
     config: &Config,
-    projection: &Projection,
+    snapshot: &Snapshot,
     recipient: &str,
     now: DateTime<Utc>,
 ) -> Option<Digest> {
@@ -162,25 +210,78 @@ pub fn compose_in(
     seqs.dedup();
     let covered = (*seqs.first()?, *seqs.last()?);
     let subject = subject(&names, &items, &alerts, &resent);
+    let about = items
+        .iter()
+        .chain(&resent.items)
+        .map(|i| (i.change.state.clone(), i.change.treaty.clone(), i.change.to))
+        .collect();
     let all: Vec<Item<'_>> = items
         .iter()
         .chain(&resent.items)
         .map(|i| Item { ..*i })
         .collect();
-    let standings = standings(&names, &all, projection, now);
+    let standings = standings(&names, &all, &snapshot.projection, now);
+    let routes = Routes::from_config(config);
+    let waiting = snapshot
+        .unconfirmed
+        .iter()
+        .filter(|((state, treaty), _)| routes.wants_unconfirmed(recipient, state, treaty))
+        .flat_map(|((state, treaty), reports)| {
+            reports.iter().map(move |report| Waiting {
+                state,
+                treaty,
+                report,
+            })
+        })
+        .collect();
+    let (corrections, items): (Vec<Item<'_>>, Vec<Item<'_>>) = items
+        .into_iter()
+        .partition(|i| i.change.correction.is_some());
+    let mut parts = Parts {
+        headline: String::new(),
+        footer: footer(&routes, recipient),
+        names,
+        form,
+        subject: subject.clone(),
+        items,
+        corrections,
+        waiting,
+        alerts,
+        resent,
+        standings,
+        now,
+    };
+    parts.headline = headline(&parts);
     Some(Digest {
-        text: text(
-            &names, form, &items, &alerts, &resent, &standings, covered, now,
-        ),
-        html: html(
-            &names, form, &subject, &items, &alerts, &resent, &standings, covered, now,
-        ),
+        text: text::render(&parts),
+        html: html::render(&parts),
         subject,
         message_id: message_id(covered.0, covered.1, recipient, &config.notify.from),
         covered,
         changes: seqs,
         recipient: recipient.to_string(),
+        about,
     })
+}
+
+/// Why the recipient gets this, how to change that, how to report a
+/// wrong detection.
+fn footer(routes: &Routes, recipient: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let matched = routes.describe(recipient);
+    if !matched.is_empty() {
+        lines.push(format!(
+            "You get this as {recipient} because of {}.",
+            matched.join("; and ")
+        ));
+    }
+    lines.push(
+        "To change what you get, edit those entries in treatywatch's feeds.toml (then `treatywatch check` and `systemctl reload treatywatch`).".to_string(),
+    );
+    lines.push(
+        "A wrong detection? Tell the admin, who withdraws it with `treatywatch retract SEQ --note \"why\"` (each change names its SEQ); the correction is mailed too.".to_string(),
+    );
+    lines
 }
 
 /// Changes a refused digest owed the recipient, resent in brief.
@@ -415,6 +516,21 @@ impl Names<'_> {
 /// with "; 1 source alert" inside the parentheses when alerts ride along;
 /// for alerts alone, the first alert's subject.
 fn subject(names: &Names<'_>, items: &[Item<'_>], alerts: &[Alert], resent: &Resent<'_>) -> String {
+    let prefix = &names.config.notify.subject_prefix;
+    let bare = bare_subject(names, items, alerts, resent);
+    if prefix.is_empty() {
+        bare
+    } else {
+        header_safe(&format!("{prefix} {bare}"))
+    }
+}
+
+fn bare_subject(
+    names: &Names<'_>,
+    items: &[Item<'_>],
+    alerts: &[Alert],
+    resent: &Resent<'_>,
+) -> String {
     let Some(first) = items.first() else {
         if let Some(first) = resent.items.first() {
             let c = first.change;
@@ -478,33 +594,37 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// ("2 status changes, 1 source alert", "events #3–#9").
-fn headline(
-    items: &[Item<'_>],
-    alerts: &[Alert],
-    resent: &Resent<'_>,
-    covered: (i64, i64),
-) -> (String, String) {
-    let mut parts = Vec::new();
-    if !items.is_empty() {
-        parts.push(plural(items.len(), "status change", "status changes"));
+/// "2 status changes, 1 correction, 1 source alert": what the digest
+/// holds, in words (no sequence numbers: they are for `treatywatch`).
+fn headline(parts: &Parts<'_>) -> String {
+    let mut out = Vec::new();
+    if !parts.items.is_empty() {
+        out.push(plural(parts.items.len(), "status change", "status changes"));
     }
-    if !resent.items.is_empty() {
-        parts.push(format!(
+    if !parts.corrections.is_empty() {
+        out.push(plural(parts.corrections.len(), "correction", "corrections"));
+    }
+    if !parts.resent.items.is_empty() {
+        out.push(format!(
             "{} resent in brief",
-            plural(resent.items.len(), "status change", "status changes")
+            plural(parts.resent.items.len(), "status change", "status changes")
         ));
     }
-    parts.extend(alert_counts(alerts));
-    (
-        parts.join(", "),
-        format!("events #{}–#{}", covered.0, covered.1),
-    )
+    out.extend(alert_counts(&parts.alerts));
+    if out.is_empty() {
+        out.push("treatywatch digest".to_string());
+    }
+    let mut text = out.join(", ");
+    if let Some(first) = text.get(..1) {
+        text = first.to_uppercase() + &text[1..];
+    }
+    text
 }
 
 /// One line of the "where things stand" table.
 struct Standing {
     state: String,
+    status: Status,
     text: String,
 }
 
@@ -537,6 +657,9 @@ fn standings(
                 .into_iter()
                 .map(|state| Standing {
                     state: names.state(state).to_string(),
+                    status: projection
+                        .get(&(state.to_string(), treaty.to_string()))
+                        .map_or(Status::Unknown, |r| r.status),
                     text: standing(
                         projection.get(&(state.to_string(), treaty.to_string())),
                         info,
@@ -622,6 +745,69 @@ fn brief_line(names: &Names<'_>, i: &Item<'_>) -> String {
     )
 }
 
+/// How a change was found and how sure it is: "Feed: wire · rule
+/// withdrawal.decree · 1 source · not yet confirmed by the depositary".
+fn confidence(names: &Names<'_>, c: &StatusChange) -> String {
+    let mut parts = vec![format!("Feed: {}", clean(&names.feeds(&c.sources)))];
+    if let Some(rule) = &c.rule {
+        parts.push(format!("rule {}", clean(rule)));
+    }
+    parts.push(plural(c.sources.len(), "source", "sources"));
+    parts.push(
+        if c.authoritative {
+            "confirmed by an authoritative source"
+        } else {
+            "not yet confirmed by the depositary"
+        }
+        .to_string(),
+    );
+    parts.join(" · ")
+}
+
+/// What a correction changed, in sentences: what was recorded, what it is
+/// now, the analyst's note, what it withdrew, when.
+fn correction_lines(c: &StatusChange) -> Vec<String> {
+    let Some(k) = c.correction.as_deref() else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!("Was recorded: {}. Now: {}.", was(c), c.to.label())];
+    lines.push(format!(
+        "Analyst's note: \"{}\"",
+        capped(&k.note, MAX_EVIDENCE_CHARS)
+    ));
+    if let Some(ev) = &k.withdrew {
+        lines.push(format!(
+            "It withdrew: \"{}\"",
+            capped(&ev.sentence, MAX_EVIDENCE_CHARS)
+        ));
+    }
+    lines.push(format!(
+        "{} by an analyst on {}.",
+        if k.asserted {
+            "Status set"
+        } else {
+            "Report withdrawn"
+        },
+        k.at.format("%Y-%m-%d %H:%M UTC")
+    ));
+    lines
+}
+
+/// "Lithuania · CCM: withdrawal announced, first reported 2025-06-29 (1 of
+/// 2 sources: wire)".
+fn waiting_line(names: &Names<'_>, w: &Waiting<'_>) -> String {
+    format!(
+        "{} · {}: {}, first reported {} ({} of {} sources: {})",
+        names.state(w.state),
+        names.treaty(w.treaty),
+        w.report.status.label(),
+        w.report.first_reported.format("%Y-%m-%d"),
+        w.report.sources.len(),
+        w.report.needed,
+        clean(&names.feeds(&w.report.sources))
+    )
+}
+
 /// The note a brief digest starts with, and how many changes it lists.
 fn brief_note(form: Form, items: usize) -> Option<(String, usize)> {
     let Form::Brief { listed } = form else {
@@ -634,241 +820,6 @@ fn brief_note(form: Form, items: usize) -> Option<(String, usize)> {
     }
     note.push_str(". `treatywatch events` has everything.");
     Some((note, listed))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn text(
-    names: &Names<'_>,
-    form: Form,
-    items: &[Item<'_>],
-    alerts: &[Alert],
-    resent: &Resent<'_>,
-    standings: &[(String, Vec<Standing>)],
-    covered: (i64, i64),
-    now: DateTime<Utc>,
-) -> String {
-    let mut t = String::new();
-    let (what, range) = headline(items, alerts, resent, covered);
-    let _ = writeln!(t, "{what} ({range})\n");
-    if !resent.items.is_empty() {
-        let _ = writeln!(t, "Not delivered earlier");
-        for note in &resent.notes {
-            let _ = writeln!(t, "   {note}");
-        }
-        for i in &resent.items {
-            let _ = writeln!(t, "   - {}", brief_line(names, i));
-        }
-        t.push('\n');
-    }
-    let brief = brief_note(form, items.len());
-    if let Some((note, _)) = &brief {
-        let _ = writeln!(t, "{note}\n");
-    }
-    let listed = brief.as_ref().map_or(items.len(), |(_, n)| *n);
-    for (k, i) in items.iter().take(listed).enumerate() {
-        let c = i.change;
-        let _ = writeln!(
-            t,
-            "{}. {} · {}",
-            k + 1,
-            names.state(&c.state),
-            names.treaty(&c.treaty)
-        );
-        let _ = writeln!(
-            t,
-            "   {} → {}, {}",
-            was(c),
-            c.to.label(),
-            i.occurred_at.format("%Y-%m-%d")
-        );
-        if let (Some(ev), Form::Full) = (&c.evidence, form) {
-            let _ = writeln!(t, "   \"{}\"", capped(&ev.sentence, MAX_EVIDENCE_CHARS));
-            let title = ev.title.as_deref().map(|t| capped(t, MAX_TITLE_CHARS));
-            let link = ev.link.as_deref().map(|l| capped(l, MAX_LINK_CHARS));
-            match (title, link) {
-                (Some(title), Some(link)) => {
-                    let _ = writeln!(t, "   Source: {title} <{link}>");
-                }
-                (Some(title), None) => {
-                    let _ = writeln!(t, "   Source: {title}");
-                }
-                (None, Some(link)) => {
-                    let _ = writeln!(t, "   Source: <{link}>");
-                }
-                (None, None) => {}
-            }
-        }
-        let _ = writeln!(t, "   Feed: {}\n", clean(&names.feeds(&c.sources)));
-    }
-    for (treaty, rows) in standings {
-        let _ = writeln!(t, "Where things stand — {treaty}");
-        let width = rows
-            .iter()
-            .map(|r| r.state.chars().count())
-            .max()
-            .unwrap_or(0);
-        for r in rows {
-            let pad = width - r.state.chars().count();
-            let _ = writeln!(t, "   {}{}  {}", r.state, " ".repeat(pad), r.text);
-        }
-        t.push('\n');
-    }
-    for (section, delivery) in [("Source health", false), ("Delivery", true)] {
-        let mut alerts = alerts.iter().filter(|a| a.delivery == delivery).peekable();
-        if alerts.peek().is_none() {
-            continue;
-        }
-        let _ = writeln!(t, "{section}");
-        for a in alerts {
-            let _ = writeln!(t, "   {}", a.heading);
-            for line in &a.lines {
-                let _ = writeln!(t, "   {line}");
-            }
-            if let Some(url) = &a.url {
-                let _ = writeln!(t, "   Feed url: <{}>", clean(url));
-            }
-            t.push('\n');
-        }
-    }
-    let _ = writeln!(t, "-- \ntreatywatch, {}", now.format("%Y-%m-%d %H:%M UTC"));
-    t
-}
-
-#[allow(clippy::too_many_arguments)]
-fn html(
-    names: &Names<'_>,
-    form: Form,
-    subject: &str,
-    items: &[Item<'_>],
-    alerts: &[Alert],
-    resent: &Resent<'_>,
-    standings: &[(String, Vec<Standing>)],
-    covered: (i64, i64),
-    now: DateTime<Utc>,
-) -> String {
-    let mut h = String::new();
-    let (what, range) = headline(items, alerts, resent, covered);
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family: sans-serif; line-height: 1.4\">\n<h2>{} <small>({})</small></h2>\n",
-        escape(subject),
-        escape(&what),
-        escape(&range),
-    );
-    if !resent.items.is_empty() {
-        h.push_str("<h3>Not delivered earlier</h3>\n");
-        for note in &resent.notes {
-            let _ = writeln!(h, "<p>{}</p>", escape(note));
-        }
-        h.push_str("<ul>\n");
-        for i in &resent.items {
-            let _ = writeln!(h, "<li>{}</li>", escape(&brief_line(names, i)));
-        }
-        h.push_str("</ul>\n");
-    }
-    let brief = brief_note(form, items.len());
-    if let Some((note, _)) = &brief {
-        let _ = writeln!(h, "<p><em>{}</em></p>", escape(note));
-    }
-    let listed = brief.as_ref().map_or(items.len(), |(_, n)| *n);
-    for i in items.iter().take(listed) {
-        let c = i.change;
-        let _ = write!(
-            h,
-            "<h3>{} · {}</h3>\n<p><strong>{} → {}</strong>, {}</p>\n",
-            escape(names.state(&c.state)),
-            escape(names.treaty(&c.treaty)),
-            escape(&was(c)),
-            escape(&c.to.label()),
-            i.occurred_at.format("%Y-%m-%d")
-        );
-        if let (Some(ev), Form::Full) = (&c.evidence, form) {
-            let _ = writeln!(
-                h,
-                "<blockquote>{}</blockquote>",
-                escape(&capped(&ev.sentence, MAX_EVIDENCE_CHARS))
-            );
-            let title = ev
-                .title
-                .as_deref()
-                .map(|t| escape(&capped(t, MAX_TITLE_CHARS)));
-            // A link too long to show whole is shown cut, never linked.
-            let linkable = ev
-                .link
-                .as_deref()
-                .filter(|l| l.chars().count() <= MAX_LINK_CHARS)
-                .and_then(web_link);
-            let source = match (linkable, title) {
-                (Some(url), title) => Some(format!(
-                    "<a href=\"{}\">{}</a>",
-                    escape(url.as_str()),
-                    title.unwrap_or_else(|| escape(url.as_str()))
-                )),
-                (None, Some(title)) => Some(match ev.link.as_deref() {
-                    Some(link) => format!("{title} ({})", escape(&capped(link, MAX_LINK_CHARS))),
-                    None => title,
-                }),
-                (None, None) => ev
-                    .link
-                    .as_deref()
-                    .map(|l| escape(&capped(l, MAX_LINK_CHARS))),
-            };
-            if let Some(source) = source {
-                let _ = writeln!(h, "<p>Source: {source}</p>");
-            }
-        }
-        let _ = writeln!(
-            h,
-            "<p>Feed: {}</p>",
-            escape(&clean(&names.feeds(&c.sources)))
-        );
-    }
-    for (treaty, rows) in standings {
-        let _ = writeln!(
-            h,
-            "<h3>Where things stand — {}</h3>\n<table>",
-            escape(treaty)
-        );
-        for r in rows {
-            let _ = writeln!(
-                h,
-                "<tr><td style=\"padding-right: 1em\">{}</td><td>{}</td></tr>",
-                escape(&r.state),
-                escape(&r.text)
-            );
-        }
-        h.push_str("</table>\n");
-    }
-    for (section, delivery) in [("Source health", false), ("Delivery", true)] {
-        let mut alerts = alerts.iter().filter(|a| a.delivery == delivery).peekable();
-        if alerts.peek().is_none() {
-            continue;
-        }
-        let _ = writeln!(h, "<h3>{section}</h3>");
-        for a in alerts {
-            let _ = writeln!(h, "<h4>{}</h4>", escape(&a.heading));
-            for line in &a.lines {
-                let _ = writeln!(h, "<p>{}</p>", escape(line));
-            }
-            if let Some(url) = &a.url {
-                let shown = escape(&clean(url));
-                let _ = match web_link(url) {
-                    Some(u) => writeln!(
-                        h,
-                        "<p>Feed url: <a href=\"{}\">{shown}</a></p>",
-                        escape(u.as_str())
-                    ),
-                    None => writeln!(h, "<p>Feed url: {shown}</p>"),
-                };
-            }
-        }
-    }
-    let _ = write!(
-        h,
-        "<p style=\"color: #666\">treatywatch, {}</p>\n</body></html>\n",
-        now.format("%Y-%m-%d %H:%M UTC")
-    );
-    h
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
