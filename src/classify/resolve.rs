@@ -190,7 +190,8 @@ pub fn read(
         Some(When::Recent { at }) => Some(at),
         _ => None,
     };
-    if let Some(m) = blocking_modifier(c, scan, cue, &clause, stage, recent) {
+    if let Some(m) = blocking_modifier(c, scan, cue, &clause, stage, recent, rule.needs_withdrawal)
+    {
         return Err(m);
     }
     match when {
@@ -409,6 +410,7 @@ fn blocking_modifier(
     clause: &Range<usize>,
     action: crate::domain::Action,
     recent: Option<usize>,
+    suspension_cue: bool,
 ) -> Option<Dropped> {
     for m in &scan.modifiers {
         let Some(rule) = c.modifiers.get(m.index as usize) else {
@@ -422,6 +424,11 @@ fn blocking_modifier(
         // not make it old news. A date before the framing dates something
         // else ("on Friday became the first to leave"), and what follows the
         // cue ("suspending", "six months after") still says what it is.
+        // A cue that reads a suspension law as a withdrawal's step is not
+        // blocked by the words after it that say it is a suspension.
+        if suspension_cue && rule.kind == ModifierKind::Background && !rule.before {
+            continue;
+        }
         if recent.is_some()
             && m.tokens.len() == 1
             && rule.kind == ModifierKind::Background
