@@ -85,6 +85,10 @@ pub struct CueRule {
     pub actor_inside: bool,
     pub treaty_follows: bool,
     pub treaty_in_sentence: bool,
+    /// The normalised words of its phrases, so that a negation inside a
+    /// gap ("the exit cannot become effective") is told from the phrase's
+    /// own words ("no longer bound").
+    pub words: Vec<String>,
 }
 
 /// A modifier rule ready for matching.
@@ -401,6 +405,19 @@ impl Compiled {
                 actor_inside: c.actor_inside,
                 treaty_follows: c.treaty_follows,
                 treaty_in_sentence: c.treaty_in_sentence,
+                words: {
+                    let mut w: Vec<String> = c
+                        .phrases
+                        .iter()
+                        .flat_map(|p| {
+                            let n = normalize(p, 0);
+                            (0..n.len()).map(move |i| n.token(i).to_string())
+                        })
+                        .collect();
+                    w.sort();
+                    w.dedup();
+                    w
+                },
             });
         }
         let mut modifiers = Vec::new();

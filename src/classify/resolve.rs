@@ -194,6 +194,9 @@ pub fn read(
     {
         return Err(m);
     }
+    if let Some(m) = modifier_in_gap(c, scan, cue, rule, stage) {
+        return Err(m);
+    }
     match when {
         Some(When::History) => return Err(Dropped::History),
         Some(When::Future) if !rule.future_ok => return Err(Dropped::Future),
@@ -442,6 +445,45 @@ fn blocking_modifier(
         return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));
     }
     None
+}
+
+/// A negation or hypothetical inside the gap of a cue's phrase ("the exit
+/// cannot become effective", "the withdrawal ... does not come into force",
+/// "the withdrawal would take effect"): a word the phrase itself does not
+/// contain ("no longer bound" is the phrase's own).
+fn modifier_in_gap(
+    c: &Compiled,
+    scan: &Scan,
+    cue: &RuleMatch,
+    cue_rule: &super::compile::CueRule,
+    action: Action,
+) -> Option<Dropped> {
+    let q = &cue.tokens;
+    scan.modifiers.iter().find_map(|m| {
+        let rule = c.modifiers.get(m.index as usize)?;
+        let inside = m.tokens.start > q.start && m.tokens.end < q.end;
+        // A negation, or a modal verb; nouns a hypothetical rule lists
+        // ("proposal") are objects inside a gap ("approved the proposal on
+        // the withdrawal").
+        let kind = match rule.kind {
+            ModifierKind::Negation => true,
+            ModifierKind::Hypothetical => m.tokens.clone().all(|i| {
+                matches!(
+                    scan.norm.token(i),
+                    "could" | "would" | "might" | "should" | "must" | "may" | "will" | "shall"
+                )
+            }),
+            _ => false,
+        };
+        let own = m.tokens.clone().any(|i| {
+            cue_rule
+                .words
+                .binary_search_by(|w| w.as_str().cmp(scan.norm.token(i)))
+                .is_ok()
+        });
+        (inside && kind && !own && rule.applies_to(action))
+            .then(|| Dropped::Modifier(rule.id.clone(), rule.kind.as_str()))
+    })
 }
 
 /// The treaty mention closest to the cue, preferring its own clause, with
