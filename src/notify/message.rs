@@ -68,6 +68,27 @@ fn domain_of(from: &str) -> &str {
         .unwrap_or(FALLBACK_DOMAIN)
 }
 
+/// The longest line 8-bit transport allows (RFC 5322 §2.1.1), in bytes.
+const MAX_LINE_BYTES: usize = 998;
+
+/// `text` as an 8-bit body, when every line fits RFC 5322's 998 bytes and
+/// it holds no NUL. lettre's own chooser only picks 8-bit for lines under
+/// 76 bytes, which a wrapped line with a few "·" or "→" exceeds, and would
+/// fall back to base64: unreadable to `grep`.
+fn eight_bit(text: &str) -> Option<Body> {
+    if text.contains('\0') || text.contains('\r') {
+        return None;
+    }
+    let crlf = text.replace('\n', "\r\n");
+    if crlf.split("\r\n").any(|line| line.len() > MAX_LINE_BYTES) {
+        return None;
+    }
+    Some(Body::dangerous_pre_encoded(
+        crlf.into_bytes(),
+        ContentTransferEncoding::EightBit,
+    ))
+}
+
 fn header(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
@@ -155,12 +176,7 @@ pub fn build(
             .in_reply_to(first.clone())
             .references(threads.join(" "));
     }
-    let text = match Body::new_with_encoding(digest.text.clone(), ContentTransferEncoding::EightBit)
-    {
-        Ok(body) => body,
-        // A line too long for 8-bit transport: let lettre encode it.
-        Err(bytes) => Body::new(bytes),
-    };
+    let text = eight_bit(&digest.text).unwrap_or_else(|| Body::new(digest.text.clone()));
     let message = builder
         .multipart(
             MultiPart::alternative()

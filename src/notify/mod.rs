@@ -27,7 +27,7 @@ pub use compose::{
     compose_in, escape,
 };
 pub use file::file_name;
-pub use message::message_id;
+pub use message::{message_id, thread_id};
 pub use outbox::{
     CRASH_AFTER_ACCEPT_ENV, Delivery, FailedDigest, Flush, NotifyReport, Plan, Preview,
     PreviewState, RETRY_FIRST, RETRY_MAX, SentDigest, backoff, deliver, plan, preview, record,

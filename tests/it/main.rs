@@ -26,6 +26,10 @@
 //!   a real SMTP server on loopback (`smtp_server`) or as .eml files:
 //!   debounce, urgency, retries, a crash mid-send, escaping, backfill,
 //!   notice-period effects and `digest --preview`.
+//! - `digest_trust`: corrections labelled with the analyst's note, reports
+//!   waiting for a second source in `status` and digests, one thread per
+//!   (state, treaty), an 8-bit text part `grep` reads, and the HTML part
+//!   rendered in headless Chromium to a PNG with every section in the DOM.
 //! - `health`: source-health alerts — a feed failing, recovering, going
 //!   stale or publishing again is mailed once per episode, through `poll`
 //!   against the loopback feed server and through the library with `now`
@@ -49,6 +53,7 @@ mod crash;
 mod daemon;
 mod delivery;
 mod digest;
+mod digest_trust;
 mod event_log;
 mod feed_server;
 mod fold_props;

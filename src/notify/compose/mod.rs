@@ -531,7 +531,12 @@ fn bare_subject(
     alerts: &[Alert],
     resent: &Resent<'_>,
 ) -> String {
-    let Some(first) = items.first() else {
+    // News first; a digest of corrections alone says it is one.
+    let first = items
+        .iter()
+        .find(|i| i.change.correction.is_none())
+        .or(items.first());
+    let Some(first) = first else {
         if let Some(first) = resent.items.first() {
             let c = first.change;
             let more = resent.items.len() - 1;
@@ -556,7 +561,12 @@ fn bare_subject(
     };
     let c = first.change;
     let mut s = format!(
-        "{} · {}: {} → {}",
+        "{}{} · {}: {} → {}",
+        if c.correction.is_some() {
+            "Correction: "
+        } else {
+            ""
+        },
         names.state(&c.state),
         names.treaty(&c.treaty),
         c.from.label(),
