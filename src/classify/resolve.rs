@@ -140,7 +140,7 @@ pub fn read(
     let clause = clause(c, scan, &cue.tokens);
     // The stage table: the cue's action, or its row's cell for the agent's
     // class; then a shift modifier in scope; then the class's cap.
-    let agent = agent_of(c, scan, cue, &clause);
+    let agent = agent_of(c, scan, cue, &clause, rule.actor_inside);
     let mut stage = StageCell::Stage(rule.action);
     let mut cell = match agent {
         Some(class) => format!("{} × {}: no row, the cue's action", rule.id, class.as_str()),
@@ -271,6 +271,7 @@ fn agent_of(
     scan: &Scan,
     cue: &RuleMatch,
     clause: &Range<usize>,
+    actor_inside: bool,
 ) -> Option<AgentClass> {
     let class = |k: u8| c.agent_classes.get(k as usize).map(|(class, _)| *class);
     // An agent word inside a treaty's name is part of the name: the
@@ -335,18 +336,49 @@ fn agent_of(
     let nearest = agents.iter().enumerate().rev().find(|(_, (t, k))| {
         before(t) && !(class(*k) == Some(AgentClass::NonState) && state_between(t))
     });
-    // "the defence committee of the Eduskunta": the head of "X of Y" acts.
-    let head = nearest.and_then(|(i, (t, _))| {
+    // "the defence committee of the Eduskunta", "the defence committee of
+    // the Finnish parliament": the head of "X of Y" acts; and "the Committee
+    // of National Security and Defence of the Seimas": a committee named
+    // with "of" shortly before its legislature heads it.
+    let head = nearest.and_then(|(i, (t, k))| {
         let prev = agents.get(i.checked_sub(1)?)?;
-        let between: Vec<&str> = (prev.0.end..t.start).map(|k| scan.norm.token(k)).collect();
-        matches!(between[..], ["of"] | ["of", "the"]).then_some(prev)
+        let named = |k: usize| {
+            scan.mentions
+                .iter()
+                .any(|m| is_state(m) && m.tokens.start <= k && k < m.tokens.end)
+        };
+        let between: Vec<&str> = (prev.0.end..t.start)
+            .filter(|&k| !named(k))
+            .map(|k| scan.norm.token(k))
+            .collect();
+        let of_phrase = matches!(between[..], ["of"] | ["of", "the"]);
+        let committee_of = class(prev.1) == Some(AgentClass::Committee)
+            && class(*k) == Some(AgentClass::Legislature)
+            && scan.norm.token(prev.0.end) == "of"
+            && between.len() <= 8
+            && !between.iter().any(|w| *w == COMMA || *w == BREAK);
+        (of_phrase || committee_of).then_some(*prev)
     });
-    head.or(nearest.map(|(_, a)| a))
+    // "commented the decision of the Sejm of Poland about the
+    // denunciation": an agent written inside a cue whose states are inside
+    // it is that cue's agent.
+    let inside = actor_inside
+        .then(|| {
+            agents
+                .iter()
+                .find(|(t, _)| t.start > cue.tokens.start && t.end <= cue.tokens.end)
+        })
+        .flatten();
+    inside
+        .copied()
+        .or(head)
+        .or(nearest.map(|(_, a)| *a))
         .or_else(|| {
             // Inside the cue: "the Senate-approved withdrawal".
             agents
                 .iter()
                 .find(|(t, _)| t.start >= cue.tokens.start && t.end <= cue.tokens.end)
+                .copied()
         })
         .and_then(|(_, k)| class(*k))
 }
