@@ -329,7 +329,7 @@ fn frozen_test_split() {
     // The goal (issue 10) is 0.95 / 0.90 / 0.90; this gate holds the level
     // reached so far (only these totals are ever looked at, never which
     // items fail), so a change that loses ground fails here.
-    s.gate("frozen test split", 0.84, 0.76, 0.85);
+    s.gate("frozen test split", 0.85, 0.77, 0.85);
 }
 
 /// Everything the rules were tuned on.
@@ -347,7 +347,7 @@ fn training_sets() {
     );
     // A regression gate at the level reached so far (the goal is 0.95 /
     // 0.90 / 0.90); the frozen split is the estimate that matters.
-    s.gate("training sets", 0.91, 0.83, 0.92);
+    s.gate("training sets", 0.93, 0.85, 0.93);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -356,7 +356,7 @@ fn training_sets() {
 #[test]
 fn train_v3() {
     let s = score("train-v3", &["train-v3.toml"]);
-    s.gate("train-v3", 0.91, 0.89, 0.92);
+    s.gate("train-v3", 0.93, 0.93, 0.94);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
