@@ -4,6 +4,7 @@
 //! Fields are stable (`feed`, `seq`, `state`, `treaty`) so one item can be
 //! followed from poll to digest.
 
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use tracing_subscriber::EnvFilter;
@@ -51,9 +52,17 @@ pub fn init(format: LogFormat, default_level: &str) {
                     .with_writer(std::io::stderr),
             )
             .try_init(),
+        // Colour only for a person at a terminal: a log file or a pipe
+        // gets plain text, not escape codes (NO_COLOR is honoured too).
         (None, _) => registry
             .with(filter())
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(
+                        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                    )
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
 }

@@ -1154,25 +1154,22 @@ impl Validator<'_> {
         }
     }
 
-    /// Checks the shape of an address, either `user@host` or
-    /// `Name <user@host>`; the mail library checks it fully when sending.
+    /// Checks an address with the mail library's own parser, the one every
+    /// send uses, so `check` refuses what a send would ("Arms, Control
+    /// <ac@example.org>" needs quotes; "desk@example..org" has an empty
+    /// domain label).
     fn address(&mut self, value: &Spanned<String>, key: &str) {
         let s = value.get_ref().trim();
-        let addr = match (s.rfind('<'), s.strip_suffix('>')) {
-            (Some(i), Some(inner)) => &inner[i + 1..],
-            _ => s,
-        };
-        let valid = match addr.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !addr.contains(char::is_whitespace)
-                    && !domain.contains('@')
-            }
-            None => false,
-        };
-        if !valid {
-            self.err(value.span(), format!("{key} address {:?} is not an e-mail address; write \"user@example.org\" or \"Name <user@example.org>\"", value.get_ref()));
+        if s.parse::<lettre::message::Mailbox>().is_err() {
+            let hint = if s.contains(',') && s.contains('<') && !s.starts_with('"') {
+                "; a display name with a comma must be quoted: write \"\\\"Arms, Control\\\" <ac@example.org>\""
+            } else {
+                "; write \"user@example.org\" or \"Name <user@example.org>\""
+            };
+            self.err(
+                value.span(),
+                format!("{key} address {s:?} is not an e-mail address a mail server accepts{hint}"),
+            );
         }
     }
 }

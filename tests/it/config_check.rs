@@ -211,6 +211,22 @@ fn bad_recipient_address_is_refused() {
 }
 
 #[test]
+fn addresses_every_send_would_refuse_are_refused_by_check() {
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nto = [‸\"Arms, Control <ac@example.org>\"]\n"),
+        "a display name with a comma must be quoted",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nto = [‸\"desk@example..org\"]\n"),
+        "is not an e-mail address a mail server accepts",
+    );
+    check_bad(
+        &format!("{MINIMAL}\n[notify]\nfrom = ‸\"treatywatch <tw@>\"\n"),
+        "from address",
+    );
+}
+
+#[test]
 fn source_health_thresholds_are_checked() {
     check_bad(
         &format!("{MINIMAL}\n[notify]\nalert_after_failures = ‸0\n"),

@@ -206,3 +206,35 @@ fn daemon_serves_prometheus_metrics_on_loopback() {
     }
     signal(&child.0, "TERM");
 }
+
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let env = PollEnv::new(&[("first", "/first.xml")]);
+    env.server
+        .set("/first.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    let log_path = env.dir.path().join("daemon.log");
+    let mut child = crate::crash::KillOnDrop(
+        Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
+            .env_remove("TREATYWATCH_CONFIG")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NO_COLOR")
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(env.config_path())
+            .args(["run", "--log-format", "human"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).expect("log file"))
+            .spawn()
+            .expect("start daemon"),
+    );
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("a logged poll", || log().contains("first"));
+    signal(&child.0, "TERM");
+    let _ = child.0.wait();
+    let text = log();
+    assert!(text.contains("INFO"), "human lines: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI escapes in a file: {text:?}"
+    );
+}
