@@ -8,8 +8,11 @@
 //! it, the inflections of the first word of each of its parts ("withdraw",
 //! "withdraws", "withdrew", "withdrawn", "withdrawing"). A pattern can serve several
 //! purposes at once, so each carries a list of `Use`s. Phrases with "..."
-//! are split into parts that `scan` joins again. Owns the pattern table;
-//! reading sentences is elsewhere.
+//! are split into parts that `scan` joins again; a part is a slot (its set
+//! of forms) shared by every phrase that writes it alike, and each phrase is
+//! keyed by its least shared slot, so that a common word costs one record
+//! per hit rather than one per phrase it begins or ends. Owns the pattern
+//! table; reading sentences is elsewhere.
 
 use std::collections::HashMap;
 
@@ -22,7 +25,8 @@ use crate::config::{Gazetteer, Treaties};
 use crate::domain::Action;
 use crate::normalize::normalize;
 
-/// What a pattern means when it matches.
+/// What a pattern means when it matches, besides being a form of a phrase
+/// part (`Compiled::pattern_slots`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
     Treaty(u16),
@@ -44,11 +48,6 @@ pub enum Use {
     StateAnaphor,
     /// "all three": the states last named together.
     StateListAnaphor,
-    /// Part `part` of phrase `phrase` (an index into `Compiled::phrases`).
-    Part {
-        phrase: u32,
-        part: u8,
-    },
     /// A companion phrase after a cue ("along with").
     Companion,
     /// An agent of class `Compiled::agent_classes[i]` ("parliament",
@@ -68,7 +67,8 @@ pub enum RuleRef {
 #[derive(Debug, Clone)]
 pub struct Phrase {
     pub rule: RuleRef,
-    pub parts: u8,
+    /// Per part, in order, the slot (`Compiled::pattern_slots`) that matches it.
+    pub slots: Vec<u32>,
     /// Most words between two parts.
     pub max_gap: usize,
 }
@@ -118,9 +118,20 @@ pub fn action_bit(action: Action) -> u8 {
 
 pub struct Compiled {
     pub automaton: AhoCorasick,
-    /// Per pattern id, what it means.
+    /// Per pattern id, what it means as a name or a grammar phrase.
     pub uses: Vec<Vec<Use>>,
+    /// Per pattern id, the slots it is a form of, ascending. A slot is one
+    /// set of forms ("sign", "signs", "signed", "signing") shared by every
+    /// phrase part written alike: a pattern such as "withdrawal" ends some
+    /// two hundred phrases, and a hit of it is recorded once per slot, not
+    /// once per phrase.
+    pub pattern_slots: Vec<Vec<u32>>,
     pub phrases: Vec<Phrase>,
+    /// Per slot, the phrases keyed by it (ascending): each phrase is keyed
+    /// by its part shared with the fewest other phrases, and is tried only
+    /// when that part occurs. Common first words ("sign", "pass") start
+    /// hundreds of phrases; keying on them would try every one.
+    pub keyed: Vec<Vec<u32>>,
     pub cues: Vec<CueRule>,
     pub modifiers: Vec<ModifierRule>,
     /// Agent classes by `Use::Agent` index, with their stage caps.
@@ -154,11 +165,21 @@ struct Builder {
 impl Builder {
     /// Adds the normalised form of `phrase` (one part, no gaps) for `use_`.
     fn add(&mut self, phrase: &str, use_: Use) {
+        if let Some(id) = self.pattern(phrase)
+            && !self.uses[id].contains(&use_)
+        {
+            self.uses[id].push(use_);
+        }
+    }
+
+    /// The id of the normalised form of `phrase`, added if new; `None` when
+    /// it normalises to nothing.
+    fn pattern(&mut self, phrase: &str) -> Option<usize> {
         let norm = normalize(phrase, 0).text;
         if norm.trim().is_empty() {
-            return;
+            return None;
         }
-        let id = match self.index.get(&norm) {
+        Some(match self.index.get(&norm) {
             Some(&id) => id,
             None => {
                 let id = self.patterns.len();
@@ -167,10 +188,29 @@ impl Builder {
                 self.uses.push(Vec::new());
                 id
             }
-        };
-        if !self.uses[id].contains(&use_) {
-            self.uses[id].push(use_);
+        })
+    }
+}
+
+/// Phrase parts deduplicated by their set of forms.
+#[derive(Default)]
+struct Slots {
+    /// Per slot, its forms (pattern ids, ascending).
+    forms: Vec<Vec<usize>>,
+    index: HashMap<Vec<usize>, u32>,
+}
+
+impl Slots {
+    fn slot(&mut self, mut forms: Vec<usize>) -> u32 {
+        forms.sort_unstable();
+        forms.dedup();
+        if let Some(&id) = self.index.get(&forms) {
+            return id;
         }
+        let id = self.forms.len() as u32;
+        self.forms.push(forms.clone());
+        self.index.insert(forms, id);
+        id
     }
 }
 
@@ -359,6 +399,7 @@ impl Compiled {
             .map(|(k, v)| (k.as_str(), v.as_slice()))
             .collect();
         let mut phrases = Vec::new();
+        let mut slots = Slots::default();
         // Every form of a part is a pattern for that same part, so a phrase
         // with several inflected parts costs the sum of their forms, not
         // the product.
@@ -369,26 +410,24 @@ impl Compiled {
                               inflect: bool,
                               max_gap: Option<usize>| {
             let parts: Vec<&str> = phrase.split(GAP).map(str::trim).collect();
-            let Ok(count) = u8::try_from(parts.len()) else {
+            if u8::try_from(parts.len()).is_err() {
                 return;
-            };
-            let id = phrases.len() as u32;
+            }
+            let phrase_slots = parts
+                .iter()
+                .map(|part| {
+                    let forms = part_forms(part, inflect, &irregular)
+                        .iter()
+                        .filter_map(|form| b.pattern(form))
+                        .collect();
+                    slots.slot(forms)
+                })
+                .collect();
             phrases.push(Phrase {
                 rule,
-                parts: count,
+                slots: phrase_slots,
                 max_gap: max_gap.unwrap_or(default_gap),
             });
-            for (k, part) in parts.iter().enumerate() {
-                for form in part_forms(part, inflect, &irregular) {
-                    b.add(
-                        &form,
-                        Use::Part {
-                            phrase: id,
-                            part: k as u8,
-                        },
-                    );
-                }
-            }
         };
 
         let mut cues = Vec::new();
@@ -438,6 +477,30 @@ impl Compiled {
             }
         }
 
+        let mut pattern_slots = vec![Vec::new(); b.patterns.len()];
+        for (slot, forms) in slots.forms.iter().enumerate() {
+            for &p in forms {
+                pattern_slots[p].push(slot as u32);
+            }
+        }
+        // How many phrases use each slot; a phrase is keyed by its least
+        // shared one (the last such part on a tie).
+        let mut sharing = vec![0usize; slots.forms.len()];
+        for p in &phrases {
+            let mut own = p.slots.clone();
+            own.sort_unstable();
+            own.dedup();
+            for s in own {
+                sharing[s as usize] += 1;
+            }
+        }
+        let mut keyed = vec![Vec::new(); slots.forms.len()];
+        for (id, p) in phrases.iter().enumerate() {
+            if let Some(&key) = p.slots.iter().rev().min_by_key(|&&s| sharing[s as usize]) {
+                keyed[key as usize].push(id as u32);
+            }
+        }
+
         // Overlapping search needs Standard semantics; a DFA keeps the scan
         // fast for a few thousand patterns (see DEPENDENCIES.md figures).
         let automaton = AhoCorasick::builder()
@@ -458,7 +521,9 @@ impl Compiled {
         Compiled {
             automaton,
             uses: b.uses,
+            pattern_slots,
             phrases,
+            keyed,
             cues,
             modifiers,
             agent_classes,

@@ -85,21 +85,26 @@ struct Hit {
     use_: Use,
 }
 
+/// One occurrence of a phrase part: a slot (`Compiled::pattern_slots`) at a
+/// token range.
+type PartHit = (u32, Range<usize>);
+
 /// Scans `sentence`, which starts at byte `base` of the item text.
 pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
     let norm = normalize(sentence, base);
     let mut hits = Vec::new();
+    let mut part_hits: Vec<PartHit> = Vec::new();
     for m in c.automaton.find_overlapping_iter(norm.text.as_str()) {
         let first = norm.token_at(m.start());
         let end = norm.token_at(m.end().saturating_sub(1));
         if end <= first {
             continue;
         }
-        for &use_ in c
-            .uses
-            .get(m.pattern().as_usize())
-            .map_or(&[][..], Vec::as_slice)
-        {
+        let pattern = m.pattern().as_usize();
+        for &slot in c.pattern_slots.get(pattern).map_or(&[][..], Vec::as_slice) {
+            part_hits.push((slot, first..end));
+        }
+        for &use_ in c.uses.get(pattern).map_or(&[][..], Vec::as_slice) {
             let use_ = match use_ {
                 // "US" is the United States, "us" is not; "WHO" is the
                 // World Health Organization, "who" is not.
@@ -129,7 +134,7 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         ..Scan::default()
     };
     // Most sentences of a news item name no treaty, state or cue.
-    if hits.is_empty() {
+    if hits.is_empty() && part_hits.is_empty() {
         return out;
     }
     out.mentions = choose_mentions(&hits, out.norm.len());
@@ -185,11 +190,14 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         .map(|h| h.tokens.clone())
         .collect();
 
+    // Each slot's occurrences together, by start (ties in the order found).
+    part_hits.sort_by_key(|(slot, t)| (*slot, t.start));
+    let phrases = complete_phrases(c, &part_hits);
     // Words a gap is measured in: a named treaty or state counts as one.
     // Only gapped phrases need the count.
-    let gapped = hits
+    let gapped = phrases
         .iter()
-        .any(|h| matches!(h.use_, Use::Part { part, .. } if part > 0));
+        .any(|&p| c.phrases.get(p as usize).is_some_and(|p| p.slots.len() > 1));
     let mut words = Vec::new();
     // Commas inside a list of states ("the withdrawal of Burkina Faso, Mali
     // and Niger took effect") are part of the list, not a parenthetical.
@@ -219,7 +227,7 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
             words[i + 1] = words[i] + usize::from(!inner[i]);
         }
     }
-    let mut rule_hits = join_parts(c, &hits, &out.norm, &words, &list_comma);
+    let mut rule_hits = join_parts(c, &phrases, &part_hits, &out.norm, &words, &list_comma);
     // Suppressors remove the cues and modifiers lying inside them.
     // reach[i] = the furthest end of a suppressor starting at or before
     // token i; a match is inside one when reach[start] >= end.
@@ -406,12 +414,47 @@ fn choose_agents(hits: &[Hit], tokens: usize) -> Vec<(Range<usize>, u8)> {
     candidates
 }
 
+/// The occurrences of `slot` in `part_hits` (sorted by slot, then start).
+fn occurrences(part_hits: &[PartHit], slot: u32) -> &[PartHit] {
+    let from = part_hits.partition_point(|p| p.0 < slot);
+    let to = part_hits.partition_point(|p| p.0 <= slot);
+    &part_hits[from..to]
+}
+
+/// The phrases every part of which occurs in `part_hits`, ascending: only
+/// those can be complete. Each phrase is looked at only when its key part
+/// (its least shared one, `Compiled::keyed`) occurs, so the hundreds of
+/// phrases a common word starts or ends cost nothing in ordinary news.
+fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < part_hits.len() {
+        let slot = part_hits[i].0;
+        i += occurrences(&part_hits[i..], slot).len();
+        for &id in c.keyed.get(slot as usize).map_or(&[][..], Vec::as_slice) {
+            let all = c.phrases.get(id as usize).is_some_and(|p| {
+                p.slots
+                    .iter()
+                    .all(|&s| s == slot || !occurrences(part_hits, s).is_empty())
+            });
+            if all {
+                out.push(id);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Joins the parts of gapped phrases: each next part must start within
 /// `max_gap` words of the previous one's end (`words` is a prefix count of
 /// words, where a name counts once), with no comma or clause break between.
+/// `phrases` are the candidates, ascending; the matches come out in that
+/// order.
 fn join_parts(
     c: &Compiled,
-    hits: &[Hit],
+    phrases: &[u32],
+    part_hits: &[PartHit],
     norm: &Normalized,
     words: &[usize],
     list_comma: &[bool],
@@ -423,71 +466,28 @@ fn join_parts(
             .unwrap_or(0)
             .saturating_sub(words.get(from).copied().unwrap_or(0))
     };
-    // Only phrases whose last part occurs can be complete. Common first
-    // words ("sign", "pass") start hundreds of phrases, their rare last
-    // words ("denunciation") few: filtering on them first keeps ordinary
-    // news cheap.
-    let mut possible: Vec<u32> = hits
-        .iter()
-        .filter_map(|h| match h.use_ {
-            Use::Part { phrase, part }
-                if c.phrases
-                    .get(phrase as usize)
-                    .is_some_and(|p| part + 1 == p.parts) =>
-            {
-                Some(phrase)
-            }
-            _ => None,
-        })
-        .collect();
-    if possible.is_empty() {
-        return Vec::new();
-    }
-    possible.sort_unstable();
-    possible.dedup();
-    let mut parts: Vec<(u32, u8, Range<usize>)> = hits
-        .iter()
-        .filter_map(|h| match h.use_ {
-            Use::Part { phrase, part } if possible.binary_search(&phrase).is_ok() => {
-                Some((phrase, part, h.tokens.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    parts.sort_by_key(|(phrase, part, t)| (*phrase, *part, t.start));
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < parts.len() {
-        let phrase_id = parts[i].0;
-        let j = parts[i..]
-            .iter()
-            .position(|p| p.0 != phrase_id)
-            .map_or(parts.len(), |k| i + k);
-        let group = &parts[i..j];
-        i = j;
+    for &phrase_id in phrases {
         let Some(phrase) = c.phrases.get(phrase_id as usize) else {
             continue;
         };
-        let count = phrase.parts;
         // Each part's occurrences, sorted by start: a binary search finds
         // the candidates for the next part, so long texts stay linear.
-        let by_part = |k: u8| {
-            let from = group.partition_point(|p| p.1 < k);
-            let to = group.partition_point(|p| p.1 <= k);
-            &group[from..to]
+        let Some((&first_slot, rest)) = phrase.slots.split_first() else {
+            continue;
         };
-        for (_, _, first) in by_part(0) {
+        for (_, first) in occurrences(part_hits, first_slot) {
             let mut end = first.end;
             let mut complete = true;
-            for k in 1..count {
-                let candidates = by_part(k);
-                let from = candidates.partition_point(|p| p.2.start < end);
+            for &slot in rest {
+                let candidates = occurrences(part_hits, slot);
+                let from = candidates.partition_point(|p| p.1.start < end);
                 let next = candidates[from..]
                     .iter()
-                    .take_while(|p| gap(end, p.2.start) <= phrase.max_gap + PARENTHETICAL)
-                    .find(|p| gap_fits(norm, end..p.2.start, &gap, phrase.max_gap, list_comma));
+                    .take_while(|p| gap(end, p.1.start) <= phrase.max_gap + PARENTHETICAL)
+                    .find(|p| gap_fits(norm, end..p.1.start, &gap, phrase.max_gap, list_comma));
                 match next {
-                    Some((_, _, t)) => end = t.end,
+                    Some((_, t)) => end = t.end,
                     None => {
                         complete = false;
                         break;
