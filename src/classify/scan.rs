@@ -426,17 +426,30 @@ fn occurrences(part_hits: &[PartHit], slot: u32) -> &[PartHit] {
 /// (its least shared one, `Compiled::keyed`) occurs, so the hundreds of
 /// phrases a common word starts or ends cost nothing in ordinary news.
 fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
+    // Which slots occur, one bit each (a thousand slots are 16 words).
+    let mut present = vec![0u64; c.keyed.len().div_ceil(64)];
+    let has = |present: &[u64], s: u32| {
+        present
+            .get(s as usize / 64)
+            .is_some_and(|w| w & (1 << (s % 64)) != 0)
+    };
+    for &(s, _) in part_hits {
+        if let Some(w) = present.get_mut(s as usize / 64) {
+            *w |= 1 << (s % 64);
+        }
+    }
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < part_hits.len() {
-        let slot = part_hits[i].0;
-        i += occurrences(&part_hits[i..], slot).len();
+    let mut previous = None;
+    for &(slot, _) in part_hits {
+        if previous == Some(slot) {
+            continue;
+        }
+        previous = Some(slot);
         for &id in c.keyed.get(slot as usize).map_or(&[][..], Vec::as_slice) {
-            let all = c.phrases.get(id as usize).is_some_and(|p| {
-                p.slots
-                    .iter()
-                    .all(|&s| s == slot || !occurrences(part_hits, s).is_empty())
-            });
+            let all = c
+                .phrases
+                .get(id as usize)
+                .is_some_and(|p| p.slots.iter().all(|&s| has(&present, s)));
             if all {
                 out.push(id);
             }
