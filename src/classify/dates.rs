@@ -75,7 +75,7 @@ const MONTHS: &[(&str, u32)] = &[
 
 /// Words before a bare month that make it a date ("in May", not "may").
 const MONTH_LEADS: &[&str] = &[
-    "in", "since", "until", "early", "late", "mid", "last", "from", "by",
+    "in", "since", "until", "early", "late", "mid", "last", "from", "by", "next",
 ];
 
 fn month(token: &str) -> Option<u32> {

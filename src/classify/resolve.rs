@@ -202,6 +202,9 @@ pub fn read(
         Some(When::Future) if !rule.future_ok => return Err(Dropped::Future),
         _ => {}
     }
+    if withdrawal_of_something_else(scan, cue) {
+        return Err(Dropped::NotAboutTreaty);
+    }
     let treaties = treaties_of(c, treaties, ctx, scan, cue, &clause, rule)?;
     // "The International Energy Charter is signed.": a passive signature
     // or ratification with no agent says nothing of who did it.
@@ -251,6 +254,31 @@ pub fn read(
         stage,
         cell,
     })
+}
+
+/// "The withdrawal of the subsidy took effect": a cue that opens with a
+/// withdrawal noun and "of" names who withdraws right after it (a state,
+/// "the country", "its", a list); anything else withdrew something else.
+fn withdrawal_of_something_else(scan: &Scan, cue: &RuleMatch) -> bool {
+    let noun_of = |q: usize| {
+        matches!(
+            scan.norm.token(q),
+            "withdrawal" | "withdrawals" | "exit" | "exits" | "denunciation" | "departure"
+        ) && scan.norm.token(q + 1) == "of"
+    };
+    let whose = |q: usize| {
+        (q + 2..q + 5).any(|i| {
+            matches!(scan.norm.token(i), "its" | "their")
+                || scan
+                    .mentions
+                    .iter()
+                    .any(|m| m.tokens.start == i && is_state(m))
+        })
+    };
+    // Only where the noun opens the cue ("withdrawal ... took effect"): at
+    // its end ("adopted the law on the withdrawal" + "of ratification") the
+    // noun's complement is too varied to judge.
+    noun_of(cue.tokens.start) && !whose(cue.tokens.start)
 }
 
 /// The withdrawal steps a cap can hold back (a reversal is never capped).
@@ -591,7 +619,7 @@ fn treaties_of(
                 (cue.tokens.end..m.tokens.start).all(|i| {
                     let t = scan.norm.token(i);
                     c.determiners.iter().any(|d| d == t)
-                })
+                }) && !names_something_else(scan, m)
             });
         if !clause_ends && !object {
             return Err(Dropped::NotAboutTreaty);
@@ -642,6 +670,79 @@ fn treaties_of(
         }
     }
     Ok(out)
+}
+
+/// Nouns after a treaty's name that make the name a modifier of another
+/// object: "joins WHO push", "pull out of ICC-backed series", "sign CWC
+/// heroes", "joined the Paris Agreement's High Ambition Coalition".
+const MODIFIED_HEADS: &[&str] = &[
+    "push",
+    "campaign",
+    "drive",
+    "coalition",
+    "initiative",
+    "programme",
+    "program",
+    "scheme",
+    "backed",
+    "sanctioned",
+    "funded",
+    "led",
+    "talks",
+    "summit",
+    "meeting",
+    "conference",
+    "board",
+    "panel",
+    "effort",
+    "efforts",
+    "plan",
+    "appeal",
+    "league",
+    "qualifier",
+    "qualifiers",
+    "tour",
+    "series",
+    "exhibition",
+    "tournament",
+    "event",
+    "heroes",
+    "squad",
+    "team",
+    "standards",
+    "guidelines",
+    "network",
+    "mission",
+    "forum",
+    "fund",
+    "deal",
+    "high",
+    "headquarters",
+    "report",
+    "review",
+    "delegation",
+    "envoy",
+    "chief",
+    "official",
+    "officials",
+    "staff",
+];
+
+/// Whether a treaty mention, as a cue's object, names something else: the
+/// treaty's name as a modifier ("WHO push"), or "the agreement" with a
+/// complement of its own rather than the item's treaty.
+fn names_something_else(scan: &Scan, m: &Mention) -> bool {
+    let next = scan.norm.token(m.tokens.end);
+    match m.entity {
+        Entity::Treaty(_) => MODIFIED_HEADS.contains(&next),
+        // "the agreement about the cooperation in demining", "the agreement
+        // with the producer" ("on" is too often a date: "the treaty on
+        // Friday").
+        Entity::TreatyAnaphor(None) => {
+            matches!(next, "about" | "with" | "between" | "concerning")
+        }
+        _ => false,
+    }
 }
 
 /// The treaty a mention names; "the 1997 treaty" is the item's treaty if
