@@ -268,82 +268,71 @@ fn charset_of(content_type: &str) -> Option<String> {
 /// script and style contents dropped, entities decoded, whitespace collapsed.
 /// Linear in the input and never fails, whatever the markup.
 pub fn html_to_text(html: &str) -> String {
+    use html5gum::{DefaultEmitter, Token, Tokenizer};
+    let mut emitter = DefaultEmitter::default();
+    // Script and style content is raw text to a browser; so it is here,
+    // and it is dropped.
+    emitter.naively_switch_states(true);
     let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&rest[..lt]);
-        let after = &rest[lt + 1..];
-        let starts_tag =
-            after.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'));
-        let gt = if starts_tag { after.find('>') } else { None };
-        let Some(gt) = gt else {
-            // A '<' that opens no tag is text ("a < b").
-            out.push('<');
-            rest = after;
-            continue;
-        };
-        let tag = &after[..gt];
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        rest = &after[gt + 1..];
-        if !tag.starts_with('/') && (name == "script" || name == "style") {
-            let close = format!("</{name}");
-            rest = match find_ascii_case_insensitive(rest, &close) {
-                Some(i) => rest[i..].find('>').map_or("", |j| &rest[i + j + 1..]),
-                None => "",
-            };
-            continue;
-        }
-        // Inline tags (<b>, <a>) vanish; block tags end a line.
-        if is_block(&name) {
-            out.push('\n');
+    let mut hidden: Option<Vec<u8>> = None;
+    for token in Tokenizer::new_with_emitter(html, emitter).flatten() {
+        match token {
+            Token::StartTag(tag) => {
+                let name = tag.name.to_ascii_lowercase();
+                if hidden.is_none() && matches!(name.as_slice(), b"script" | b"style") {
+                    hidden = Some(name);
+                } else if hidden.is_none() && is_block(&name) {
+                    out.push('\n');
+                }
+            }
+            Token::EndTag(tag) => {
+                let name = tag.name.to_ascii_lowercase();
+                if hidden.as_deref() == Some(name.as_slice()) {
+                    hidden = None;
+                } else if hidden.is_none() && is_block(&name) {
+                    out.push('\n');
+                }
+            }
+            // Character references are already decoded by the tokenizer.
+            Token::String(text) if hidden.is_none() => {
+                out.push_str(&String::from_utf8_lossy(&text.value));
+            }
+            // Comments, doctypes, parse errors and hidden text vanish.
+            _ => {}
         }
     }
-    out.push_str(rest);
-    let decoded = html_escape::decode_html_entities(&out);
-    collapse_whitespace(&decoded)
+    collapse_whitespace(&out)
 }
 
-fn is_block(name: &str) -> bool {
+/// Tags that end a line of text; inline ones (`<b>`, `<a>`) just vanish.
+fn is_block(name: &[u8]) -> bool {
     matches!(
         name,
-        "p" | "br"
-            | "div"
-            | "li"
-            | "ul"
-            | "ol"
-            | "tr"
-            | "td"
-            | "th"
-            | "table"
-            | "h1"
-            | "h2"
-            | "h3"
-            | "h4"
-            | "h5"
-            | "h6"
-            | "blockquote"
-            | "section"
-            | "article"
-            | "header"
-            | "footer"
-            | "figure"
-            | "figcaption"
-            | "hr"
-            | "pre"
+        b"p" | b"br"
+            | b"div"
+            | b"li"
+            | b"ul"
+            | b"ol"
+            | b"tr"
+            | b"td"
+            | b"th"
+            | b"table"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"blockquote"
+            | b"section"
+            | b"article"
+            | b"header"
+            | b"footer"
+            | b"figure"
+            | b"figcaption"
+            | b"hr"
+            | b"pre"
     )
-}
-
-fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
-    let n = needle.len();
-    haystack
-        .as_bytes()
-        .windows(n)
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Runs of spaces and tabs become one space; blank lines become one break.
@@ -380,6 +369,17 @@ mod tests {
         check("  many   spaces\n\n\n lines ", "many spaces\nlines");
         check("<a href='x'>link</a> text", "link text");
         check("", "");
+        // Markup that a tag stripper reads wrong: ">" inside an attribute
+        // or a comment is markup, not text.
+        check(
+            "<p><img alt=\"a > b\" src=x>Keep <span title='y>'>your</span> word</p>",
+            "Keep your word",
+        );
+        check("before <!-- a > b --> after", "before after");
+        check("<p class=\"a\">x</p><!-- <p>hidden</p> -->y", "x\ny");
+        check("<![CDATA[x]]>text", "text");
+        // As a browser reads them, legacy references without ";" too.
+        check("fish &amp chips &copy 2025", "fish & chips © 2025");
     }
 
     #[test]

@@ -48,12 +48,10 @@ fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 
 /// Time from `now` until an HTTP-date; dates in the past give zero.
 fn until(http_date: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let date = DateTime::parse_from_rfc2822(http_date.trim()).ok()?;
-    Some(
-        (date.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
+    // IMF-fixdate, and the obsolete RFC 850 and asctime forms RFC 9110
+    // §5.6.7 says a recipient must accept.
+    let date: DateTime<Utc> = httpdate::parse_http_date(http_date.trim()).ok()?.into();
+    Some((date - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -80,5 +78,20 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after("whenever", now), None);
+    }
+
+    #[test]
+    fn the_obsolete_http_date_forms_rfc_9110_requires_are_read() {
+        let now = Utc.with_ymd_and_hms(2025, 6, 29, 12, 0, 0).unwrap();
+        let half_an_hour = Some(Duration::from_secs(1800));
+        for date in [
+            "Sun, 29 Jun 2025 12:30:00 GMT",
+            // RFC 850, with a two-digit year.
+            "Sunday, 29-Jun-25 12:30:00 GMT",
+            // ANSI C asctime().
+            "Sun Jun 29 12:30:00 2025",
+        ] {
+            assert_eq!(retry_after(date, now), half_an_hour, "{date}");
+        }
     }
 }
