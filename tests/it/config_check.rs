@@ -84,7 +84,7 @@ fn minimal_config_is_valid() {
 fn unknown_key_names_the_key() {
     check_bad(
         &with_feed("id = \"b\"\nurl = \"https://b.example.org/\"\n‸intervl = \"1h\""),
-        "unknown field `intervl`",
+        "unknown key `intervl`: check its spelling",
     );
 }
 
@@ -92,7 +92,7 @@ fn unknown_key_names_the_key() {
 fn wrong_type_is_reported_at_the_value() {
     check_bad(
         &with_feed("id = \"b\"\nurl = \"https://b.example.org/\"\ninterval = ‸15"),
-        "invalid type",
+        "`interval` must be text in double quotes, such as \"15m\"; found the number 15",
     );
 }
 
@@ -414,7 +414,7 @@ fn unknown_urgent_stage_lists_the_statuses() {
 fn subscription_without_recipients_is_refused() {
     check_bad(
         &format!("{MINIMAL}\n[notify]\n‸[[notify.subscription]]\nstates = [\"UKR\"]\n"),
-        "missing field `to`",
+        "this table needs the key `to`",
     );
     check_bad(
         &format!("{MINIMAL}\n[notify]\n[[notify.subscription]]\nto = ‸[]\n"),
