@@ -9,7 +9,8 @@
 //! cue ("pull Ukraine out of"); plus states a companion phrase adds after the
 //! cue ("along with Laos") or between the actor and the cue ("Estonia
 //! together with Latvia and Lithuania handed ..."). A pronoun object ("Zambia
-//! signed it.") is the treaty named before. When the clause names no state before the cue and
+//! signed it.") is the treaty named before; coordinated verbs share the
+//! object after the last ("Ghana ratified and Kyrgyzstan signed the treaty"). When the clause names no state before the cue and
 //! its subject is not a generic plural ("120 countries"), the item's state
 //! (from its headline) acts. Pure functions over a `Scan`; the item-level loop
 //! is in `mod.rs`.
@@ -599,10 +600,31 @@ fn treaties_of(
                         | "after"
                 )
         };
+        // "Ghana ratified and Kyrgyzstan signed the treaty": coordinated
+        // verbs share the object named after the last of them.
+        let after_cue = scan
+            .mentions
+            .partition_point(|m| m.tokens.start < cue.tokens.end);
+        let shared_object = matches!(next, "and" | "or")
+            && scan.mentions[after_cue..]
+                .iter()
+                .take_while(|m| m.tokens.start <= cue.tokens.end + 8)
+                .find(|m| m.entity.is_treaty())
+                .is_some_and(|m| {
+                    (cue.tokens.end..m.tokens.start).all(|i| {
+                        let t = scan.norm.token(i);
+                        t != COMMA
+                            && t != BREAK
+                            && !matches!(t, "of" | "with" | "to" | "for" | "on")
+                    }) && scan.cues.iter().any(|other| {
+                        other.tokens.start > cue.tokens.end && other.tokens.end <= m.tokens.start
+                    })
+                });
         let clause_ends = cue.tokens.end >= scan.norm.len()
             || next == COMMA
             || next == BREAK
             || pronoun_object
+            || shared_object
             || c.passive_words.iter().any(|w| w == next);
         // Only determiners may stand between: "sign the treaty", "signs UN
         // Arms Trade Treaty", not "signs law on leaving the treaty".
