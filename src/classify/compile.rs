@@ -116,16 +116,27 @@ pub fn action_bit(action: Action) -> u8 {
     1 << (action as u8)
 }
 
+/// Where one pattern's uses and slots are, and how many tokens it spans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PatternInfo {
+    pub tokens: u32,
+    uses: (u32, u32),
+    slots: (u32, u32),
+}
+
 pub struct Compiled {
     pub automaton: AhoCorasick,
-    /// Per pattern id, what it means as a name or a grammar phrase.
-    pub uses: Vec<Vec<Use>>,
-    /// Per pattern id, the slots it is a form of, ascending. A slot is one
-    /// set of forms ("sign", "signs", "signed", "signing") shared by every
-    /// phrase part written alike: a pattern such as "withdrawal" ends some
-    /// two hundred phrases, and a hit of it is recorded once per slot, not
-    /// once per phrase.
-    pub pattern_slots: Vec<Vec<u32>>,
+    /// Per pattern id, its length in tokens and where its uses and slots
+    /// are in `use_list` and `slot_list`: one flat table, because it is read
+    /// for every match and a vector per pattern costs a cache miss each.
+    pub patterns: Vec<PatternInfo>,
+    /// Each pattern's uses (what it means as a name or a grammar phrase).
+    pub use_list: Vec<Use>,
+    /// Each pattern's slots, ascending. A slot is one set of forms ("sign",
+    /// "signs", "signed", "signing") shared by every phrase part written
+    /// alike: a pattern such as "withdrawal" ends some two hundred phrases,
+    /// and a hit of it is recorded once per slot, not once per phrase.
+    pub slot_list: Vec<u32>,
     pub phrases: Vec<Phrase>,
     /// Per slot, the phrases keyed by it (ascending): each phrase is keyed
     /// by its part shared with the fewest other phrases, and is tried only
@@ -483,6 +494,26 @@ impl Compiled {
                 pattern_slots[p].push(slot as u32);
             }
         }
+        let (mut use_list, mut slot_list) = (Vec::new(), Vec::new());
+        let patterns = b
+            .patterns
+            .iter()
+            .zip(&b.uses)
+            .zip(&pattern_slots)
+            .map(|((text, uses), own_slots)| {
+                let info = PatternInfo {
+                    tokens: text.split(' ').filter(|t| !t.is_empty()).count() as u32,
+                    uses: (use_list.len() as u32, (use_list.len() + uses.len()) as u32),
+                    slots: (
+                        slot_list.len() as u32,
+                        (slot_list.len() + own_slots.len()) as u32,
+                    ),
+                };
+                use_list.extend_from_slice(uses);
+                slot_list.extend_from_slice(own_slots);
+                info
+            })
+            .collect();
         // How many phrases use each slot; a phrase is keyed by its least
         // shared one (the last such part on a tie).
         let mut sharing = vec![0usize; slots.forms.len()];
@@ -523,8 +554,9 @@ impl Compiled {
 
         Compiled {
             automaton,
-            uses: b.uses,
-            pattern_slots,
+            patterns,
+            use_list,
+            slot_list,
             phrases,
             keyed,
             cues,
@@ -551,7 +583,21 @@ impl Compiled {
     }
 
     pub fn pattern_count(&self) -> usize {
-        self.uses.len()
+        self.patterns.len()
+    }
+
+    /// What pattern `p` means as a name or a grammar phrase.
+    pub fn uses(&self, p: usize) -> &[Use] {
+        let (from, to) = self.patterns.get(p).map_or((0, 0), |i| i.uses);
+        self.use_list.get(from as usize..to as usize).unwrap_or(&[])
+    }
+
+    /// The slots pattern `p` is a form of.
+    pub fn slots(&self, p: usize) -> &[u32] {
+        let (from, to) = self.patterns.get(p).map_or((0, 0), |i| i.slots);
+        self.slot_list
+            .get(from as usize..to as usize)
+            .unwrap_or(&[])
     }
 
     /// Heap bytes held by the automaton.

@@ -85,26 +85,61 @@ struct Hit {
     use_: Use,
 }
 
-/// One occurrence of a phrase part: a slot (`Compiled::pattern_slots`) at a
+/// One occurrence of a phrase part: a slot (`Compiled::slot_list`) at a
 /// token range.
 type PartHit = (u32, Range<usize>);
 
-/// Scans `sentence`, which starts at byte `base` of the item text.
-pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
+/// What the automaton found in one sentence, before it is read (`read`).
+pub struct Found {
+    norm: Normalized,
+    hits: Vec<Hit>,
+    /// By slot, then start.
+    part_hits: Vec<PartHit>,
+    /// The phrases all of whose parts occur, ascending.
+    phrases: Vec<u32>,
+}
+
+impl Found {
+    /// Whether a cue can be read in the sentence: whether every part of a
+    /// cue phrase occurs in it. An item none of whose sentences can hold a
+    /// cue yields nothing, and needs no reading at all.
+    pub fn may_hold_cue(&self, c: &Compiled) -> bool {
+        self.phrases.iter().any(|&p| {
+            c.phrases
+                .get(p as usize)
+                .is_some_and(|p| matches!(p.rule, RuleRef::Cue(_)))
+        })
+    }
+}
+
+/// Normalises `sentence`, which starts at byte `base` of the item text,
+/// and runs the automaton over it.
+pub fn find(c: &Compiled, sentence: &str, base: usize) -> Found {
     let norm = normalize(sentence, base);
     let mut hits = Vec::new();
     let mut part_hits: Vec<PartHit> = Vec::new();
+    // The token after a match's end: matches come by end position, so a
+    // cursor moving forward finds it (a binary search if one ever did not).
+    let mut end = 0;
     for m in c.automaton.find_overlapping_iter(norm.text.as_str()) {
-        let first = norm.token_at(m.start());
-        let end = norm.token_at(m.end().saturating_sub(1));
-        if end <= first {
-            continue;
-        }
         let pattern = m.pattern().as_usize();
-        for &slot in c.pattern_slots.get(pattern).map_or(&[][..], Vec::as_slice) {
+        let last_space = m.end().saturating_sub(1);
+        if end > 0 && norm.tokens[end - 1].start > last_space {
+            end = norm.token_at(last_space);
+        }
+        while end < norm.tokens.len() && norm.tokens[end].start <= last_space {
+            end += 1;
+        }
+        // A pattern is " tok tok ", as the text is: its first token is its
+        // token count before the end.
+        let length = c.patterns.get(pattern).map_or(0, |p| p.tokens as usize);
+        let Some(first) = end.checked_sub(length).filter(|_| length > 0) else {
+            continue;
+        };
+        for &slot in c.slots(pattern) {
             part_hits.push((slot, first..end));
         }
-        for &use_ in c.uses.get(pattern).map_or(&[][..], Vec::as_slice) {
+        for &use_ in c.uses(pattern) {
             let use_ = match use_ {
                 // "US" is the United States, "us" is not; "WHO" is the
                 // World Health Organization, "who" is not.
@@ -129,6 +164,25 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         }
     }
 
+    // Each slot's occurrences together, by start (ties in the order found).
+    part_hits.sort_by_key(|(slot, t)| (*slot, t.start));
+    let phrases = complete_phrases(c, &part_hits);
+    Found {
+        norm,
+        hits,
+        part_hits,
+        phrases,
+    }
+}
+
+/// Reads what `find` found in `sentence` (at byte `base` of the item text).
+pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
+    let Found {
+        norm,
+        hits,
+        part_hits,
+        phrases,
+    } = found;
     let mut out = Scan {
         norm,
         ..Scan::default()
@@ -190,9 +244,6 @@ pub fn scan(c: &Compiled, sentence: &str, base: usize) -> Scan {
         .map(|h| h.tokens.clone())
         .collect();
 
-    // Each slot's occurrences together, by start (ties in the order found).
-    part_hits.sort_by_key(|(slot, t)| (*slot, t.start));
-    let phrases = complete_phrases(c, &part_hits);
     // Words a gap is measured in: a named treaty or state counts as one.
     // Only gapped phrases need the count.
     let gapped = phrases
@@ -353,44 +404,41 @@ fn claim(held: &mut [bool], tokens: &Range<usize>) -> bool {
 /// Treaties first, then anaphora, then states and groups; each
 /// leftmost-longest among what earlier kinds left free.
 fn choose_mentions(hits: &[Hit], tokens: usize) -> Vec<Mention> {
-    let mut chosen: Vec<Mention> = Vec::new();
+    let tier = |u: Use| match u {
+        Use::Treaty(t) => Some((0, Entity::Treaty(t))),
+        Use::TreatyAnaphor(y) => Some((1, Entity::TreatyAnaphor(y))),
+        Use::StateAnaphor => Some((1, Entity::StateAnaphor)),
+        Use::StateListAnaphor => Some((1, Entity::StateListAnaphor)),
+        Use::State(s) => Some((2, Entity::State(s))),
+        Use::Group(g) => Some((2, Entity::Group(g))),
+        _ => None,
+    };
+    let mut candidates: Vec<(u8, Mention)> = hits
+        .iter()
+        .filter_map(|h| {
+            tier(h.use_).map(|(k, entity)| {
+                (
+                    k,
+                    Mention {
+                        tokens: h.tokens.clone(),
+                        entity,
+                    },
+                )
+            })
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    // One stable sort puts the tiers in order, each leftmost-longest.
+    candidates.sort_by_key(|(k, m)| (*k, m.tokens.start, std::cmp::Reverse(m.tokens.end)));
     // Which tokens a chosen mention already holds; a bitmap keeps this
     // linear however many names a hostile text repeats.
     let mut held = vec![false; tokens];
-    let tiers: [fn(Use) -> Option<Entity>; 3] = [
-        |u| match u {
-            Use::Treaty(t) => Some(Entity::Treaty(t)),
-            _ => None,
-        },
-        |u| match u {
-            Use::TreatyAnaphor(y) => Some(Entity::TreatyAnaphor(y)),
-            Use::StateAnaphor => Some(Entity::StateAnaphor),
-            Use::StateListAnaphor => Some(Entity::StateListAnaphor),
-            _ => None,
-        },
-        |u| match u {
-            Use::State(s) => Some(Entity::State(s)),
-            Use::Group(g) => Some(Entity::Group(g)),
-            _ => None,
-        },
-    ];
-    for tier in tiers {
-        let mut candidates: Vec<Mention> = hits
-            .iter()
-            .filter_map(|h| {
-                tier(h.use_).map(|entity| Mention {
-                    tokens: h.tokens.clone(),
-                    entity,
-                })
-            })
-            .collect();
-        candidates.sort_by_key(|m| (m.tokens.start, std::cmp::Reverse(m.tokens.end)));
-        for m in candidates {
-            if claim(&mut held, &m.tokens) {
-                chosen.push(m);
-            }
-        }
-    }
+    let mut chosen: Vec<Mention> = candidates
+        .into_iter()
+        .filter_map(|(_, m)| claim(&mut held, &m.tokens).then_some(m))
+        .collect();
     chosen.sort_by_key(|m| m.tokens.start);
     chosen
 }
@@ -426,8 +474,16 @@ fn occurrences(part_hits: &[PartHit], slot: u32) -> &[PartHit] {
 /// (its least shared one, `Compiled::keyed`) occurs, so the hundreds of
 /// phrases a common word starts or ends cost nothing in ordinary news.
 fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
-    // Which slots occur, one bit each (a thousand slots are 16 words).
-    let mut present = vec![0u64; c.keyed.len().div_ceil(64)];
+    // Which slots occur, one bit each (a thousand slots are 16 words, kept
+    // on the stack: this runs for nearly every sentence).
+    let words = c.keyed.len().div_ceil(64);
+    let (mut stack, mut heap) = ([0u64; 32], Vec::new());
+    let present: &mut [u64] = if words <= stack.len() {
+        &mut stack[..words]
+    } else {
+        heap.resize(words, 0);
+        &mut heap
+    };
     let has = |present: &[u64], s: u32| {
         present
             .get(s as usize / 64)
@@ -449,7 +505,7 @@ fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
             let all = c
                 .phrases
                 .get(id as usize)
-                .is_some_and(|p| p.slots.iter().all(|&s| has(&present, s)));
+                .is_some_and(|p| p.slots.iter().all(|&s| has(present, s)));
             if all {
                 out.push(id);
             }
