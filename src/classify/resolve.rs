@@ -446,6 +446,18 @@ fn in_scope(
     if !inside || between.len() > rule.window {
         return false;
     }
+    // A call reaches its own complement, not a clause it is set against:
+    // "called on Poland to reconsider after the Sejm voted to leave".
+    if rule.kind == ModifierKind::Call
+        && between.clone().any(|i| {
+            matches!(
+                scan.norm.token(i),
+                "after" | "since" | "following" | "because"
+            )
+        })
+    {
+        return false;
+    }
     !(rule.stops_at_comma && between.clone().any(|i| scan.norm.token(i) == COMMA))
 }
 
