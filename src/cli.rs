@@ -127,6 +127,47 @@ pub enum Command {
     /// and its -wal/-shm files away, copy the backup in its place (see the
     /// README, "Backups").
     Backup(BackupArgs),
+    /// Serve only the read-only web outputs (board, Atom, JSON API,
+    /// calendar), without polling or mailing; beside a running daemon or
+    /// not. `run` serves them too when `[web] listen` is set.
+    ///
+    /// Prints the address it serves on, then serves until SIGTERM or
+    /// SIGINT. Example: treatywatch serve --listen 127.0.0.1:8080
+    Serve(ServeArgs),
+    /// Write the status table for a spreadsheet: CSV (one row per state ×
+    /// treaty) or JSON (the lines of `status --json`).
+    ///
+    /// Cells a spreadsheet would read as a formula (starting with =, +, -
+    /// or @) are prefixed with an apostrophe. Example:
+    /// treatywatch export --format csv --as-of 2025-06-01 > status.csv
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen here instead of `[web] listen` (a non-loopback address needs
+    /// `[web] token_file`); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// csv or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: ExportFormat,
+    /// The table as it stood on this date (YYYY-MM-DD, end of that day UTC, or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Also the states and treaties that are not tracked but appear in the log.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -20,3 +20,4 @@ pub mod poll;
 pub mod reclassify;
 pub mod store;
 pub mod text;
+pub mod web;

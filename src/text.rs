@@ -10,7 +10,9 @@
 //! can be reported; `drop_bidi` removes the bidi controls outright, for
 //! text that goes into mail. `json_safe` escapes the same characters inside
 //! already serialised JSON, which keeps the data identical for a parser.
-//! Pure functions, no I/O.
+//! For the web outputs, `html_text` cleans and escapes feed text for HTML
+//! and XML (Atom) alike, and `web_link` decides which feed links may become
+//! links. Pure functions, no I/O.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -91,6 +93,54 @@ pub fn json_safe(json: String) -> String {
     out
 }
 
+/// Feed text for HTML or XML: controls become spaces and runs of space one
+/// (XML 1.0 forbids most C0 controls outright, and a page has no use for
+/// them), bidi controls and the non-characters U+FFFE/U+FFFF are dropped,
+/// and `& < > " '` are escaped, so it is safe in element text and in
+/// quoted attribute values.
+pub fn html_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if is_bidi_control(c) || matches!(c, '\u{FFFE}' | '\u{FFFF}') {
+            continue;
+        }
+        if c.is_control() || c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `html_text` of at most `max` characters of `s`, ending in "…" when cut.
+pub fn html_text_capped(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => html_text(s),
+        Some((at, _)) => format!("{}…", html_text(&s[..at]).trim_end()),
+    }
+}
+
+/// A link from a feed, only when it is an absolute http(s) URL: a
+/// `javascript:` or `data:` link must never become something to click.
+pub fn web_link(s: &str) -> Option<url::Url> {
+    url::Url::parse(s.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +174,42 @@ mod tests {
     fn mail_text_loses_bidi_controls_only() {
         assert_eq!(drop_bidi("abc\u{202e}def\u{2066}"), "abcdef");
         assert_eq!(drop_bidi("Україна"), "Україна");
+    }
+
+    #[test]
+    fn html_text_escapes_and_cleans() {
+        let check = |input: &str, expected: &str| {
+            assert_eq!(html_text(input), expected, "{input:?}");
+        };
+        check("plain", "plain");
+        check(
+            "<script>alert('x')</script>",
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;",
+        );
+        check("a & \"b\"", "a &amp; &quot;b&quot;");
+        check("nul\0and\u{1b}[2J esc", "nul and [2J esc");
+        check("  two\n\n lines\t", "two lines");
+        check("abc\u{202e}fdp\u{2066}", "abcfdp");
+        check("x\u{FFFE}\u{FFFF}y", "xy");
+        assert_eq!(html_text_capped("abcdef", 3), "abc…");
+        assert_eq!(html_text_capped("a<b", 10), "a&lt;b");
+        assert_eq!(html_text_capped("aé<", 2), "aé…");
+    }
+
+    #[test]
+    fn only_http_links_are_links() {
+        assert!(web_link("https://example.org/a?b=1").is_some());
+        assert!(web_link(" http://example.org ").is_some());
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<b>",
+            "ftp://example.org",
+            "/relative",
+            "http://",
+            "",
+        ] {
+            assert!(web_link(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,10 +6,11 @@ mod baseline;
 mod classify;
 mod digest;
 mod doctor;
+mod export;
 mod log;
 mod poll;
 mod reclassify;
-mod status;
+pub(crate) mod status;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ pub enum CommandError {
     Daemon(#[from] crate::daemon::DaemonError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     /// The user asked for something that cannot be done; the message says why.
     #[error("{0}")]
     Usage(String),
@@ -69,6 +72,11 @@ impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CommandError::Config(_) | CommandError::Usage(_) | CommandError::RuleTests { .. } => 2,
+            CommandError::Web(
+                crate::web::WebError::Exposed { .. }
+                | crate::web::WebError::NotConfigured(_)
+                | crate::web::WebError::WeakToken { .. },
+            ) => 2,
             _ => 1,
         }
     }
@@ -119,6 +127,19 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         Command::Reclassify => reclassify::reclassify(&ctx, out),
         Command::Doctor(args) => doctor::doctor(&ctx, &args, out),
         Command::Backup(args) => doctor::backup(&ctx, &args, out),
+        Command::Export(args) => export::export(&ctx, &args, out),
+        Command::Serve(args) => {
+            match crate::web::serve(
+                &ctx.config_path,
+                ctx.db_override.as_deref(),
+                args.listen,
+                out,
+            ) {
+                Ok(()) => Ok(Outcome::Success),
+                Err(crate::web::WebError::Config(e)) => Err(CommandError::Config(e)),
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

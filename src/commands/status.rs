@@ -129,7 +129,7 @@ fn feed_health<'a>(
         .collect())
 }
 
-fn feed_json(feed: &Feed, state: Option<&FeedState>) -> serde_json::Value {
+pub(crate) fn feed_json(feed: &Feed, state: Option<&FeedState>) -> serde_json::Value {
     let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
     json!({
         "feed": feed.id,
@@ -398,7 +398,7 @@ fn print_feeds(feeds: &[(&Feed, Option<FeedState>)], out: &mut dyn Write) -> Res
 
 /// Tracked states × tracked treaties (unknown where the log says nothing),
 /// plus, with `all`, every other key the log has a status for.
-fn rows_to_show<'a>(
+pub(crate) fn rows_to_show<'a>(
     config: &Config,
     projection: &'a Projection,
     all: bool,
@@ -428,7 +428,7 @@ fn expected_effective(config: &Config, treaty: &str, row: &StatusRow) -> Option<
     crate::notice::expected_effective(config.treaties.get(treaty), row)
 }
 
-fn status_json(
+pub(crate) fn status_json(
     config: &Config,
     (state, treaty): &Key,
     row: Option<&StatusRow>,

@@ -86,6 +86,8 @@ pub struct Config {
     pub fetch: FetchSettings,
     /// Where `run` serves Prometheus metrics, if anywhere (loopback only).
     pub metrics: Option<std::net::SocketAddr>,
+    /// The web outputs (`[web]`), if they are served.
+    pub web: Option<Web>,
     pub gazetteer: Gazetteer,
     pub treaties: Treaties,
     /// The classifier's cue phrases (rules.toml).
@@ -116,6 +118,30 @@ pub struct Feed {
     /// `None` means `[notify] stale_after`.
     pub stale_after: Option<Duration>,
 }
+
+/// `[web]`: where the read-only web outputs are served and who may read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Web {
+    pub listen: std::net::SocketAddr,
+    /// Where the bearer token is kept; required for a non-loopback `listen`.
+    pub token: Option<TokenFile>,
+    /// The server's public address, for absolute links in Atom feeds and
+    /// the calendar (behind a proxy); without it they are built from the
+    /// request's Host header. Always ends in '/'.
+    pub base_url: Option<Url>,
+}
+
+/// Where `[web] token_file` points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFile {
+    Path(PathBuf),
+    /// `$CREDENTIALS_DIRECTORY/NAME`: a systemd credential, found when the
+    /// server starts (the directory exists only inside the service).
+    Credential(String),
+}
+
+/// The prefix of a `token_file` that names a systemd credential.
+pub const CREDENTIALS_PREFIX: &str = "$CREDENTIALS_DIRECTORY/";
 
 /// Rotating backups kept by the daemon beside the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,6 +396,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let notify = v.notify(raw.notify, &gazetteer, &treaties, data_ok);
     let fetch = v.fetch(raw.fetch);
     let metrics = v.metrics(raw.daemon.as_ref().and_then(|d| d.metrics.as_ref()));
+    let web = raw.web.as_ref().and_then(|w| v.web(w, metrics));
 
     if v.problems.is_empty() {
         Ok(Config {
@@ -381,6 +408,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             notify,
             fetch,
             metrics,
+            web,
             gazetteer,
             treaties,
             rules,
@@ -595,6 +623,65 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    fn web(
+        &mut self,
+        raw: &Spanned<raw::Web>,
+        metrics: Option<std::net::SocketAddr>,
+    ) -> Option<Web> {
+        let table = raw.get_ref();
+        let token = table.token_file.as_ref().and_then(|t| {
+            let written = t.get_ref().trim();
+            if written.is_empty() {
+                self.err(t.span(), "token_file is empty; write the path of a file holding the token, e.g. \"$CREDENTIALS_DIRECTORY/web-token\"");
+                None
+            } else if let Some(name) = written.strip_prefix(CREDENTIALS_PREFIX) {
+                Some(TokenFile::Credential(name.to_string()))
+            } else if written.starts_with('$') {
+                self.err(t.span(), format!("token_file {written:?}: only $CREDENTIALS_DIRECTORY/NAME is expanded; write a path, or \"$CREDENTIALS_DIRECTORY/web-token\" with LoadCredential=web-token:/etc/treatywatch/web-token"));
+                None
+            } else {
+                Some(TokenFile::Path(self.path(t)))
+            }
+        });
+        let base_url = table.base_url.as_ref().and_then(|b| match Url::parse(b.get_ref()) {
+            Ok(mut u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                if !u.path().ends_with('/') {
+                    let path = format!("{}/", u.path());
+                    u.set_path(&path);
+                }
+                Some(u)
+            }
+            _ => {
+                self.err(b.span(), format!("base_url {:?} is not an http(s) URL; write the address readers use, e.g. \"https://treaties.example.org/\"", b.get_ref()));
+                None
+            }
+        });
+        let Some(listen) = &table.listen else {
+            self.err(raw.span(), "[web] has no `listen`; add e.g. listen = \"127.0.0.1:8080\" (or remove [web] to serve nothing)");
+            return None;
+        };
+        let addr = match listen.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(a) => a,
+            Err(e) => {
+                self.err(listen.span(), format!("web listen address {:?} is not an address ({e}); write e.g. \"127.0.0.1:8080\"", listen.get_ref()));
+                return None;
+            }
+        };
+        if !addr.ip().is_loopback() && table.token_file.is_none() {
+            self.err(listen.span(), format!("web listen address {addr} is not a loopback address, and without a token anyone who can reach it could read the board; add token_file = \"$CREDENTIALS_DIRECTORY/web-token\" (a file holding a bearer token) under [web], or listen on 127.0.0.1"));
+            return None;
+        }
+        if metrics.is_some_and(|m| m == addr && addr.port() != 0) {
+            self.err(listen.span(), format!("web listen address {addr} is also [daemon] metrics; the web server serves /metrics itself, so remove one of them or give them different ports"));
+            return None;
+        }
+        Some(Web {
+            listen: addr,
+            token,
+            base_url,
+        })
     }
 
     fn backups(&mut self, raw: Option<&raw::Storage>) -> Backups {

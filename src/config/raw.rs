@@ -15,6 +15,7 @@ pub struct FeedsFile {
     pub notify: Option<Notify>,
     pub fetch: Option<Fetch>,
     pub daemon: Option<Daemon>,
+    pub web: Option<Spanned<Web>>,
     #[serde(default)]
     pub feed: Vec<Feed>,
 }
@@ -131,4 +132,13 @@ pub struct Smtp {
 #[serde(deny_unknown_fields)]
 pub struct Daemon {
     pub metrics: Option<Spanned<String>>,
+}
+
+/// `[web]`: the read-only HTTP server of the web outputs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Web {
+    pub listen: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub base_url: Option<Spanned<String>>,
 }

@@ -10,7 +10,9 @@
 //! SIGTERM/SIGINT stop new work, abandon a delivery in flight, let
 //! in-flight fetches finish briefly, drain the writer and return. The
 //! optional backup task copies the database through a read-only connection
-//! of its own. The daemon holds the database's writer lock for its life.
+//! of its own, and so does the web server (`crate::web`, when `[web]
+//! listen` is set). The daemon holds the database's writer lock for its
+//! life.
 
 mod courier;
 mod metrics;
@@ -48,6 +50,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("cannot set up HTTP: {0}")]
     Http(#[from] FetchError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -112,6 +116,20 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
             let listener = tokio::net::TcpListener::bind(addr).await?;
             info!(%addr, "serving metrics");
             tokio::spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone()));
+        }
+        if let Some(web) = &config.web {
+            // Its own read-only connections, on blocking threads: the
+            // writer thread stays the only one that writes.
+            let server = crate::web::Server::bind(
+                web.listen,
+                web.token.as_ref(),
+                db_path.clone(),
+                reload_rx.clone(),
+                Some(metrics.clone()),
+            )
+            .await?;
+            info!(addr = %server.local_addr(), "serving the web outputs");
+            tokio::spawn(server.run(stop_rx.clone()));
         }
         let scheduler = scheduler::Scheduler {
             config: config.clone(),

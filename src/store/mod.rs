@@ -3,13 +3,15 @@
 //! Owns opening the database (WAL, busy timeout, migrations from
 //! `migrations/`), the append-only event log (`log.rs`), the status
 //! projection kept beside it (`projection.rs`), the notifier's outbox
-//! (`outbox.rs`), the writer lock (`lock.rs`) and integrity checks and
-//! backups (`safety.rs`). One `Store` is one connection. A writing `Store`
+//! (`outbox.rs`), the writer lock (`lock.rs`), integrity checks and
+//! backups (`safety.rs`), and the reads of the web outputs (`history.rs`).
+//! One `Store` is one connection. A writing `Store`
 //! holds the database's writer lock for its life, so one process writes at
 //! a time; a read-only one (`open_read_only`) needs no lock, never creates a
 //! database and cannot write.
 
 mod feeds;
+mod history;
 pub mod lock;
 mod log;
 mod outbox;
@@ -24,6 +26,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, MAIN_DB, OpenFlags, TransactionBehavior};
 
 pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
+pub use history::ChangeFilter;
 pub use lock::{LOCK_WAIT, LockError, Role};
 pub use log::AppendOutcome;
 pub use outbox::{

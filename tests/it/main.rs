@@ -43,6 +43,10 @@
 //!   `backup` and a restore give a database `replay` accepts, the daemon's
 //!   rotating backups, the atomic claim on a digest, and first opens
 //!   racing their migrations.
+//! - `web`: the web outputs through `serve` and `run` on loopback: the
+//!   board, history pages, feeds, JSON API and calendar over HTTP, Atom
+//!   parsed with feed-rs (ids, dates, links, 304, corrections), 404/405 and
+//!   hostile queries, the token, and the board in headless Chromium.
 //! - `terminal`: ESC sequences, NUL and bidi controls in feed text print as
 //!   visible escapes from every command that shows feed text.
 
@@ -67,3 +71,4 @@ mod smtp_server;
 mod storage;
 mod support;
 mod terminal;
+mod web;
