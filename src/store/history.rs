@@ -22,6 +22,8 @@ pub struct ChangeFilter<'a> {
     /// old items, reclassify's additions), except the changes a retraction
     /// caused: those correct news that was reported.
     pub news_only: bool,
+    /// Only changes older than this one (paging back from the newest).
+    pub before_seq: Option<i64>,
 }
 
 impl Store {
@@ -75,12 +77,20 @@ impl Store {
                AND (?1 IS NULL OR c.state = ?1) AND (?2 IS NULL OR c.treaty = ?2)
                AND c.occurred_at <= ?3
                AND (?4 = 0 OR json_extract(c.payload, '$.backfill') = 0 OR cause.kind = 'retracted')
+               AND c.seq < ?6
              ORDER BY c.seq DESC LIMIT ?5",
         )?;
         let until = filter.until.map_or_else(|| "9999".to_string(), timestamp);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map(
-            params![filter.state, filter.treaty, until, filter.news_only, limit],
+            params![
+                filter.state,
+                filter.treaty,
+                until,
+                filter.news_only,
+                limit,
+                filter.before_seq.unwrap_or(i64::MAX)
+            ],
             raw_row,
         )?;
         rows.map(|r| decode(r?)).collect()

@@ -23,8 +23,9 @@ use crate::store::{ChangeFilter, StoreError};
 
 /// Status changes listed under "Recent changes".
 const RECENT: usize = 20;
-/// Changes read to find `RECENT` that pass a filter of several states or
-/// treaties.
+/// Changes read at a time, and at most, to find `RECENT` that pass a
+/// filter of several states or treaties.
+const RECENT_PAGE: usize = 50;
 const RECENT_SCAN: usize = 2_000;
 
 /// The states and treaties a page shows: `?state=` and `?treaty=` (repeated
@@ -62,27 +63,41 @@ fn selection(cx: &Cx<'_>) -> Result<(Vec<String>, Vec<String>), Reply> {
     ))
 }
 
-/// News status changes among `states` × `treaties`, newest first.
+/// News status changes among `states` × `treaties`, newest first. Read a
+/// page at a time: most selections match most changes, so the first page
+/// usually suffices, and a narrow one stops after `RECENT_SCAN`.
 fn recent(
     cx: &Cx<'_>,
     states: &[String],
     treaties: &[String],
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<StoredEvent>, StoreError> {
-    let filter = ChangeFilter {
+    let mut filter = ChangeFilter {
         state: (states.len() == 1).then(|| states[0].as_str()),
         treaty: (treaties.len() == 1).then(|| treaties[0].as_str()),
         until,
         news_only: true,
+        before_seq: None,
     };
-    let mut changes = cx.store.status_changes(&filter, RECENT_SCAN)?;
-    changes.retain(|e| {
-        e.body
-            .key()
-            .is_some_and(|(s, t)| states.iter().any(|x| x == s) && treaties.iter().any(|x| x == t))
-    });
-    changes.truncate(RECENT);
-    Ok(changes)
+    let mut found = Vec::with_capacity(RECENT);
+    let mut scanned = 0;
+    while found.len() < RECENT && scanned < RECENT_SCAN {
+        let page = cx.store.status_changes(&filter, RECENT_PAGE)?;
+        let Some(last) = page.last() else { break };
+        filter.before_seq = Some(last.seq);
+        scanned += page.len();
+        let full = page.len() == RECENT_PAGE;
+        found.extend(page.into_iter().filter(|e| {
+            e.body.key().is_some_and(|(s, t)| {
+                states.iter().any(|x| x == s) && treaties.iter().any(|x| x == t)
+            })
+        }));
+        if !full {
+            break;
+        }
+    }
+    found.truncate(RECENT);
+    Ok(found)
 }
 
 /// `/`: the board.

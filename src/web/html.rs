@@ -32,7 +32,7 @@ table{border-collapse:collapse}
 .grid td{padding:0}
 .grid td a{display:block;padding:.3rem .45rem;color:inherit;text-decoration:none;min-width:7rem}
 .grid td a:hover,.grid td a:focus{outline:2px solid #1b1b1b;outline-offset:-2px}
-.grid small{display:block;opacity:.85;font-size:.78rem}
+.grid small{display:block;opacity:.85;font-size:.78rem;white-space:nowrap}
 .list td,.list th{border-bottom:1px solid #e5e5e5;padding:.35rem .5rem;text-align:left;vertical-align:top}
 .badge{display:inline-block;padding:.05rem .45rem;border-radius:.25rem}
 .s-unknown{background:#ebebeb;color:#555}
@@ -46,6 +46,7 @@ table{border-collapse:collapse}
 form{display:flex;flex-wrap:wrap;gap:.5rem .8rem;align-items:end;margin:.6rem 0}
 label{display:flex;flex-direction:column;font-size:.85rem}
 select,input,button{font:inherit;padding:.2rem .3rem}
+select{max-width:15rem}
 blockquote{margin:.3rem 0 .3rem .2rem;padding-left:.6rem;border-left:3px solid #c9c9c9}
 ol.events,ul.changes{list-style:none;padding:0;margin:0}
 ol.events>li,ul.changes>li{border-top:1px solid #e8e8e8;padding:.5rem 0}

@@ -581,3 +581,41 @@ fn the_item_cap_is_checked() {
         "max_items must be between 1 and 100000, not 0",
     );
 }
+
+#[test]
+fn web_settings_are_checked() {
+    let web = |table: &str| format!("{MINIMAL}\n{table}\n");
+    check_bad(&web("‸[web]\ntoken_file = \"t\""), "[web] has no `listen`");
+    check_bad(&web("[web]\nlisten = ‸\"localhost\""), "is not an address");
+    check_bad(
+        &web("[web]\nlisten = ‸\"0.0.0.0:8080\""),
+        "not a loopback address, and without a token",
+    );
+    check_bad(&web("[web]\nlisten = ‸\"[::]:8080\""), "add token_file");
+    check_bad(
+        &web("[web]\nlisten = \"127.0.0.1:8080\"\nbase_url = ‸\"ftp://x\""),
+        "base_url \"ftp://x\" is not an http(s) URL",
+    );
+    check_bad(
+        &web("[web]\nlisten = \"127.0.0.1:8080\"\ntoken_file = ‸\"$HOME/token\""),
+        "only $CREDENTIALS_DIRECTORY/NAME is expanded",
+    );
+    check_bad(
+        &web("[daemon]\nmetrics = \"127.0.0.1:9184\"\n\n[web]\nlisten = ‸\"127.0.0.1:9184\""),
+        "is also [daemon] metrics",
+    );
+    check_bad(
+        &web("[web]\nlisten = \"127.0.0.1:8080\"\n‸open = true"),
+        "unknown field `open`",
+    );
+    // A token makes any address acceptable.
+    let dir = ConfigDir::new(&web(
+        "[web]\nlisten = \"0.0.0.0:8080\"\ntoken_file = \"$CREDENTIALS_DIRECTORY/web-token\"",
+    ));
+    let out = dir.cmd(&["check"]).output().expect("run check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
