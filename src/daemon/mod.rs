@@ -214,6 +214,16 @@ async fn reload(
                     Box::new(classifier),
                 ))
                 .await;
+            // The web server keeps the socket and token it started with;
+            // names, tracking and base_url follow the reload.
+            let (old, new) = (reload.borrow().web.clone(), config.web.clone());
+            if old.as_ref().map(|w| (w.listen, &w.token))
+                != new.as_ref().map(|w| (w.listen, &w.token))
+            {
+                warn!(
+                    "[web] listen or token_file changed: restart the daemon to apply it; the web server goes on as it started"
+                );
+            }
             let _ = reload.send(config);
         }
         Ok(Err(e)) => {
