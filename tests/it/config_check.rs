@@ -606,7 +606,7 @@ fn web_settings_are_checked() {
     );
     check_bad(
         &web("[web]\nlisten = \"127.0.0.1:8080\"\n‸open = true"),
-        "unknown field `open`",
+        "unknown key `open`",
     );
     // A token makes any address acceptable.
     let dir = ConfigDir::new(&web(
