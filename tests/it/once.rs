@@ -268,7 +268,7 @@ fn two_polls_at_once_on_a_migrated_database_deliver_each_change_once() {
 }
 
 /// Waits until the lock file beside `db` names a daemon; returns its pid.
-fn daemon_holds(db: &Path, daemon: &mut Child) -> u32 {
+fn daemon_holds(db: &Path, daemon: &mut Child, log: &Path) -> u32 {
     let lock = treatywatch::store::lock::lock_path(db);
     let deadline = Instant::now() + WAIT;
     loop {
@@ -282,7 +282,8 @@ fn daemon_holds(db: &Path, daemon: &mut Child) -> u32 {
         }
         assert!(
             daemon.try_wait().expect("try_wait").is_none(),
-            "the daemon exited before taking the lock"
+            "the daemon exited before taking the lock:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         assert!(Instant::now() < deadline, "the daemon never took the lock");
         std::thread::sleep(Duration::from_millis(20));
@@ -349,7 +350,7 @@ fn poll_beside_run_delivers_each_change_once_and_names_the_daemon() {
             "round {round}: {stderr}"
         );
         // Once the daemon runs, poll refuses at once and says what to do.
-        let pid = daemon_holds(&env.db(), &mut daemon.0);
+        let pid = daemon_holds(&env.db(), &mut daemon.0, &log);
         assert_eq!(
             pid,
             daemon.0.id(),
