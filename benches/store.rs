@@ -60,6 +60,7 @@ fn event(n: usize) -> NewEvent {
             authoritative: false,
             backfill: false,
             revives: None,
+            takes_effect: None,
         }),
     }
 }

@@ -226,6 +226,11 @@ pub struct StatusArgs {
     /// Also show states and treaties that are not tracked but appear in the log.
     #[arg(long)]
     pub all: bool,
+    /// Only what the depositary has not confirmed: stages news reported
+    /// longer ago than a mailbox's `confirm_within` (default 30 days) that
+    /// no depositary notice carries, and notices no news reported.
+    #[arg(long, conflicts_with = "as_of")]
+    pub unconfirmed: bool,
 }
 
 #[derive(Debug, Args)]

@@ -197,6 +197,11 @@ pub struct Detection {
     /// undone (the retracted one keeps its dedupe key forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revives: Option<i64>,
+    /// The date a withdrawal takes effect, as an authoritative source (a
+    /// depositary's notice) states it; `None` for news, which leaves it to
+    /// the treaty's notice period. Not part of the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_effect: Option<NaiveDate>,
 }
 
 /// An analyst's correction: the status is this, whatever the news said.
@@ -772,9 +777,40 @@ impl KeyFold {
         });
     }
 
+    /// An authoritative source (a depositary's notice) reports the stage
+    /// news already moved the status to: the row keeps its status and
+    /// cause, but takes the authority's date (the day the action was
+    /// effected, not the day the news wrote about it) and evidence, and
+    /// lists it among the sources. An analyst's or a baseline's row is left
+    /// as it is: they are corrected by `assert`, not by this.
+    fn confirm(&mut self, event: &StoredEvent, d: &Detection) {
+        let Some(row) = self.row.as_mut() else {
+            return;
+        };
+        let stage = match d.action {
+            Action::Signed => Status::Signatory,
+            Action::Ratified => Status::Party,
+            Action::WithdrawalNotified => Status::WithdrawalNotified,
+            _ => return,
+        };
+        if row.manual || row.baseline.is_some() || row.status != stage {
+            return;
+        }
+        row.since = event.occurred_at;
+        row.evidence = Some(d.evidence.clone());
+        if !row.sources.contains(&d.source) {
+            row.sources.push(d.source.clone());
+            row.sources.sort();
+        }
+        row.backfill &= d.backfill;
+    }
+
     fn detect(&mut self, event: &StoredEvent, d: &Detection, policy: &Policy) {
         let current = self.status();
         let Some(target) = current.advanced_by(d.action) else {
+            if d.authoritative {
+                self.confirm(event, d);
+            }
             return;
         };
         if self
@@ -954,6 +990,53 @@ mod tests {
         for (from, action, to) in cases {
             assert_eq!(from.advanced_by(action), to, "{from} + {action}");
         }
+    }
+
+    #[test]
+    fn an_authority_confirming_a_stage_gives_it_its_date_and_evidence() {
+        let ev = |seq: i64, day: u32, source: &str, authoritative: bool| StoredEvent {
+            seq,
+            occurred_at: chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 6, day, 0, 0, 0).unwrap(),
+            recorded_at: chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 7, 1, 0, 0, 0).unwrap(),
+            body: EventBody::Detection(Detection {
+                state: "EST".into(),
+                treaty: "ottawa".into(),
+                action: A::WithdrawalNotified,
+                rule: "r".into(),
+                rules_version: String::new(),
+                source: source.into(),
+                item_key: format!("i{seq}"),
+                evidence: Evidence {
+                    sentence: format!("from {source}"),
+                    link: None,
+                    title: None,
+                },
+                authoritative,
+                backfill: false,
+                revives: None,
+                takes_effect: None,
+            }),
+        };
+        let policy = Policy::default();
+        let news_then_notice = [ev(1, 29, "wire", false), ev(2, 27, "un", true)];
+        let fold = fold_key(&news_then_notice, &HashSet::new(), &policy);
+        let row = fold.row().unwrap();
+        assert_eq!(row.status, S::WithdrawalNotified);
+        assert_eq!(row.since.date_naive().to_string(), "2025-06-27");
+        assert_eq!(
+            row.since_seq, 1,
+            "the news moved it; the notice confirmed it"
+        );
+        assert_eq!(row.sources, ["un", "wire"]);
+        assert_eq!(row.evidence.as_ref().unwrap().sentence, "from un");
+        // More news after the notice changes nothing.
+        let later = [ev(1, 27, "un", true), ev(2, 29, "wire", false)];
+        let row = fold_key(&later, &HashSet::new(), &policy)
+            .row()
+            .cloned()
+            .unwrap();
+        assert_eq!(row.since.date_naive().to_string(), "2025-06-27");
+        assert_eq!(row.evidence.unwrap().sentence, "from un");
     }
 
     #[test]

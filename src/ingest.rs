@@ -334,6 +334,7 @@ fn detection_event(
             authoritative: feed.authoritative,
             backfill,
             revives: None,
+            takes_effect: None,
         }),
     }
 }

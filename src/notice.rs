@@ -119,6 +119,7 @@ pub fn due_effects(
                 // Derived from backfilled news, it is history too.
                 backfill: row.backfill,
                 revives: None,
+                takes_effect: None,
             }),
         }));
     }

@@ -221,6 +221,7 @@ fn detection(
                 .published
                 .is_none_or(|p| is_old(p, copy.last_changed, ctx.backfill_age)),
             revives,
+            takes_effect: None,
         }),
     }
 }
@@ -299,6 +300,7 @@ mod tests {
                     authoritative: false,
                     backfill: false,
                     revives: None,
+                    takes_effect: None,
                 }),
             },
             retraction: retraction.map(|(retraction_seq, by_rules)| {

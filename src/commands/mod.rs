@@ -8,6 +8,7 @@ mod digest;
 mod doctor;
 mod export;
 mod log;
+mod mailbox;
 mod poll;
 mod reclassify;
 pub(crate) mod status;

@@ -57,10 +57,13 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         &classifier,
         &mut progress,
     )?;
-    let lines: Vec<Vec<String>> = reports.iter().map(summary_line).collect();
+    let mailboxes = crate::mailbox::ingest::poll_mailboxes(&mut store, &config, Utc::now(), false)?;
+    let mut lines: Vec<Vec<String>> = reports.iter().map(summary_line).collect();
+    lines.extend(mailboxes.iter().map(super::mailbox::summary_line));
     write_columns(&lines, out)?;
     writeln!(out, "{}", total_line(&reports))?;
-    let failed = reports.iter().any(|r| r.outcome.is_failure());
+    let failed = reports.iter().any(|r| r.outcome.is_failure())
+        || mailboxes.iter().any(|r| r.outcome.is_failure());
     // As the daemon would: record notice periods that ran out, then send
     // everything pending (a one-shot run does not wait out the debounce).
     let now = Utc::now();

@@ -26,6 +26,11 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         }
         None => store.projection()?,
     };
+    let depositary = super::mailbox::depositary(&config, &store, &projection, Utc::now())?;
+    if args.unconfirmed {
+        super::mailbox::print_unconfirmed(&config, &depositary, args.json, out)?;
+        return Ok(Outcome::Success);
+    }
     let rows = rows_to_show(&config, &projection, args.all);
     // Today's waiting reports; the past's are not kept.
     let unconfirmed = match &args.as_of {
@@ -40,7 +45,10 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
             writeln!(
                 out,
                 "{}",
-                json_safe(status_json(&config, key, *row).to_string())
+                json_safe(
+                    status_json_confirmed(&config, key, *row, depositary.confirmed.get(key))
+                        .to_string()
+                )
             )?;
         }
         for ((state, treaty), reports) in &unconfirmed {
@@ -92,7 +100,7 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
             )?;
         }
     } else {
-        print_table(&config, &rows, out)?;
+        print_table(&config, &rows, &depositary, out)?;
         writeln!(out)?;
         if !unconfirmed.is_empty() {
             print_unconfirmed(&unconfirmed, out)?;
@@ -100,6 +108,7 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         }
         print_feeds(&feeds, out)?;
         writeln!(out)?;
+        super::mailbox::print_mailboxes(&config, &store, out)?;
         print_mail(&mail, out)?;
         if !refused.is_empty() {
             writeln!(out)?;
@@ -423,6 +432,20 @@ pub(crate) fn rows_to_show<'a>(
     rows
 }
 
+/// When a notified withdrawal takes effect: as the depositary's notice
+/// states it, or else per the treaty's notice period.
+fn effective(
+    config: &Config,
+    treaty: &str,
+    row: &StatusRow,
+    confirmed: Option<&crate::depositary::confirm::Confirmation>,
+) -> Option<chrono::NaiveDate> {
+    let stated = confirmed
+        .and_then(|c| c.takes_effect)
+        .filter(|_| row.status == Status::WithdrawalNotified);
+    stated.or_else(|| expected_effective(config, treaty, row))
+}
+
 /// When a notified withdrawal is expected to take effect, per the treaty's notice period.
 fn expected_effective(config: &Config, treaty: &str, row: &StatusRow) -> Option<chrono::NaiveDate> {
     crate::notice::expected_effective(config.treaties.get(treaty), row)
@@ -430,11 +453,25 @@ fn expected_effective(config: &Config, treaty: &str, row: &StatusRow) -> Option<
 
 pub(crate) fn status_json(
     config: &Config,
-    (state, treaty): &Key,
+    key: &Key,
     row: Option<&StatusRow>,
 ) -> serde_json::Value {
+    status_json_confirmed(config, key, row, None)
+}
+
+/// `status_json` with the depositary's notice behind the row, if any
+/// (`confirmed_by`, `confirmed_on`, and its stated effective date).
+fn status_json_confirmed(
+    config: &Config,
+    key: &Key,
+    row: Option<&StatusRow>,
+    confirmed: Option<&crate::depositary::confirm::Confirmation>,
+) -> serde_json::Value {
+    let (state, treaty) = key;
     let status = row.map_or(Status::Unknown, |r| r.status);
     json!({
+        "confirmed_by": confirmed.map(|c| &c.reference),
+        "confirmed_on": confirmed.map(|c| c.effected.to_string()),
         "state": state,
         "treaty": treaty,
         "status": status,
@@ -445,72 +482,92 @@ pub(crate) fn status_json(
         "evidence_link": row.and_then(|r| r.evidence.as_ref()).and_then(|e| e.link.as_ref()),
         "manual": row.is_some_and(|r| r.manual),
         "baseline": row.and_then(|r| r.baseline.as_ref()),
-        "expected_effective": row.and_then(|r| expected_effective(config, treaty, r)).map(|d| d.to_string()),
+        "expected_effective": row.and_then(|r| effective(config, treaty, r, confirmed)).map(|d| d.to_string()),
     })
 }
 
 fn print_table(
     config: &Config,
     rows: &[(Key, Option<&StatusRow>)],
+    depositary: &super::mailbox::Depositary,
     out: &mut dyn Write,
 ) -> Result<()> {
     let header = ["STATE", "TREATY", "STATUS", "SINCE", "SOURCES", "EVIDENCE"];
     let mut lines = vec![header.map(String::from).to_vec()];
-    for ((state, treaty), row) in rows {
-        let Some(row) = row else {
-            lines.push(vec![
-                state.clone(),
-                treaty.clone(),
-                "unknown".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ]);
-            continue;
-        };
-        let mut status = row.status.label();
-        if let Some(date) = expected_effective(config, treaty, row) {
-            let conflict = config
-                .treaties
-                .get(treaty)
-                .is_some_and(|t| t.armed_conflict_clause);
-            status.push_str(&format!(
-                " (effective {date}{})",
-                if conflict { " unless at war" } else { "" }
-            ));
+    // With a mailbox, a last column says whether the depositary confirmed.
+    let with_depositary = !config.mailboxes.is_empty();
+    if with_depositary {
+        lines[0].push("DEPOSITARY".into());
+    }
+    for (key, row) in rows {
+        if with_depositary {
+            let mut line = table_line(config, key, *row, depositary.confirmed.get(key));
+            line.push(depositary.cell(config, key, *row));
+            lines.push(line);
+        } else {
+            lines.push(table_line(config, key, *row, None));
         }
-        if row.manual {
-            status.push_str(" [analyst]");
-        }
-        let evidence = match &row.baseline {
-            Some(b) => format!("(baseline: {} as of {})", shorten(&b.source, 60), b.as_of),
-            None => row
-                .evidence
-                .as_ref()
-                .map(|e| {
-                    e.link
-                        .clone()
-                        .unwrap_or_else(|| format!("\"{}\"", shorten(&e.sentence, 60)))
-                })
-                .unwrap_or_else(|| "-".into()),
-        };
-        // A baseline without a date says only where the state stood by
-        // the list's date, not since when.
-        let since = match &row.baseline {
-            Some(b) => b.since.map_or_else(|| "-".into(), |d| d.to_string()),
-            None => row.since.format("%Y-%m-%d").to_string(),
-        };
-        lines.push(vec![
-            state.clone(),
-            treaty.clone(),
-            status,
-            since,
-            row.sources.join(","),
-            evidence,
-        ]);
     }
     write_columns(&lines, out)?;
     Ok(())
+}
+
+fn table_line(
+    config: &Config,
+    (state, treaty): &Key,
+    row: Option<&StatusRow>,
+    confirmed: Option<&crate::depositary::confirm::Confirmation>,
+) -> Vec<String> {
+    let Some(row) = row else {
+        return vec![
+            state.clone(),
+            treaty.clone(),
+            "unknown".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ];
+    };
+    let mut status = row.status.label();
+    if let Some(date) = effective(config, treaty, row, confirmed) {
+        let conflict = config
+            .treaties
+            .get(treaty)
+            .is_some_and(|t| t.armed_conflict_clause);
+        status.push_str(&format!(
+            " (effective {date}{})",
+            if conflict { " unless at war" } else { "" }
+        ));
+    }
+    if row.manual {
+        status.push_str(" [analyst]");
+    }
+    let evidence = match &row.baseline {
+        Some(b) => format!("(baseline: {} as of {})", shorten(&b.source, 60), b.as_of),
+        None => row
+            .evidence
+            .as_ref()
+            .map(|e| {
+                e.link
+                    .clone()
+                    .unwrap_or_else(|| format!("\"{}\"", shorten(&e.sentence, 60)))
+            })
+            .unwrap_or_else(|| "-".into()),
+    };
+    // A baseline without a date says only where the state stood by
+    // the list's date, not since when.
+    let since = match &row.baseline {
+        Some(b) => b.since.map_or_else(|| "-".into(), |d| d.to_string()),
+        None => row.since.format("%Y-%m-%d").to_string(),
+    };
+    vec![
+        state.clone(),
+        treaty.clone(),
+        status,
+        since,
+        row.sources.join(","),
+        evidence,
+    ]
 }
 
 /// Writes rows as left-aligned columns separated by two spaces. Every cell

@@ -8,6 +8,7 @@
 
 pub mod diagnostic;
 pub mod gazetteer;
+pub mod mailbox;
 pub mod membership;
 mod raw;
 pub mod rule_tests;
@@ -31,6 +32,7 @@ use crate::health::Thresholds;
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
 pub use gazetteer::Gazetteer;
+pub use mailbox::{Mailbox, MailboxSource};
 pub use membership::{MembershipEntry, MembershipFile};
 pub use rule_tests::RuleTest;
 pub use rules::CueRules;
@@ -81,6 +83,8 @@ pub struct Config {
     /// The daemon's rotating backups (`[storage] backup_every`, `backup_keep`).
     pub backups: Backups,
     pub feeds: Vec<Feed>,
+    /// `[[mailbox]]`: depositary notifications read from a Maildir.
+    pub mailboxes: Vec<Mailbox>,
     pub tracking: Tracking,
     pub notify: Notify,
     pub fetch: FetchSettings,
@@ -392,6 +396,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     };
     let backups = v.backups(raw.storage.as_ref());
     let feeds = v.feeds(raw.feed);
+    let mailboxes = v.mailboxes(raw.mailbox, &feeds);
     let tracking = v.tracking(raw.tracking.as_ref(), &gazetteer, &treaties, data_ok);
     let notify = v.notify(raw.notify, &gazetteer, &treaties, data_ok);
     let fetch = v.fetch(raw.fetch);
@@ -404,6 +409,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             db_path,
             backups,
             feeds,
+            mailboxes,
             tracking,
             notify,
             fetch,

@@ -18,6 +18,24 @@ pub struct FeedsFile {
     pub web: Option<Spanned<Web>>,
     #[serde(default)]
     pub feed: Vec<Feed>,
+    #[serde(default)]
+    pub mailbox: Vec<Mailbox>,
+}
+
+/// `[[mailbox]]`: a folder of depositary notifications (see `config::mailbox`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mailbox {
+    pub id: Spanned<String>,
+    pub name: Option<String>,
+    pub maildir: Option<Spanned<String>>,
+    /// Accepted by the parser only so it can be refused with a useful message.
+    pub imap: Option<Spanned<toml::Value>>,
+    pub depositary: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub enabled: Option<bool>,
+    pub stale_after: Option<Spanned<String>>,
+    pub confirm_within: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

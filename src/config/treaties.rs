@@ -41,6 +41,11 @@ pub struct Treaty {
     /// Distinct sources needed before a reported stage moves the status.
     pub min_sources: u32,
     pub notes: String,
+    /// The treaty's chapter and number in the UN Secretary-General's
+    /// Multilateral Treaties ("XXVI-5"): how a UN depositary notification
+    /// ("C.N.….TREATIES-XXVI.5") names it. Only for treaties the
+    /// Secretary-General keeps.
+    pub un_chapter: Option<String>,
 }
 
 /// Time between depositing a withdrawal and its effect.
@@ -159,6 +164,7 @@ struct RawTreaty {
     min_sources: Option<Spanned<i64>>,
     #[serde(default)]
     notes: String,
+    un_chapter: Option<Spanned<String>>,
 }
 
 /// Parses and checks a treaties file, returning every problem found.
@@ -167,6 +173,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let mut treaties = Treaties::default();
     let mut alias_owner: HashMap<String, String> = HashMap::new();
+    let mut chapter_owner: HashMap<String, String> = HashMap::new();
 
     for t in raw.treaty {
         let id = t.id.get_ref().clone();
@@ -210,6 +217,19 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
                 }
             },
         };
+        let un_chapter = match &t.un_chapter {
+            None => None,
+            Some(c) => match check_un_chapter(c.get_ref(), &t.depositary, &chapter_owner) {
+                Ok(()) => {
+                    chapter_owner.insert(c.get_ref().clone(), id.clone());
+                    Some(c.get_ref().clone())
+                }
+                Err(message) => {
+                    problems.push(src.at(c.span(), format!("treaty {id}: {message}")));
+                    continue;
+                }
+            },
+        };
         let mut aliases = Vec::new();
         for a in t.aliases {
             let folded = a.get_ref().to_lowercase();
@@ -240,6 +260,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             suspension: t.suspension,
             min_sources,
             notes: t.notes,
+            un_chapter,
         });
     }
     if problems.is_empty() {
@@ -247,6 +268,42 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
     } else {
         Err(problems)
     }
+}
+
+/// A UN chapter reference: a Roman numeral, a number, and up to two
+/// sub-parts, joined by '-' ("XXVI-5", "XXVII-7-d"), unique, on a treaty
+/// the Secretary-General keeps.
+fn check_un_chapter(
+    chapter: &str,
+    depositary: &str,
+    owner: &HashMap<String, String>,
+) -> Result<(), String> {
+    let parts: Vec<&str> = chapter.split('-').collect();
+    let roman = parts[0];
+    let well_formed = (2..=4).contains(&parts.len())
+        && !roman.is_empty()
+        && roman.chars().all(|c| "IVXLC".contains(c))
+        && !parts[1].is_empty()
+        && parts[1].chars().all(|c| c.is_ascii_digit())
+        && parts[2..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !well_formed {
+        return Err(format!(
+            "un_chapter {chapter:?} is not a UN chapter reference; write the chapter and number as the C.N. reference has them, with '-' for '.': \"XXVI-5\" for TREATIES-XXVI.5"
+        ));
+    }
+    if !depositary.contains("Secretary-General of the United Nations") {
+        return Err(format!(
+            "un_chapter is set, but the depositary is {depositary:?}: only treaties the Secretary-General of the United Nations keeps have one; remove it or correct `depositary`"
+        ));
+    }
+    if let Some(other) = owner.get(chapter) {
+        return Err(format!(
+            "un_chapter {chapter:?} is also {other}'s; each treaty has its own"
+        ));
+    }
+    Ok(())
 }
 
 fn is_snake_id(id: &str) -> bool {
@@ -279,5 +336,40 @@ mod tests {
         check("none", "2025-01-01", None);
         assert_eq!(Notice::parse("6 fortnights"), None);
         assert_eq!(Notice::parse("six months"), None);
+    }
+
+    #[test]
+    fn un_chapters_are_checked() {
+        let un = "Secretary-General of the United Nations";
+        let mut owner = HashMap::new();
+        for ok in ["XXVI-5", "XXVII-7-d", "IV-4", "XVIII-10-a"] {
+            assert_eq!(check_un_chapter(ok, un, &owner), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("XXVI.5", "with '-' for '.'"),
+            ("26-5", "with '-' for '.'"),
+            ("XXVI", "with '-' for '.'"),
+            ("XXVI-x", "with '-' for '.'"),
+        ] {
+            assert!(
+                check_un_chapter(bad, un, &owner).unwrap_err().contains(why),
+                "{bad}"
+            );
+        }
+        let coe = check_un_chapter(
+            "XXVI-5",
+            "Secretary General of the Council of Europe",
+            &owner,
+        );
+        assert!(
+            coe.unwrap_err()
+                .contains("only treaties the Secretary-General")
+        );
+        owner.insert("XXVI-5".to_string(), "ottawa".to_string());
+        assert!(
+            check_un_chapter("XXVI-5", un, &owner)
+                .unwrap_err()
+                .contains("ottawa")
+        );
     }
 }

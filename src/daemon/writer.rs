@@ -213,8 +213,10 @@ impl Writer {
         }
     }
 
-    /// Periodic work: notice periods that ran out, then digests that are due.
+    /// Periodic work: mailboxes that are due, notice periods that ran out,
+    /// then digests that are due.
     fn tick(&mut self) {
+        self.read_mailboxes();
         match notice::record_due_effects(&mut self.store, &self.config, Utc::now()) {
             Ok(report) => {
                 for change in &report.appended.changes {
@@ -229,6 +231,46 @@ impl Writer {
             Err(e) => error!("cannot record notice-period effects: {e}"),
         }
         self.notify(Flush::Debounced);
+    }
+
+    /// Reads the mailboxes whose next read has come. They are local
+    /// Maildir folders, so reading them here, between two messages, costs
+    /// the writer little; a remote (IMAP) mailbox would be read on a task
+    /// of its own, as feeds are fetched.
+    fn read_mailboxes(&mut self) {
+        if self.config.mailboxes.is_empty() {
+            return;
+        }
+        match crate::mailbox::ingest::poll_mailboxes(
+            &mut self.store,
+            &self.config,
+            Utc::now(),
+            true,
+        ) {
+            Ok(reports) => {
+                for r in &reports {
+                    match &r.outcome {
+                        crate::mailbox::ingest::MailboxOutcome::Read {
+                            new,
+                            counts,
+                            changes,
+                            ..
+                        } if *new > 0 => {
+                            info!(mailbox = %r.mailbox_id, new, notices = counts.notifications, unrecognised = counts.unrecognised + counts.unmapped, changes = changes.len(), "mailbox read");
+                        }
+                        crate::mailbox::ingest::MailboxOutcome::Failed {
+                            error,
+                            failures,
+                            next_poll,
+                        } => {
+                            warn!(mailbox = %r.mailbox_id, failures, next_poll = ?next_poll, "mailbox read failed: {error}");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => error!("cannot record a mailbox read: {e}"),
+        }
     }
 
     /// Plans what is due and hands it to the courier. Failures stay

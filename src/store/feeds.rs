@@ -305,7 +305,7 @@ fn read_item_page(conn: &rusqlite::Connection, after: &str, limit: usize) -> Res
     Ok(ItemPage { items, detections })
 }
 
-fn write_state(conn: &rusqlite::Connection, s: &FeedState) -> Result<()> {
+pub(super) fn write_state(conn: &rusqlite::Connection, s: &FeedState) -> Result<()> {
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO feed_state ({STATE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
     ))?

@@ -14,6 +14,7 @@ mod feeds;
 mod history;
 pub mod lock;
 mod log;
+mod mailbox;
 mod outbox;
 mod projection;
 mod safety;
@@ -29,6 +30,7 @@ pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
 pub use history::ChangeFilter;
 pub use lock::{LOCK_WAIT, LockError, Role};
 pub use log::AppendOutcome;
+pub use mailbox::{MailboxCounts, MessageOutcome, SeenMessage};
 pub use outbox::{
     ATTEMPT_LEASE, Batch, NewBatch, PendingDigest, QueuedChange, RecipientMail, Undelivered,
 };
@@ -47,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_feed_alerts.sql"),
     include_str!("../../migrations/0006_reclassify.sql"),
     include_str!("../../migrations/0007_baseline.sql"),
+    include_str!("../../migrations/0008_mailbox.sql"),
 ];
 
 /// How long a statement waits for another connection's lock before failing.

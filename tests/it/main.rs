@@ -11,6 +11,11 @@
 //! - `projection`: corroboration, corrections and the incremental table.
 //! - `fold_props`: property tests: the fold is deterministic and the
 //!   incrementally kept table equals a rebuild from the log.
+//! - `mailbox`: depositary notifications in a real Maildir through `poll`:
+//!   one authoritative event per notice however often it is read (or
+//!   delivered twice), the rest counted and logged, `status` confirmed by
+//!   the notice with its dates, `status --unconfirmed` both ways, and
+//!   mutated notices never panicking.
 //! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
@@ -63,6 +68,7 @@ mod feed_server;
 mod fold_props;
 mod health;
 mod hostile;
+mod mailbox;
 mod once;
 mod polling;
 mod projection;

@@ -103,6 +103,7 @@ pub fn detection(
             authoritative: false,
             backfill: false,
             revives: None,
+            takes_effect: None,
         }),
     }
 }
