@@ -90,6 +90,7 @@ fn populate(db: &Path, states: &[String], treaties: &[String]) -> usize {
                         authoritative: false,
                         backfill: false,
                         revives: None,
+                        takes_effect: None,
                     }),
                 });
             }
