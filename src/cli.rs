@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::DEFAULT_CONFIG_PATH;
 use crate::logging::LogFormat;
 
 /// Watch news feeds for changes in which states are bound by which treaties.
@@ -39,8 +38,10 @@ impl Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The feeds.toml to use; the data files it names are found beside it.
-    #[arg(long, global = true, env = "TREATYWATCH_CONFIG", default_value = DEFAULT_CONFIG_PATH, value_name = "FILE")]
-    pub config: PathBuf,
+    /// Default: the first that exists of $CONFIGURATION_DIRECTORY/feeds.toml
+    /// (set by systemd), ./config/feeds.toml, /etc/treatywatch/feeds.toml.
+    #[arg(long, global = true, env = "TREATYWATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Use this database instead of the one named by [storage] path.
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
@@ -141,6 +142,12 @@ pub enum Command {
     /// or @) are prefixed with an apostrophe. Example:
     /// treatywatch export --format csv --as-of 2025-06-01 > status.csv
     Export(ExportArgs),
+    /// Write the man pages and shell completions (for packaging).
+    ///
+    /// Hidden: the Debian package is built from the binary it ships, so
+    /// its pages always describe that binary's commands and flags.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +175,16 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     Csv,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Write one man page per command (treatywatch.1, treatywatch-poll.1, …) here.
+    #[arg(long, value_name = "DIR")]
+    pub man: Option<PathBuf>,
+    /// Write bash, zsh and fish completions here.
+    #[arg(long, value_name = "DIR")]
+    pub completions: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

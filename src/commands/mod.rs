@@ -7,6 +7,7 @@ mod classify;
 mod digest;
 mod doctor;
 mod export;
+mod generate;
 mod log;
 mod mailbox;
 mod poll;
@@ -87,12 +88,18 @@ pub type Result<T, E = CommandError> = std::result::Result<T, E>;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    let (config_path, db_override) = (cli.global.config.clone(), cli.global.db.clone());
+    let (config_arg, db_override) = (cli.global.config.clone(), cli.global.db.clone());
     run_command(cli).map_err(|e| match e {
         // However a command finds damage, it says what to do about it.
         CommandError::Store(StoreError::Sql(source)) if crate::store::is_corruption(&source) => {
             let path = db_override
-                .or_else(|| config::load(&config_path).ok().map(|c| c.db_path))
+                .or_else(|| {
+                    let ctx = Context {
+                        config_arg: config_arg.clone(),
+                        db_override: None,
+                    };
+                    ctx.config().ok().map(|c| c.db_path)
+                })
                 .unwrap_or_default();
             CommandError::Store(StoreError::Damaged {
                 path,
@@ -106,7 +113,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 fn run_command(cli: Cli) -> Result<Outcome> {
     let out = &mut std::io::stdout().lock();
     let ctx = Context {
-        config_path: cli.global.config,
+        config_arg: cli.global.config,
         db_override: cli.global.db,
     };
     match cli.command {
@@ -117,11 +124,13 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         Command::Assert(args) => log::assert(&ctx, &args, out),
         Command::Retract(args) => log::retract(&ctx, &args, out),
         Command::Baseline(args) => baseline::baseline(&ctx, &args, out),
-        Command::Run(_) => match crate::daemon::run(&ctx.config_path, ctx.db_override.as_deref()) {
-            Ok(()) => Ok(Outcome::Success),
-            Err(crate::daemon::DaemonError::Config(e)) => Err(CommandError::Config(e)),
-            Err(e) => Err(e.into()),
-        },
+        Command::Run(_) => {
+            match crate::daemon::run(&ctx.config_path()?, ctx.db_override.as_deref()) {
+                Ok(()) => Ok(Outcome::Success),
+                Err(crate::daemon::DaemonError::Config(e)) => Err(CommandError::Config(e)),
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Poll => poll::poll(&ctx, out),
         Command::Classify(args) => classify::classify(&ctx, &args, out),
         Command::Digest(args) => digest::digest(&ctx, &args, out),
@@ -131,7 +140,7 @@ fn run_command(cli: Cli) -> Result<Outcome> {
         Command::Export(args) => export::export(&ctx, &args, out),
         Command::Serve(args) => {
             match crate::web::serve(
-                &ctx.config_path,
+                &ctx.config_path()?,
                 ctx.db_override.as_deref(),
                 args.listen,
                 out,
@@ -141,18 +150,29 @@ fn run_command(cli: Cli) -> Result<Outcome> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Generate(args) => generate::generate(&args, out),
     }
 }
 
 /// What every command starts from.
 struct Context {
-    config_path: PathBuf,
+    /// `--config` or `TREATYWATCH_CONFIG`; `None`: search (`config::locate`).
+    config_arg: Option<PathBuf>,
     db_override: Option<PathBuf>,
 }
 
 impl Context {
+    /// The config file: the one named, or the first found where systemd,
+    /// a checkout and the package put it.
+    fn config_path(&self) -> Result<PathBuf> {
+        Ok(config::locate(
+            self.config_arg.as_deref(),
+            &config::ServiceDirs::from_env(),
+        )?)
+    }
+
     fn config(&self) -> Result<Config> {
-        Ok(config::load(&self.config_path)?)
+        Ok(config::load(&self.config_path()?)?)
     }
 
     fn db_path<'a>(&'a self, config: &'a Config) -> &'a Path {

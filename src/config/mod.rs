@@ -7,6 +7,7 @@
 //! `path:line:col: message` diagnostic. Nothing else reads config files.
 
 pub mod diagnostic;
+pub mod dirs;
 pub mod gazetteer;
 pub mod mailbox;
 pub mod membership;
@@ -31,6 +32,7 @@ use crate::health::Thresholds;
 
 pub use diagnostic::Diagnostic;
 use diagnostic::SourceText;
+pub use dirs::{ServiceDirs, locate};
 pub use gazetteer::Gazetteer;
 pub use mailbox::{Mailbox, MailboxSource};
 pub use membership::{MembershipEntry, MembershipFile};
@@ -38,10 +40,8 @@ pub use rule_tests::RuleTest;
 pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
 
-/// Where the config is looked for when neither `--config` nor
-/// `TREATYWATCH_CONFIG` says otherwise.
-pub const DEFAULT_CONFIG_PATH: &str = "config/feeds.toml";
-/// Database location, relative to the config file's folder.
+/// Database location, relative to the config file's folder (in a
+/// `$STATE_DIRECTORY` it is `dirs::STATE_DB_FILE`).
 pub const DEFAULT_DB_PATH: &str = "data/treatywatch.db";
 pub const DEFAULT_STATES_FILE: &str = "states.toml";
 pub const DEFAULT_TREATIES_FILE: &str = "treaties.toml";
@@ -50,7 +50,8 @@ pub const DEFAULT_FEED_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// Polling more often than this is impolite to any news site.
 pub const MIN_FEED_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(10 * 60);
-/// Folder for .eml digests, relative to the config file's folder.
+/// Folder for .eml digests, relative to the config file's folder (in a
+/// `$STATE_DIRECTORY` it is `dirs::STATE_DIGEST_FOLDER`).
 pub const DEFAULT_DIGEST_FOLDER: &str = "data/digests";
 pub const DEFAULT_FROM: &str = "treatywatch <treatywatch@localhost>";
 /// The largest digest built by default: far below the limits mail servers
@@ -291,13 +292,19 @@ pub enum ConfigError {
     },
     #[error("{}", render(.0))]
     Invalid(Vec<Diagnostic>),
+    /// No config was named and none was found where one is looked for.
+    #[error(
+        "no config file found; looked for {}; pass --config PATH or set TREATYWATCH_CONFIG",
+        .looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", then ")
+    )]
+    NotFound { looked: Vec<PathBuf> },
 }
 
 impl ConfigError {
     /// The individual problems, for callers that print or count them.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ConfigError::Unreadable { .. } => &[],
+            ConfigError::Unreadable { .. } | ConfigError::NotFound { .. } => &[],
             ConfigError::Invalid(d) => d,
         }
     }
@@ -318,8 +325,14 @@ impl fmt::Display for TlsMode {
     }
 }
 
-/// Loads and validates `path` and every file it references.
+/// Loads and validates `path` and every file it references, with data
+/// and secret paths resolved in the directories systemd gave (if any).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &ServiceDirs::from_env())
+}
+
+/// `load`, with the service directories passed in.
+pub fn load_with(path: &Path, dirs: &ServiceDirs) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -333,6 +346,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let mut v = Validator {
         src: &src,
         base: &base,
+        dirs,
         problems: Vec::new(),
     };
 
@@ -391,8 +405,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     ]);
 
     let db_path = match raw.storage.as_ref().and_then(|s| s.path.as_ref()) {
-        Some(p) => v.path(p),
-        None => base.join(DEFAULT_DB_PATH),
+        Some(p) => dirs.data_path(&base, Path::new(p.get_ref())),
+        None => dirs.default_data_path(&base, DEFAULT_DB_PATH, dirs::STATE_DB_FILE),
     };
     let backups = v.backups(raw.storage.as_ref());
     let feeds = v.feeds(raw.feed);
@@ -482,12 +496,19 @@ fn parse_size(s: &str) -> Option<u64> {
 struct Validator<'a> {
     src: &'a SourceText,
     base: &'a Path,
+    dirs: &'a ServiceDirs,
     problems: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
     fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.problems.push(self.src.at(span, message));
+    }
+
+    /// Where digests go when `[notify] folder` is unset.
+    fn default_digest_folder(&self) -> PathBuf {
+        self.dirs
+            .default_data_path(self.base, DEFAULT_DIGEST_FOLDER, dirs::STATE_DIGEST_FOLDER)
     }
 
     fn path(&self, p: &Spanned<String>) -> PathBuf {
@@ -932,7 +953,7 @@ impl Validator<'_> {
                 to: Vec::new(),
                 debounce: DEFAULT_DEBOUNCE,
                 transport: Transport::File {
-                    folder: self.base.join(DEFAULT_DIGEST_FOLDER),
+                    folder: self.default_digest_folder(),
                 },
                 urgent: Vec::new(),
                 subscriptions: Vec::new(),
@@ -970,10 +991,10 @@ impl Validator<'_> {
                     self.err(smtp.span(), "[notify.smtp] is set but transport is \"file\"; set `transport = \"smtp\"` under [notify] or remove [notify.smtp]");
                 }
                 Transport::File {
-                    folder: raw
-                        .folder
-                        .as_ref()
-                        .map_or_else(|| self.base.join(DEFAULT_DIGEST_FOLDER), |f| self.path(f)),
+                    folder: raw.folder.as_ref().map_or_else(
+                        || self.default_digest_folder(),
+                        |f| self.dirs.data_path(self.base, Path::new(f.get_ref())),
+                    ),
                 }
             }
             Some("smtp") => match raw.smtp {
@@ -982,7 +1003,7 @@ impl Validator<'_> {
                     let span = raw.transport.as_ref().map_or(0..0, Spanned::span);
                     self.err(span, "transport is \"smtp\" but there is no [notify.smtp] table; add one with at least `host`");
                     Transport::File {
-                        folder: self.base.join(DEFAULT_DIGEST_FOLDER),
+                        folder: self.default_digest_folder(),
                     }
                 }
             },
@@ -990,7 +1011,7 @@ impl Validator<'_> {
                 let span = raw.transport.as_ref().map_or(0..0, Spanned::span);
                 self.err(span, format!("unknown transport {other:?}; write \"file\" (digests as .eml files) or \"smtp\""));
                 Transport::File {
-                    folder: self.base.join(DEFAULT_DIGEST_FOLDER),
+                    folder: self.default_digest_folder(),
                 }
             }
         };
@@ -1206,7 +1227,9 @@ impl Validator<'_> {
                 None
             }
             (Some(e), None) => Some(PasswordSource::Env(e.get_ref().clone())),
-            (None, Some(f)) => Some(PasswordSource::File(self.path(f))),
+            (None, Some(f)) => Some(PasswordSource::File(
+                self.dirs.credential_path(self.base, Path::new(f.get_ref())),
+            )),
             (None, None) => None,
         };
         if password.is_some() && raw.username.is_none() {

@@ -5,7 +5,10 @@
 //! optional metrics endpoint — talk over bounded channels to one writer
 //! thread (`writer.rs`) that owns the database; the courier (`courier.rs`)
 //! delivers the digests the writer plans and reports back. SIGHUP reloads
-//! the config (an invalid one is logged and ignored), polls the feeds that
+//! the config (an invalid one is logged and ignored; feeds, rules, notify
+//! settings, backups and every `[fetch]` limit apply from the next fetch;
+//! `[daemon] metrics` and `[storage] path` need a restart, and a reload
+//! that changes them says so), polls the feeds that
 //! are due and retries undelivered digests; SIGUSR1 polls every feed now;
 //! SIGTERM/SIGINT stop new work, abandon a delivery in flight, let
 //! in-flight fetches finish briefly, drain the writer and return. The
@@ -54,6 +57,18 @@ pub enum DaemonError {
     Web(#[from] crate::web::WebError),
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
+    /// The metrics address could not be bound: usually another process
+    /// (or another treatywatch) already listens there.
+    #[error(
+        "cannot serve metrics on {addr}: {source}; `[daemon] metrics = \"{addr}\"` in {config} names it: stop what listens there (`ss -ltnp 'sport = :{port}'` shows it) or choose another port",
+        port = .addr.port(),
+        config = .config.display()
+    )]
+    MetricsAddress {
+        addr: std::net::SocketAddr,
+        config: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -113,7 +128,13 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut poll_signal = signal(SignalKind::user_defined1())?;
         if let Some(addr) = config.metrics {
-            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::MetricsAddress {
+                    addr,
+                    config: config.path.clone(),
+                    source,
+                })?;
             info!(%addr, "serving metrics");
             tokio::spawn(metrics::serve(listener, metrics.clone(), stop_rx.clone()));
         }
@@ -208,6 +229,9 @@ async fn reload(
     match loaded.await {
         Ok(Ok((config, classifier))) => {
             let config = Arc::new(config);
+            for change in needs_restart(&reload.borrow(), &config) {
+                warn!("{change}");
+            }
             let _ = writer
                 .send(writer::ToWriter::Reload(
                     config.clone(),
@@ -236,6 +260,30 @@ async fn reload(
         }
         Err(e) => error!("reload failed: {e}"),
     }
+}
+
+/// What a reload cannot apply, each as a sentence naming the key: the
+/// metrics listener and the database are set up once, at start.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let show = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+    let mut changes = Vec::new();
+    if old.metrics != new.metrics {
+        changes.push(format!(
+            "[daemon] metrics changed ({} -> {}) but needs a restart to apply (systemctl restart treatywatch); still serving on {}",
+            show(old.metrics),
+            show(new.metrics),
+            show(old.metrics),
+        ));
+    }
+    if old.db_path != new.db_path {
+        changes.push(format!(
+            "[storage] path changed ({} -> {}) but needs a restart to apply (systemctl restart treatywatch); still writing {}",
+            old.db_path.display(),
+            new.db_path.display(),
+            old.db_path.display(),
+        ));
+    }
+    changes
 }
 
 /// Keeps rotating backups when `[storage] backup_every` is set: one is due

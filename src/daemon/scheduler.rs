@@ -44,7 +44,7 @@ struct Batch {
 
 impl Scheduler {
     pub async fn run(mut self) {
-        let permits = Arc::new(Semaphore::new(self.config.fetch.concurrency.max(1)));
+        let mut permits = Arc::new(Semaphore::new(self.config.fetch.concurrency.max(1)));
         let mut due: HashMap<String, DateTime<Utc>> = HashMap::new();
         self.plan(&mut due, Utc::now());
         let mut in_flight: HashMap<String, u64> = HashMap::new();
@@ -124,6 +124,12 @@ impl Scheduler {
                 }
                 Ok(()) = self.reload.changed() => {
                     let config = self.reload.borrow_and_update().clone();
+                    if config.fetch.concurrency != self.config.fetch.concurrency {
+                        // Fetches already waiting or running keep the old
+                        // semaphore; every fetch started from now on takes
+                        // a permit of the new one.
+                        permits = Arc::new(Semaphore::new(config.fetch.concurrency.max(1)));
+                    }
                     self.apply(config, &mut due, &in_flight);
                 }
                 Some(()) = self.poll_now.recv() => {
@@ -170,13 +176,22 @@ impl Scheduler {
     }
 
     /// Takes a reloaded config: removed feeds stop, new or changed ones are
-    /// planned, and limits apply to the next fetches.
+    /// planned, and `[fetch]` limits (timeouts, body limit; concurrency in
+    /// `run`) apply to the fetches started from now on.
     fn apply(
         &mut self,
         config: Arc<Config>,
         due: &mut HashMap<String, DateTime<Utc>>,
         in_flight: &HashMap<String, u64>,
     ) {
+        if config.fetch.limits != self.config.fetch.limits {
+            // The timeouts live in the reqwest client, so a new one is
+            // built; a fetch in flight finishes with the client it started on.
+            match Fetcher::new(config.fetch.limits) {
+                Ok(fetcher) => self.fetcher = fetcher,
+                Err(e) => warn!("[fetch] limits not applied, still using the previous ones: {e}"),
+            }
+        }
         let old: HashMap<String, Feed> = self
             .config
             .feeds

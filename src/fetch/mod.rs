@@ -32,7 +32,7 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const MAX_REDIRECTS: usize = 5;
 
 /// Limits for every request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub connect_timeout: Duration,
     /// The whole exchange, headers to last body byte.

@@ -16,6 +16,7 @@ pub mod lock;
 mod log;
 mod mailbox;
 mod outbox;
+pub mod owner;
 mod projection;
 mod safety;
 
@@ -79,6 +80,17 @@ pub enum StoreError {
     ReadOnly { path: PathBuf },
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Root on a database that belongs to another user (see `owner.rs`).
+    #[error(
+        "{} belongs to the user {user}, and running treatywatch as root on it would leave root-owned files the service cannot open; run it as that user instead:\n  {command}",
+        path.display()
+    )]
+    NotOwner {
+        path: PathBuf,
+        user: String,
+        /// This command line, run as `user`.
+        command: String,
+    },
     #[error(
         "database {} has schema version {found} but this treatywatch only knows up to {known}: it was written by a newer release; upgrade treatywatch or use another --db",
         path.display()
@@ -134,6 +146,18 @@ pub struct Store {
     _lock: Option<Arc<lock::WriterLock>>,
 }
 
+/// Root is refused on another user's database (see `owner.rs`).
+fn refuse_foreign(path: &Path) -> Result<()> {
+    match owner::foreign_owner(path) {
+        Some(found) => Err(StoreError::NotOwner {
+            path: found.path,
+            command: owner::as_user(&found.name),
+            user: found.name,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` for writing, as a
     /// one-shot command: takes the writer lock (waiting up to `LOCK_WAIT`
@@ -146,6 +170,7 @@ impl Store {
     /// `open`, saying who writes (the lock file names the holder) and how
     /// long to wait for a one-shot holder to finish.
     pub fn open_as(path: &Path, role: Role, wait: Duration) -> Result<Store> {
+        refuse_foreign(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.to_path_buf(),
@@ -197,6 +222,7 @@ impl Store {
     }
 
     fn open_read_only_unchecked(path: &Path) -> Result<Store> {
+        refuse_foreign(path)?;
         if !path.is_file() {
             return Err(StoreError::Missing {
                 path: path.to_path_buf(),

@@ -14,7 +14,7 @@ use crate::polling::{PollEnv, RSS, fixture};
 /// not measure speed.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn signal(child: &Child, name: &str) {
+pub(crate) fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -23,7 +23,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Waits until `ready()` holds or the deadline passes.
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + WAIT;
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

@@ -30,6 +30,11 @@ pub enum Reply {
     Redirect { code: u16, to: String },
     /// Sends headers promising a body, then sends nothing more.
     Stall,
+    /// `reply`, but only after `after`: a slow server, for timeouts.
+    Late {
+        after: std::time::Duration,
+        reply: Box<Reply>,
+    },
 }
 
 impl Reply {
@@ -80,6 +85,14 @@ impl Reply {
                 Reply::Status { code, headers }
             }
             other => other,
+        }
+    }
+
+    /// This reply, sent `after` the request arrived.
+    pub fn late(self, after: std::time::Duration) -> Reply {
+        Reply::Late {
+            after,
+            reply: Box::new(self),
         }
     }
 
@@ -176,6 +189,13 @@ impl FeedServer {
             .get(&path)
             .cloned()
             .unwrap_or(Reply::status(404));
+        let reply = match reply {
+            Reply::Late { after, reply } => {
+                std::thread::sleep(after);
+                *reply
+            }
+            other => other,
+        };
         let mut stream = stream;
         let (status, body_bytes) = match reply {
             Reply::Feed {
@@ -223,6 +243,7 @@ impl FeedServer {
                 while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
                 (200, 5)
             }
+            Reply::Late { .. } => unreachable!("unwrapped above"),
         };
         self.log.lock().expect("log").push(Seen {
             path,

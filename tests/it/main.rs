@@ -48,6 +48,10 @@
 //!   `backup` and a restore give a database `replay` accepts, the daemon's
 //!   rotating backups, the atomic claim on a digest, and first opens
 //!   racing their migrations.
+//! - `service`: as a system service: the config search order, systemd's
+//!   configuration, state and credentials directories, root refused on the
+//!   service user's database, a reload applying `[fetch]` limits, a busy
+//!   metrics port named with its key.
 //! - `web`: the web outputs through `serve` and `run` on loopback: the
 //!   board, history pages, feeds, JSON API and calendar over HTTP, Atom
 //!   parsed with feed-rs (ids, dates, links, 304, corrections), 404/405 and
@@ -73,6 +77,7 @@ mod once;
 mod polling;
 mod projection;
 mod reclassify;
+mod service;
 mod smtp_server;
 mod storage;
 mod support;
