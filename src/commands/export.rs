@@ -4,11 +4,10 @@
 
 use std::io::Write;
 
-use chrono::NaiveTime;
 use serde_json::Value;
 
 use super::status::{rows_to_show, status_json};
-use super::{Context, Outcome, Result, parse_date, policy};
+use super::{Context, Outcome, Result};
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::text::json_safe;
 
@@ -33,17 +32,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 pub(super) fn export(ctx: &Context, args: &ExportArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
     let store = ctx.read_store(&config)?;
-    let projection = match &args.as_of {
-        Some(d) => {
-            let end_of_day =
-                NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("valid time");
-            store.rebuild(
-                &policy(&config),
-                Some(parse_date(d, "--as-of", end_of_day)?),
-            )?
-        }
-        None => store.projection()?,
-    };
+    let projection = super::status::projection_as_of(&store, &config, args.as_of.as_deref())?;
     let rows = rows_to_show(&config, &projection, args.all);
     match args.format {
         ExportFormat::Json => {

@@ -15,17 +15,7 @@ use crate::text::{json_safe, terminal_safe};
 pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
     let store = ctx.read_store(&config)?;
-    let projection = match &args.as_of {
-        Some(d) => {
-            let end_of_day =
-                NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("valid time");
-            store.rebuild(
-                &policy(&config),
-                Some(parse_date(d, "--as-of", end_of_day)?),
-            )?
-        }
-        None => store.projection()?,
-    };
+    let projection = projection_as_of(&store, &config, args.as_of.as_deref())?;
     let depositary = super::mailbox::depositary(&config, &store, &projection, Utc::now())?;
     if args.unconfirmed {
         super::mailbox::print_unconfirmed(&config, &depositary, args.json, out)?;
@@ -116,6 +106,23 @@ pub(super) fn status(ctx: &Context, args: &StatusArgs, out: &mut dyn Write) -> R
         }
     }
     Ok(Outcome::Success)
+}
+
+/// The status table now, or (`--as-of DATE`) as it stood at the end of
+/// that day, folded from the log.
+pub(super) fn projection_as_of(
+    store: &crate::store::Store,
+    config: &Config,
+    as_of: Option<&str>,
+) -> Result<Projection> {
+    Ok(match as_of {
+        Some(d) => {
+            let end_of_day =
+                NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).expect("valid time");
+            store.rebuild(&policy(config), Some(parse_date(d, "--as-of", end_of_day)?))?
+        }
+        None => store.projection()?,
+    })
 }
 
 /// Every configured feed with what the store knows of its polling (`None`
