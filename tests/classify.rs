@@ -298,9 +298,19 @@ fn fixture(name: &str) -> Vec<Item> {
     fixture.item
 }
 
+/// Whether `score` prints which items fail, or only the totals.
+#[derive(Clone, Copy, PartialEq)]
+enum Report {
+    /// Training sets: every miss and false alarm, to tune on.
+    Items,
+    /// Frozen splits: totals only, so nobody tunes on which items fail.
+    TotalsOnly,
+}
+
 /// Scores `files` together, prints the figures (overall and for
-/// machine-translated items) and the report, and returns the score.
-fn score(name: &str, files: &[&str]) -> Score {
+/// machine-translated items) and, for training sets, the report, and
+/// returns the score.
+fn score(name: &str, files: &[&str], report: Report) -> Score {
     let mut all = Score::default();
     let mut mt = Score::default();
     for f in files {
@@ -315,8 +325,10 @@ fn score(name: &str, files: &[&str]) -> Score {
     if mt.items > 0 {
         println!("{}", mt.summary(&format!("{name}, machine-translated")));
     }
-    for line in &all.report {
-        println!("{line}");
+    if report == Report::Items {
+        for line in &all.report {
+            println!("{line}");
+        }
     }
     all
 }
@@ -325,7 +337,7 @@ fn score(name: &str, files: &[&str]) -> Score {
 /// tuned on. Its figures are the honest estimate.
 #[test]
 fn frozen_test_split() {
-    let s = score("frozen test split", &["test.toml"]);
+    let s = score("frozen test split", &["test.toml"], Report::TotalsOnly);
     // The goal (issue 10) is 0.95 / 0.90 / 0.90; this gate holds the level
     // reached so far (only these totals are ever looked at, never which
     // items fail), so a change that loses ground fails here.
@@ -344,6 +356,7 @@ fn training_sets() {
             "train-wave.toml",
             "train-v3.toml",
         ],
+        Report::Items,
     );
     // A regression gate at the level reached so far (the goal is 0.95 /
     // 0.90 / 0.90); the frozen split is the estimate that matters.
@@ -355,7 +368,7 @@ fn training_sets() {
 /// commit that added it); it is part of `training_sets` too.
 #[test]
 fn train_v3() {
-    let s = score("train-v3", &["train-v3.toml"]);
+    let s = score("train-v3", &["train-v3.toml"], Report::TotalsOnly);
     s.gate("train-v3", 0.97, 0.94, 0.98);
 }
 
