@@ -854,11 +854,19 @@ fn actors_of(
 
     // 2. The nearest state before the cue in its clause, with its list; a
     // list right after an object word ("in Moscow") is a place, not an actor.
+    // Determiners may stand between: "deposited with the British
+    // government" names the depositary, "in the Netherlands" a place.
+    // A legislature's or seat's own name is the state's institution, not a
+    // place: "to the Verkhovna Rada was submitted" keeps Ukraine.
     let is_object_word = |m: &Mention| {
-        m.tokens.start > 0
-            && c.object_words
-                .iter()
-                .any(|w| w == scan.norm.token(m.tokens.start - 1))
+        let institution = scan.agents.iter().any(|(r, _)| *r == m.tokens);
+        let mut i = m.tokens.start;
+        for _ in 0..if institution { 0 } else { 2 } {
+            if i > 0 && c.determiners.iter().any(|d| d == scan.norm.token(i - 1)) {
+                i -= 1;
+            }
+        }
+        i > 0 && c.object_words.iter().any(|w| w == scan.norm.token(i - 1))
     };
     // "Estonia on Friday together with Latvia and Lithuania handed ...": a
     // list after a companion phrase acts with the state before it.
