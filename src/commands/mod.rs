@@ -201,6 +201,12 @@ fn policy(config: &Config) -> Policy {
 /// compiled: an edit that breaks an example is caught before it is loaded.
 fn check(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
     let config = ctx.config()?;
+    // What sends and mailbox reads would fail on: the config is valid, but
+    // the secret or the folder it names is not there (or not readable).
+    let missing = config::preflight::check(&config, &|var| std::env::var_os(var));
+    if !missing.is_empty() {
+        return Err(ConfigError::Invalid(missing).into());
+    }
     let total = config.rule_tests.len();
     if total > 0 {
         let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);

@@ -26,6 +26,9 @@ pub struct Mailbox {
     pub id: String,
     pub name: String,
     pub source: MailboxSource,
+    /// Where the source (`maildir = …`) is written, for `check`'s report
+    /// when the folder cannot be read (`preflight`).
+    pub source_at: Option<super::diagnostic::Location>,
     /// Whose notifications these are, and so how they are parsed.
     pub depositary: Reader,
     pub interval: Duration,
@@ -78,6 +81,7 @@ impl Validator<'_> {
                     format!("mailbox {id}: IMAP is not supported yet; have fetchmail or getmail deliver the folder to a Maildir and set `maildir = \"PATH\"` (README, \"Depositary notifications\")"),
                 );
             }
+            let source_at = m.maildir.as_ref().map(|p| self.src.location(p.span()));
             let source = match &m.maildir {
                 Some(p) => Some(MailboxSource::Maildir(self.path(p))),
                 None => {
@@ -141,6 +145,7 @@ impl Validator<'_> {
                     name: m.name.unwrap_or_else(|| id.clone()),
                     id,
                     source,
+                    source_at,
                     depositary,
                     interval,
                     enabled: m.enabled.unwrap_or(true),

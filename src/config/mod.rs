@@ -11,6 +11,7 @@ pub mod dirs;
 pub mod gazetteer;
 pub mod mailbox;
 pub mod membership;
+pub mod preflight;
 mod raw;
 pub mod rule_tests;
 pub mod rules;
@@ -262,6 +263,9 @@ pub struct Smtp {
     pub tls: TlsMode,
     pub username: Option<String>,
     pub password: Option<PasswordSource>,
+    /// Where `password_env` or `password_file` is written, for `check`'s
+    /// report when the secret is not there (`preflight`).
+    pub password_at: Option<diagnostic::Location>,
     /// The wait for the connection and for each reply of the server; the
     /// whole delivery of one message may take a few of these at most
     /// (see `notify::smtp`).
@@ -1218,6 +1222,11 @@ impl Validator<'_> {
                     587
                 }),
         };
+        let password_at = raw
+            .password_env
+            .as_ref()
+            .or(raw.password_file.as_ref())
+            .map(|s| self.src.location(s.span()));
         let password = match (&raw.password_env, &raw.password_file) {
             (Some(e), Some(_)) => {
                 self.err(
@@ -1266,6 +1275,7 @@ impl Validator<'_> {
             tls,
             username: raw.username,
             password,
+            password_at,
             timeout,
         }
     }

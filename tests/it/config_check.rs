@@ -10,6 +10,17 @@ const MARK: char = '‸';
 /// Writes `feeds` (with the mark removed) and checks that `check` exits 2 and
 /// reports `fragment` at the marked line and column of `file`.
 fn check_bad_in(file: &str, feeds: &str, other: Option<&str>, fragment: &str) {
+    check_bad_with(file, feeds, other, &[], fragment);
+}
+
+/// `check_bad_in` with `env` set for the check (`$CREDENTIALS_DIRECTORY`).
+fn check_bad_with(
+    file: &str,
+    feeds: &str,
+    other: Option<&str>,
+    env: &[(&str, &std::path::Path)],
+    fragment: &str,
+) {
     let (target, marked) = match other {
         Some(text) => (file, text),
         None => ("feeds.toml", feeds),
@@ -26,7 +37,11 @@ fn check_bad_in(file: &str, feeds: &str, other: Option<&str>, fragment: &str) {
     if let Some(text) = other {
         dir.write(file, &text.replace(MARK, ""));
     }
-    let output = dir.cmd(&["check"]).output().expect("run check");
+    let mut cmd = dir.cmd(&["check"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("run check");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),
@@ -192,6 +207,108 @@ fn inline_smtp_password_is_refused() {
         "{MINIMAL}\n[notify]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"smtp.example.org\"\nusername = \"u\"\npassword = ‸\"hunter2\"\n"
     );
     check_bad(&feeds, "password_env");
+}
+
+/// `[notify]` sending by SMTP with `secret` as the password key.
+fn smtp_with(secret: &str) -> String {
+    format!(
+        "{MINIMAL}\n[notify]\ntransport = \"smtp\"\n[notify.smtp]\nhost = \"smtp.example.org\"\nusername = \"u\"\n{secret}\n"
+    )
+}
+
+#[test]
+fn a_password_variable_that_is_not_set_is_refused() {
+    check_bad(
+        &smtp_with("password_env = ‸\"TREATYWATCH_TEST_NOBODY_SETS_THIS\""),
+        "$TREATYWATCH_TEST_NOBODY_SETS_THIS, which is not set",
+    );
+    // Set, it passes.
+    let dir = ConfigDir::new(&smtp_with(
+        "password_env = \"TREATYWATCH_TEST_NOBODY_SETS_THIS\"",
+    ));
+    dir.cmd(&["check"])
+        .env("TREATYWATCH_TEST_NOBODY_SETS_THIS", "s3cret")
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_missing_or_unreadable_password_file_is_refused() {
+    check_bad(
+        &smtp_with("password_file = ‸\"smtp-password\""),
+        "smtp-password does not exist",
+    );
+    check_bad(
+        &smtp_with("password_file = ‸\"/nonexistent/treatywatch/smtp\""),
+        "password_file /nonexistent/treatywatch/smtp does not exist",
+    );
+    // A folder where the file should be cannot be read as a password (the
+    // tests may run as root, which reads any file whatever its mode).
+    let dir = ConfigDir::new(&smtp_with("password_file = \"smtp\""));
+    std::fs::create_dir(dir.dir.path().join("smtp")).expect("mkdir");
+    let out = dir.cmd(&["check"]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot read password_file") && stderr.contains("a folder, not a file"),
+        "{stderr}"
+    );
+    // Empty, as the package creates it before the admin writes it.
+    std::fs::remove_dir(dir.dir.path().join("smtp")).expect("rmdir");
+    dir.write("smtp", "\n");
+    let out = dir.cmd(&["check"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is empty; write the SMTP password"));
+}
+
+#[test]
+fn a_relative_password_file_is_looked_for_in_the_credentials_directory() {
+    let creds = tempfile::tempdir().expect("dir");
+    // The file beside the config does not count when systemd gave a
+    // credentials directory: the daemon would not read it.
+    let feeds = smtp_with("password_file = ‸\"smtp\"");
+    check_bad_with(
+        "feeds.toml",
+        &feeds,
+        None,
+        &[("CREDENTIALS_DIRECTORY", creds.path())],
+        &format!(
+            "{} does not exist (relative, so in $CREDENTIALS_DIRECTORY)",
+            creds.path().join("smtp").display()
+        ),
+    );
+    std::fs::write(creds.path().join("smtp"), "s3cret\n").expect("write");
+    let dir = ConfigDir::new(&feeds.replace('‸', ""));
+    dir.cmd(&["check"])
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_maildir_that_is_missing_or_unreadable_is_refused() {
+    let mailbox =
+        |path: &str| format!("{MINIMAL}\n[[mailbox]]\nid = \"un\"\nmaildir = ‸\"{path}\"\n");
+    check_bad(&mailbox("mail/un"), "does not exist; create it");
+    let dir = ConfigDir::new(&mailbox("mail/un").replace('‸', ""));
+    let maildir = dir.dir.path().join("mail/un");
+    std::fs::create_dir_all(maildir.join("cur")).expect("mkdir");
+    let out = dir.cmd(&["check"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it has no new/ folder"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(maildir.join("new")).expect("mkdir");
+    std::fs::create_dir_all(maildir.join("tmp")).expect("mkdir");
+    dir.cmd(&["check"]).assert().success();
+    // A disabled mailbox is not read, so its folder is not checked.
+    let off = ConfigDir::new(&format!(
+        "{}enabled = false\n",
+        mailbox("nowhere").replace('‸', "")
+    ));
+    off.cmd(&["check"]).assert().success();
 }
 
 #[test]
