@@ -276,10 +276,66 @@ fn withdrawal_of_something_else(scan: &Scan, cue: &RuleMatch) -> bool {
                     .any(|m| m.tokens.start == i && is_state(m))
         })
     };
-    // Only where the noun opens the cue ("withdrawal ... took effect"): at
-    // its end ("adopted the law on the withdrawal" + "of ratification") the
-    // noun's complement is too varied to judge.
-    noun_of(cue.tokens.start) && !whose(cue.tokens.start)
+    if noun_of(cue.tokens.start) && !whose(cue.tokens.start) {
+        return true;
+    }
+    // Where the noun ends the cue ("announced the withdrawal" + "of ..."),
+    // its complement varies more ("of ratification", "of the country", "of
+    // Hungary from the statute"): only a plain noun that no mention starts
+    // and that is none of those ("of the subsidy") withdraws something else.
+    let Some(last) = cue.tokens.end.checked_sub(1) else {
+        return false;
+    };
+    if !noun_of(last) {
+        return false;
+    }
+    let mut q = last + 2;
+    if matches!(scan.norm.token(q), "the" | "a" | "an" | "this" | "that") {
+        q += 1;
+    }
+    let named = scan
+        .mentions
+        .iter()
+        .any(|m| m.tokens.start >= last + 2 && m.tokens.start <= q + 1);
+    let word = scan.norm.token(q);
+    let treaty_act = matches!(
+        word,
+        "ratification"
+            | "signature"
+            | "consent"
+            | "membership"
+            | "instrument"
+            | "its"
+            | "their"
+            | "country"
+            | "state"
+            | "nation"
+            | "government"
+            | "republic"
+            | "kingdom"
+            | "federation"
+            | "united"
+            | "two"
+            | "three"
+            | "four"
+            | "five"
+            | "baltic"
+            | "our"
+            | "charter"
+            | "constitution"
+            | "treaty"
+            | "convention"
+            | "accord"
+            | "pact"
+            | "agreement"
+            | "statute"
+            | "protocol"
+            | "covenant"
+            | "organisation"
+            | "organization"
+            | ""
+    );
+    !named && !treaty_act && word.chars().all(char::is_alphabetic)
 }
 
 /// The withdrawal steps a cap can hold back (a reversal is never capped).
