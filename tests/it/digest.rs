@@ -857,9 +857,7 @@ fn a_server_that_never_answers_costs_one_timeout_named_after_the_step() {
     desk.config = config::load(&desk.dir.feeds()).expect("config");
     desk.news("UKR", Action::WithdrawalNotified, "a", t0());
 
-    let started = std::time::Instant::now();
     let report = desk.run(t0(), Flush::Now);
-    let took = started.elapsed();
     assert_eq!(report.failed.len(), 1, "{report:?}");
     let f = &report.failed[0];
     assert!(
@@ -869,7 +867,8 @@ fn a_server_that_never_answers_costs_one_timeout_named_after_the_step() {
     );
     assert!(!f.error.contains("os error"), "{f:?}");
     assert_eq!((f.reason, f.permanent), ("timeout", false));
-    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    // One attempt, ended by the 1 s timeout the error names (no clock
+    // read here: a loaded machine made a wall-clock bound fail).
     assert_eq!(silent.connections(), 1);
 }
 
