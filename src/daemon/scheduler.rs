@@ -45,6 +45,13 @@ struct Batch {
 impl Scheduler {
     pub async fn run(mut self) {
         let mut permits = Arc::new(Semaphore::new(self.config.fetch.concurrency.max(1)));
+        // The gauges say what the database knows from the start, so an
+        // alert on a feed's last success survives a restart.
+        for feed in self.config.feeds.iter().filter(|f| f.enabled) {
+            if let Some(state) = self.states.get(&feed.id) {
+                self.metrics.record_feed(state, feed.interval);
+            }
+        }
         let mut due: HashMap<String, DateTime<Utc>> = HashMap::new();
         self.plan(&mut due, Utc::now());
         let mut in_flight: HashMap<String, u64> = HashMap::new();
@@ -81,13 +88,19 @@ impl Scheduler {
                     etag: state.etag.clone(),
                     last_modified: state.last_modified.clone(),
                 };
-                let (fetcher, writer, permits) =
-                    (self.fetcher.clone(), self.writer.clone(), permits.clone());
+                let (fetcher, writer, permits, metrics) = (
+                    self.fetcher.clone(),
+                    self.writer.clone(),
+                    permits.clone(),
+                    self.metrics.clone(),
+                );
                 tasks.spawn(async move {
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };
+                    let started = Instant::now();
                     let result = fetcher.fetch(&feed.url, &validators, Utc::now()).await;
+                    metrics.observe_poll(started.elapsed());
                     let message = ToWriter::Fetched {
                         feed: Box::new(feed),
                         state: Box::new(state),
@@ -116,6 +129,9 @@ impl Scheduler {
                             batches.remove(&batch_id);
                             self.metrics.publish_status();
                         }
+                    }
+                    if let Some(feed) = self.config.feeds.iter().find(|f| f.id == id) {
+                        self.metrics.record_feed(&done.state, feed.interval);
                     }
                     if let Some(next) = done.state.next_poll.filter(|_| !done.state.gone) {
                         due.insert(id.clone(), next);
@@ -215,8 +231,15 @@ impl Scheduler {
             .count();
         let removed = old.keys().filter(|id| !ids.contains(id.as_str())).count();
         self.metrics.set_feeds(config.feeds.len());
-        self.metrics
-            .retain_feeds(&ids.iter().copied().collect::<Vec<_>>());
+        // A disabled feed is not polled: gauges kept for it would age into
+        // alerts that say nothing.
+        let enabled: Vec<&str> = config
+            .feeds
+            .iter()
+            .filter(|f| f.enabled)
+            .map(|f| f.id.as_str())
+            .collect();
+        self.metrics.retain_feeds(&enabled);
         self.config = config;
         self.plan(due, Utc::now());
         info!(

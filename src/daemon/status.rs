@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sd_notify::NotifyState;
+
+use crate::store::FeedState;
 
 /// A message for systemd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +65,12 @@ pub struct Metrics {
     pub status_changes: AtomicU64,
     pub digests_sent: AtomicU64,
     pub digests_pending: AtomicU64,
-    /// Milliseconds the last completed cycle took.
+    /// Milliseconds the last completed cycle took (the STATUS= line).
     pub cycle_ms: AtomicU64,
-    /// Feed id → (failures total, failing now).
-    failures: Mutex<BTreeMap<String, (u64, bool)>>,
+    /// Per feed, by id: what its gauges and failure counter show.
+    failures: Mutex<BTreeMap<String, FeedGauges>>,
+    /// How long fetches took, feed by feed.
+    poll_durations: Mutex<Histogram>,
     /// When the writer began the message it is handling (milliseconds on
     /// `clock()`), 0 while it waits for one: the watchdog's view of a
     /// writer too busy to answer a ping.
@@ -91,10 +96,43 @@ impl Metrics {
         self.polls.fetch_add(1, Ordering::Relaxed);
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let entry = failures.entry(feed.to_string()).or_default();
-        entry.1 = failed;
+        entry.failing = failed;
         if failed {
-            entry.0 += 1;
+            entry.failures += 1;
         }
+    }
+
+    /// A feed's state as stored after a poll (or loaded at start): what its
+    /// up / last-success / last-item gauges show. `interval` is the one the
+    /// config sets; a publisher's caching headers may stretch it, which the
+    /// state's next poll shows after a success.
+    pub fn record_feed(&self, state: &FeedState, interval: Duration) {
+        let mut feeds = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = feeds.entry(state.feed_id.clone()).or_default();
+        let secs = |t: DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
+        if state.last_attempt.is_some() {
+            entry.up = Some(state.consecutive_failures == 0 && !state.gone);
+        }
+        entry.last_success = state.last_success.map(secs);
+        entry.last_item = state.last_item_at.map(secs);
+        let mut effective = interval;
+        if state.consecutive_failures == 0
+            && let (Some(at), Some(next)) = (state.last_attempt, state.next_poll)
+            && let Ok(hinted) = (next - at).to_std()
+        {
+            effective = effective.max(hinted);
+        }
+        if state.consecutive_failures == 0 || entry.interval.is_none() {
+            entry.interval = Some(effective.as_secs_f64());
+        }
+    }
+
+    /// One fetch took `took` (the poll duration histogram).
+    pub fn observe_poll(&self, took: Duration) {
+        self.poll_durations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(took.as_secs_f64());
     }
 
     /// The writer starts (`true`) or finishes (`false`) handling a message.
@@ -127,7 +165,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
-            .filter(|(_, now)| *now)
+            .filter(|f| f.failing)
             .count()
     }
 
@@ -188,13 +226,18 @@ impl Metrics {
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP treatywatch_build_info The running treatywatch's version (always 1).\n# TYPE treatywatch_build_info gauge\ntreatywatch_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
         let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
             let _ = write!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             );
         };
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         counter(
             "treatywatch_feeds",
             "Feeds configured.",
@@ -237,11 +280,14 @@ impl Metrics {
             "gauge",
             get(&self.digests_pending),
         );
-        let _ = write!(
-            out,
-            "# HELP treatywatch_cycle_seconds Duration of the last poll cycle.\n# TYPE treatywatch_cycle_seconds gauge\ntreatywatch_cycle_seconds {:.3}\n",
-            get(&self.cycle_ms) as f64 / 1000.0
-        );
+        self.poll_durations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .render(
+                &mut out,
+                "treatywatch_poll_duration_seconds",
+                "How long fetching one feed took (request to body read).",
+            );
         out.push_str("# HELP treatywatch_delivery_failures_total Failed digest delivery attempts, by reason.\n# TYPE treatywatch_delivery_failures_total counter\n");
         {
             let failures = self
@@ -256,20 +302,100 @@ impl Metrics {
                 );
             }
         }
+        let feeds = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let label = |feed: &str| feed.replace(['"', '\\', '\n'], "_");
         out.push_str("# HELP treatywatch_feed_failures_total Failed polls per feed.\n# TYPE treatywatch_feed_failures_total counter\n");
-        for (feed, (total, _)) in self
-            .failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for (feed, f) in feeds.iter() {
             let _ = writeln!(
                 out,
-                "treatywatch_feed_failures_total{{feed=\"{}\"}} {total}",
-                feed.replace(['"', '\\', '\n'], "_")
+                "treatywatch_feed_failures_total{{feed=\"{}\"}} {}",
+                label(feed),
+                f.failures
             );
         }
+        let gauges: [(&str, &str, FeedValue); 4] = [
+            (
+                "treatywatch_feed_up",
+                "1 if the feed's last poll succeeded, 0 if it failed (absent before its first poll).",
+                |f| f.up.map(|up| if up { 1.0 } else { 0.0 }),
+            ),
+            (
+                "treatywatch_feed_last_success_timestamp_seconds",
+                "When the feed was last fetched successfully (Unix time).",
+                |f| f.last_success,
+            ),
+            (
+                "treatywatch_feed_last_item_timestamp_seconds",
+                "Publication time of the newest item the feed has had (Unix time).",
+                |f| f.last_item,
+            ),
+            (
+                "treatywatch_feed_interval_seconds",
+                "How often the feed is polled: its interval, or longer when the publisher's caching headers ask.",
+                |f| f.interval,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+            for (feed, f) in feeds.iter() {
+                if let Some(v) = value(f) {
+                    let _ = writeln!(out, "{name}{{feed=\"{}\"}} {v}", label(feed));
+                }
+            }
+        }
         out
+    }
+}
+
+/// Reads one gauge's value off a feed's entry (`None`: not known yet).
+type FeedValue = fn(&FeedGauges) -> Option<f64>;
+
+/// What the metrics say about one feed.
+#[derive(Debug, Default, Clone)]
+struct FeedGauges {
+    /// Failed polls since the daemon started.
+    failures: u64,
+    /// The last poll failed (the STATUS= line's "failing").
+    failing: bool,
+    /// The last poll succeeded; `None` before any.
+    up: Option<bool>,
+    last_success: Option<f64>,
+    last_item: Option<f64>,
+    interval: Option<f64>,
+}
+
+/// Upper bounds of the poll duration buckets, in seconds: a feed usually
+/// answers in well under a second; `[fetch] timeout` is 30 s by default.
+const POLL_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// A Prometheus histogram: cumulative buckets, the sum and the count.
+#[derive(Debug, Default)]
+struct Histogram {
+    /// Observations at most each `POLL_BUCKETS` bound (not yet cumulative).
+    buckets: [u64; POLL_BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, value: f64) {
+        if let Some(i) = POLL_BUCKETS.iter().position(|b| value <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut cumulative = 0;
+        for (bound, n) in POLL_BUCKETS.iter().zip(self.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
     }
 }
 

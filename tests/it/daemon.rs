@@ -160,54 +160,6 @@ fn daemon_refuses_to_start_on_a_broken_config() {
 }
 
 #[test]
-fn daemon_serves_prometheus_metrics_on_loopback() {
-    use std::io::Write as _;
-    let env = PollEnv::new(&[("first", "/first.xml")]);
-    env.server
-        .set("/first.xml", Reply::feed(fixture("rss2.xml"), RSS));
-    let port = crate::smtp_server::SmtpServer::unused_port();
-    let mut config = std::fs::read_to_string(env.config_path()).expect("config");
-    config.push_str(&format!("\n[daemon]\nmetrics = \"127.0.0.1:{port}\"\n"));
-    std::fs::write(env.config_path(), config).expect("write config");
-    let child = crate::crash::KillOnDrop(
-        Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
-            .env_remove("TREATYWATCH_CONFIG")
-            .env_remove("NOTIFY_SOCKET")
-            .arg("--config")
-            .arg(env.config_path())
-            .arg("run")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start daemon"),
-    );
-    let scrape = || -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        Some(text)
-    };
-    let mut last = String::new();
-    wait_for("a poll counted in the metrics", || {
-        last = scrape().unwrap_or_default();
-        last.contains("treatywatch_polls_total 1")
-    });
-    assert!(last.starts_with("HTTP/1.1 200"), "{last}");
-    for metric in [
-        "treatywatch_feeds 1",
-        "treatywatch_items_total 2",
-        "treatywatch_digests_pending",
-        "treatywatch_cycle_seconds",
-    ] {
-        assert!(last.contains(metric), "{metric} missing:\n{last}");
-    }
-    signal(&child.0, "TERM");
-}
-
-#[test]
 fn a_log_written_to_a_file_has_no_colour_codes() {
     let env = PollEnv::new(&[("first", "/first.xml")]);
     env.server

@@ -19,6 +19,10 @@
 //! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
+//! - `metrics`: a running daemon's Prometheus endpoint: HELP and TYPE for
+//!   every family, units and `_total` in names, build info, the poll
+//!   duration histogram, per-feed gauges through a failure and a recovery,
+//!   404/405, and the shipped alert rules naming only served metrics.
 //! - `crash`: SIGKILL at random moments; nothing lost, nothing twice.
 //! - `delivery`: the daemon against mail servers that never answer or
 //!   refuse: ingest, the watchdog and a stop are never held up, and every
@@ -73,6 +77,7 @@ mod fold_props;
 mod health;
 mod hostile;
 mod mailbox;
+mod metrics;
 mod once;
 mod polling;
 mod projection;
