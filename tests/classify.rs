@@ -1,7 +1,8 @@
 //! The classifier's specification, one test binary:
 //!
 //! - `seed_article`: the motivating article reads as exactly one announcement.
-//! - `frozen_test_split`, `training_sets` (and `train_v3` alone),
+//! - `frozen_test_split`, `frozen_test_split_v2`, `training_sets` (and
+//!   `train_v3`, `train_v4` alone),
 //!   `stress_set_yields_nothing`: the labelled fixtures
 //!   (tests/fixtures/classify/README.md), scored lenient and strict as
 //!   LABELS.md defines.
@@ -344,6 +345,22 @@ fn frozen_test_split() {
     s.gate("frozen test split", 0.85, 0.77, 0.85);
 }
 
+/// The second frozen test split (test-v2.toml): written and split from the
+/// v4 pool on 2026-12-02, before any rule was tuned on it, because the first
+/// had been looked at too often. Never tuned on; totals only.
+#[test]
+fn frozen_test_split_v2() {
+    let s = score(
+        "frozen test split v2",
+        &["test-v2.toml"],
+        Report::TotalsOnly,
+    );
+    // A regression floor at its first measurement (2026-12-02, before any
+    // tuning: 0.880 / 0.687 / 0.906), rounded down to two decimals; the goal
+    // is 0.95 / 0.90 / 0.90.
+    s.gate("frozen test split v2", 0.88, 0.68, 0.90);
+}
+
 /// Everything the rules were tuned on.
 #[test]
 fn training_sets() {
@@ -355,12 +372,17 @@ fn training_sets() {
             "train-mixed.toml",
             "train-wave.toml",
             "train-v3.toml",
+            "train-v4.toml",
         ],
         Report::Items,
     );
     // A regression gate at the level reached so far (the goal is 0.95 /
-    // 0.90 / 0.90); the frozen split is the estimate that matters.
-    s.gate("training sets", 0.94, 0.85, 0.94);
+    // 0.90 / 0.90); the frozen split is the estimate that matters. Lowered
+    // from 0.94 / 0.85 / 0.94 when train-v4.toml joined (2026-12-02): its
+    // untuned items pulled the combined figures to 0.931 / 0.844 / 0.940
+    // (as printed; strict just under 0.94), and the floor is those, rounded
+    // down.
+    s.gate("training sets", 0.93, 0.84, 0.93);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -370,6 +392,17 @@ fn training_sets() {
 fn train_v3() {
     let s = score("train-v3", &["train-v3.toml"], Report::TotalsOnly);
     s.gate("train-v3", 0.97, 0.94, 0.98);
+}
+
+/// train-v4.toml on its own: the training half of the v4 pool, split from
+/// test-v2.toml before any rule was tuned on either, so its first figures
+/// were a further honest estimate; it is part of `training_sets` too.
+#[test]
+fn train_v4() {
+    let s = score("train-v4", &["train-v4.toml"], Report::TotalsOnly);
+    // The floor is its first measurement (2026-12-02: 0.831 / 0.720 / 0.880
+    // as printed, strict just under 0.88), rounded down.
+    s.gate("train-v4", 0.83, 0.72, 0.87);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
