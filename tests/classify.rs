@@ -379,10 +379,9 @@ fn training_sets() {
     // A regression gate at the level reached so far (the goal is 0.95 /
     // 0.90 / 0.90); the frozen split is the estimate that matters. Lowered
     // from 0.94 / 0.85 / 0.94 when train-v4.toml joined (2026-12-02): its
-    // untuned items pulled the combined figures to 0.931 / 0.844 / 0.940
-    // (as printed; strict just under 0.94), and the floor is those, rounded
-    // down.
-    s.gate("training sets", 0.93, 0.84, 0.93);
+    // untuned items pulled the combined figures to 0.935 / 0.847 / 0.943,
+    // and the floor is those, rounded down.
+    s.gate("training sets", 0.93, 0.84, 0.94);
 }
 
 /// The newest training file on its own: it was written before any rule was
