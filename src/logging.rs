@@ -1,8 +1,9 @@
 //! Where log lines go: journald when systemd started us, human-readable
 //! stderr otherwise, JSON lines on request. `RUST_LOG` filters as usual.
 //!
-//! Fields are stable (`feed`, `seq`, `state`, `treaty`) so one item can be
-//! followed from poll to digest.
+//! Fields are stable (`feed`, `seq`, `recipient`, `digest`, …; README
+//! "Logs" lists them) so one item can be followed from poll to digest, and
+//! each event is logged once, where it happens.
 
 use std::io::IsTerminal;
 use std::str::FromStr;
@@ -40,7 +41,14 @@ pub fn init(format: LogFormat, default_level: &str) {
     let registry = tracing_subscriber::registry();
     let journald = (format == LogFormat::Auto && std::env::var_os("JOURNAL_STREAM").is_some())
         .then(|| tracing_journald::layer().ok())
-        .flatten();
+        .flatten()
+        // Our field names as they are (`FEED=`, `SEQ=`), not the crate's
+        // default `F_FEED=`, so `journalctl -u treatywatch FEED=reuters`
+        // works. None of them is a journal field of its own (the log field
+        // for a digest's Message-ID is `digest`, not `message_id`, which
+        // would be read as journald's MESSAGE_ID, a catalogue id); fields
+        // journald sets itself start with `_` and cannot be written.
+        .map(|layer| layer.with_field_prefix(None));
     // Each arm installs a differently typed stack, so each calls init itself.
     let _ = match (journald, format) {
         (Some(layer), _) => registry.with(filter()).with(layer).try_init(),

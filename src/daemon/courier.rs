@@ -68,12 +68,12 @@ pub async fn run(
                         }
                         Ok(Err(panic)) => Err(DeliveryError::Setup(format!("the delivery thread failed: {panic}"))),
                         Err(_) => {
-                            warn!(message_id = %job.delivery.batch.message_id, "delivery overran its deadline; abandoned");
+                            warn!(digest = %job.delivery.batch.message_id, "delivery overran its deadline; abandoned");
                             Err(DeliveryError::Abandoned { transport: name, secs: limit.as_secs() })
                         }
                     },
                     _ = stop.changed() => {
-                        debug!(message_id = %job.delivery.batch.message_id, "stopping: delivery in flight abandoned; it is resent at the next start");
+                        debug!(digest = %job.delivery.batch.message_id, "stopping: delivery in flight abandoned; it is resent at the next start");
                         return;
                     }
                 }

@@ -165,7 +165,7 @@ impl Writer {
                         next_poll,
                         ..
                     } => {
-                        warn!(feed = %feed.id, failures, next_poll = ?next_poll, "poll failed: {error}");
+                        warn!(feed = %feed.id, failures, next_poll = %when(*next_poll), "poll failed: {error}");
                     }
                     FeedOutcome::NotModified | FeedOutcome::Skipped(_) => {}
                 }
@@ -263,7 +263,7 @@ impl Writer {
                             failures,
                             next_poll,
                         } => {
-                            warn!(mailbox = %r.mailbox_id, failures, next_poll = ?next_poll, "mailbox read failed: {error}");
+                            warn!(mailbox = %r.mailbox_id, failures, next_poll = %when(*next_poll), "mailbox read failed: {error}");
                         }
                         _ => {}
                     }
@@ -290,8 +290,8 @@ impl Writer {
             &self.in_flight,
         ) {
             Ok(plan) => {
+                // `notify::plan` logged each one ("cannot build digest").
                 for failed in &plan.report.failed {
-                    warn!(recipient = %failed.recipient, "digest not built: {}", failed.error);
                     self.metrics.record_delivery_failure(failed.reason);
                 }
                 for delivery in plan.deliveries {
@@ -317,11 +317,9 @@ impl Writer {
         let mut report = NotifyReport::default();
         match notify::record(&mut self.store, delivery, outcome, Utc::now(), &mut report) {
             Ok(_) => {
-                for sent in &report.sent {
-                    info!(recipient = %sent.recipient, message_id = %sent.message_id, changes = sent.changes, "digest sent");
-                }
+                // `notify::record` has logged each outcome (one line per
+                // delivery); only the counters are left to do here.
                 for failed in &report.failed {
-                    warn!(recipient = %failed.recipient, next_attempt = ?failed.next_attempt_at, reason = failed.reason, "digest not sent: {}", failed.error);
                     self.metrics.record_delivery_failure(failed.reason);
                 }
                 self.metrics
@@ -344,4 +342,13 @@ impl Writer {
         }
         self.metrics.publish_status();
     }
+}
+
+/// A next-poll time for a log line: RFC 3339, or "never" (a feed the
+/// server says is gone is not polled again).
+fn when(t: Option<chrono::DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "never".to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }

@@ -174,7 +174,7 @@ pub fn ingest(
         let notice = match read {
             Ok(n) => n,
             Err(why) => {
-                tracing::warn!(mailbox = %mailbox.id, message = %message.key, file = %r.name, "not a depositary notification treatywatch reads: {why}");
+                tracing::warn!(mailbox = %mailbox.id, notice = %message.key, file = %r.name, "not a depositary notification treatywatch reads: {why}");
                 counts.unrecognised += 1;
                 seen.push(record(MessageOutcome::Unrecognised, None, Some(why.0)));
                 continue;

@@ -191,7 +191,7 @@ pub fn plan(
             check_transport(&mut checked, config, report)?;
             if !store.begin_attempt(&batch, now)? {
                 // Another process claimed it (sent, or attempting it now).
-                tracing::info!(recipient = %key, message_id = %batch.message_id, "digest claimed by another process");
+                tracing::info!(recipient = %key, digest = %batch.message_id, "digest claimed by another process");
                 continue;
             }
             plan.deliveries.push(Delivery {
@@ -258,7 +258,7 @@ pub fn plan(
             continue;
         };
         if !store.begin_attempt(&batch, now)? {
-            tracing::info!(recipient = %key, message_id = %batch.message_id, "digest claimed by another process");
+            tracing::info!(recipient = %key, digest = %batch.message_id, "digest claimed by another process");
             continue;
         }
         plan.deliveries.push(Delivery {
@@ -369,7 +369,7 @@ pub fn record(
             let seq = store.record_sent(batch, now)?;
             tracing::info!(
                 recipient = %batch.recipient,
-                message_id = %batch.message_id,
+                digest = %batch.message_id,
                 first_seq = batch.first_seq,
                 last_seq = batch.last_seq,
                 seq,
@@ -392,7 +392,7 @@ pub fn record(
             let seq = store.record_refused(batch, refused, now)?;
             tracing::warn!(
                 recipient = %batch.recipient,
-                message_id = %batch.message_id,
+                digest = %batch.message_id,
                 code,
                 carry,
                 alert,
@@ -432,7 +432,7 @@ pub fn record(
             }
             tracing::warn!(
                 recipient = %batch.recipient,
-                message_id = %batch.message_id,
+                digest = %batch.message_id,
                 failures,
                 reason = e.reason(),
                 next_attempt = %next,

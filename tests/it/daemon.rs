@@ -190,3 +190,84 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
         "no ANSI escapes in a file: {text:?}"
     );
 }
+
+#[test]
+fn each_delivery_and_failed_poll_is_one_log_line_without_rust_debug_values() {
+    let env = PollEnv::new(&[]);
+    let now = chrono::Utc::now().to_rfc2822();
+    env.server.set(
+        "/news.xml",
+        Reply::feed(
+            format!(
+                "<rss version=\"2.0\"><channel><title>News</title><link>https://n.example.org/</link><description>d</description>\
+                 <item><title>Austria ratifies the Treaty on the Prohibition of Nuclear Weapons</title><guid>https://n.example.org/1</guid><pubDate>{now}</pubDate>\
+                 <description>Austria deposited its instrument of ratification of the nuclear weapons ban treaty on Monday.</description></item></channel></rss>"
+            ),
+            RSS,
+        ),
+    );
+    env.server.set("/broken.xml", Reply::status(500));
+    std::fs::write(
+        env.config_path(),
+        format!(
+            "[tracking]\nstates = [\"AUT\"]\ntreaties = [\"tpnw\"]\n\n\
+             [notify]\nto = [\"desk@example.org\"]\ndebounce = \"0s\"\ntransport = \"file\"\nfolder = \"digests\"\n\n\
+             [[feed]]\nid = \"news\"\nurl = \"{}\"\n\n[[feed]]\nid = \"broken\"\nurl = \"{}\"\n",
+            env.server.url("/news.xml"),
+            env.server.url("/broken.xml")
+        ),
+    )
+    .expect("config");
+    let log_path = env.dir.path().join("daemon.log");
+    let child = crate::crash::KillOnDrop(
+        Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
+            .env_remove("TREATYWATCH_CONFIG")
+            .env_remove("JOURNAL_STREAM")
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(env.config_path())
+            .args(["run", "--log-format", "human"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).expect("log file"))
+            .spawn()
+            .expect("start daemon"),
+    );
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let digests = env.dir.path().join("digests");
+    let delivered = || {
+        std::fs::read_dir(&digests)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_for("a digest delivered and a failed poll logged", || {
+        delivered() == 1 && log().contains("poll failed")
+    });
+    signal(&child.0, "TERM");
+    wait_for("the daemon to stop", || log().contains("stopped"));
+    let text = log();
+    let lines = |what: &str| text.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(lines("digest sent"), 1, "one line per delivery:\n{text}");
+    assert_eq!(lines("poll failed"), 1, "one line per failed poll:\n{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("digest sent") && l.contains("digest=<digest.")),
+        "the Message-ID under its field name:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("poll failed") && l.contains("next_poll=20")),
+        "the next poll as a time:\n{text}"
+    );
+    assert!(
+        !text.contains("Some("),
+        "no Rust Option in a log line:\n{text}"
+    );
+    assert!(
+        !text.contains("None"),
+        "no Rust Option in a log line:\n{text}"
+    );
+}
