@@ -2,8 +2,8 @@
 //!
 //! - `seed_article`: the motivating article reads as exactly one announcement.
 //! - `frozen_test_split`, `frozen_test_split_v2`, `training_sets` (and
-//!   `train_v3`, `train_v4` alone),
-//!   `stress_set_yields_nothing`: the labelled fixtures
+//!   `train_v3`, `train_v4` alone), `stress_set_yields_nothing`
+//!   (stress.toml with stress-v2.toml): the labelled fixtures
 //!   (tests/fixtures/classify/README.md), scored lenient and strict as
 //!   LABELS.md defines.
 //! - `reads_like_a_desk`: small cases, one rule of reading each.
@@ -405,34 +405,58 @@ fn train_v4() {
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
-/// 1,000 items.
+/// 1,000 items. Both stress files are scored together (the goal needs
+/// well over 1,000 items to be measurable) and each on its own line, and
+/// every detection is listed: the stress sets are tuned on.
 #[test]
 fn stress_set_yields_nothing() {
-    let items = fixture("stress.toml");
+    const FILES: [&str; 2] = ["stress.toml", "stress-v2.toml"];
+    let (mut items, mut detections) = (0, 0);
     let mut alarms = Vec::new();
-    for item in &items {
-        for d in classifier().classify(&item.text()) {
-            alarms.push(format!(
-                "{}: {} {} {} [{}] \"{}\"",
-                item.id, d.state, d.treaty, d.action, d.rule, d.evidence
-            ));
+    for file in FILES {
+        let set = fixture(file);
+        let before = alarms.len();
+        for item in &set {
+            for d in classifier().classify(&item.text()) {
+                alarms.push(format!(
+                    "{}: {} {} {} [{}] \"{}\"",
+                    item.id, d.state, d.treaty, d.action, d.rule, d.evidence
+                ));
+            }
         }
+        let found = alarms.len() - before;
+        println!(
+            "stress {file}: {} items, {found} detections, {:.1} per 1,000",
+            set.len(),
+            per_thousand(found, set.len())
+        );
+        items += set.len();
+        detections += found;
     }
     println!(
-        "stress set: {} items, {} detections",
-        items.len(),
-        alarms.len()
+        "stress total: {items} items, {detections} detections, {:.1} per 1,000",
+        per_thousand(detections, items)
     );
     for a in &alarms {
         println!("FALSE ALARM    {a}");
     }
-    // The goal is at most 1 per 1,000; the gate holds today's 2 in 412.
+    // The goal is at most 1 per 1,000. The gate was 5 per 1,000 on
+    // stress.toml alone. It is set just above the first measurement with
+    // stress-v2.toml added, before any rule was tuned on it: stress-v2.toml
+    // alone 12 in 692; both 12 in 1,104 (10.9 per 1,000; 14 with the rules
+    // of 0d9d989, when stress.toml still gave 2).
     assert!(
-        alarms.len() * 1000 <= items.len() * 5,
-        "{} detections in {} items (at most 5 per 1,000 for now; the goal is 1)",
-        alarms.len(),
-        items.len()
+        detections * 1000 <= items * 11,
+        "{detections} detections in {items} stress items (at most 11 per 1,000 for now; the goal is 1)"
     );
+}
+
+fn per_thousand(count: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        count as f64 * 1000.0 / of as f64
+    }
 }
 
 #[test]
