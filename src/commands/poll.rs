@@ -57,7 +57,15 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         &classifier,
         &mut progress,
     )?;
-    let mailboxes = crate::mailbox::ingest::poll_mailboxes(&mut store, &config, Utc::now(), false)?;
+    let mailboxes = crate::mailbox::ingest::poll_mailboxes(
+        &mut store,
+        &config,
+        Utc::now(),
+        false,
+        &mut |mailbox, state| {
+            crate::mailbox::ingest::read_remote_blocking(rt.handle(), mailbox, state)
+        },
+    )?;
     let mut lines: Vec<Vec<String>> = reports.iter().map(summary_line).collect();
     lines.extend(mailboxes.iter().map(super::mailbox::summary_line));
     write_columns(&lines, out)?;

@@ -2,10 +2,12 @@
 //! they are read. Checked here like the rest of feeds.toml.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Feed, MIN_FEED_INTERVAL, Validator, raw};
+use toml::Spanned;
+
+use super::{Feed, MIN_FEED_INTERVAL, PasswordSource, Validator, raw};
 use crate::depositary::Reader;
 
 /// How often a mailbox is read when `interval` is not set: reading a local
@@ -18,6 +20,11 @@ pub const DEFAULT_MAILBOX_STALE_AFTER: Duration = Duration::from_secs(60 * 24 * 
 /// `status --unconfirmed` lists it: the Treaty Section usually circulates a
 /// notice within days of the deposit.
 pub const DEFAULT_CONFIRM_WITHIN: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// IMAP over TLS from the first byte (RFC 8314 §3.3 prefers it to STARTTLS).
+pub const DEFAULT_IMAP_PORT: u16 = 993;
+/// How long an IMAP server may take to accept the connection and to answer
+/// each command; a read never hangs a poll longer than a few of these.
+pub const DEFAULT_IMAP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Mailbox {
@@ -42,6 +49,25 @@ pub struct Mailbox {
 pub enum MailboxSource {
     /// A Maildir folder (with `cur/`, `new/` and `tmp/`), read, never changed.
     Maildir(PathBuf),
+    /// A folder on an IMAP server, examined read-only (no flag is set).
+    Imap(Imap),
+}
+
+/// `[mailbox.imap]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imap {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: PasswordSource,
+    pub folder: String,
+    /// `false` only for a loopback host (a local test server, or a local
+    /// proxy that does the TLS): a password never crosses a network in clear.
+    pub tls: bool,
+    /// PEM certificates trusted besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// For the connection, the TLS handshake and each command's answer.
+    pub timeout: Duration,
 }
 
 impl MailboxSource {
@@ -50,8 +76,25 @@ impl MailboxSource {
     pub fn locator(&self) -> String {
         match self {
             MailboxSource::Maildir(p) => format!("maildir:{}", p.display()),
+            MailboxSource::Imap(i) => format!(
+                "{}://{}@{}:{}/{}",
+                if i.tls { "imaps" } else { "imap" },
+                i.user,
+                i.host,
+                i.port,
+                i.folder
+            ),
         }
     }
+}
+
+/// Whether `host` names this machine: "localhost" or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
 }
 
 impl Validator<'_> {
@@ -75,22 +118,26 @@ impl Validator<'_> {
                     format!("mailbox id {id:?} is already used by a feed or another mailbox; give each its own id"),
                 );
             }
-            if let Some(imap) = &m.imap {
-                self.err(
-                    imap.span(),
-                    format!("mailbox {id}: IMAP is not supported yet; have fetchmail or getmail deliver the folder to a Maildir and set `maildir = \"PATH\"` (README, \"Depositary notifications\")"),
-                );
-            }
-            let source_at = m.maildir.as_ref().map(|p| self.src.location(p.span()));
-            let source = match &m.maildir {
-                Some(p) => Some(MailboxSource::Maildir(self.path(p))),
-                None => {
-                    if m.imap.is_none() {
-                        self.err(
-                            m.id.span(),
-                            format!("mailbox {id} says nowhere to read from; add `maildir = \"PATH\"` (a folder with cur/, new/ and tmp/)"),
-                        );
-                    }
+            let source_at = m
+                .maildir
+                .as_ref()
+                .map(|p| self.src.location(p.span()))
+                .or_else(|| m.imap.as_ref().map(|i| self.src.location(i.span())));
+            let source = match (&m.maildir, m.imap) {
+                (Some(p), None) => Some(MailboxSource::Maildir(self.path(p))),
+                (None, Some(imap)) => self.imap(&id, imap).map(MailboxSource::Imap),
+                (Some(p), Some(_)) => {
+                    self.err(
+                        p.span(),
+                        format!("mailbox {id} has both `maildir` and an [mailbox.imap] table; keep one (give the other its own [[mailbox]] with another id)"),
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.err(
+                        m.id.span(),
+                        format!("mailbox {id} says nowhere to read from; add `maildir = \"PATH\"` (a folder with cur/, new/ and tmp/) or an [mailbox.imap] table with host, user and password_file"),
+                    );
                     None
                 }
             };
@@ -155,5 +202,132 @@ impl Validator<'_> {
             }
         }
         out
+    }
+}
+
+impl Validator<'_> {
+    /// `[mailbox.imap]`: every problem reported, `None` if there was one.
+    fn imap(&mut self, id: &str, raw: Spanned<raw::Imap>) -> Option<Imap> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let before = self.problems.len();
+        if let Some(p) = &raw.password {
+            self.err(
+                p.span(),
+                format!("mailbox {id}: inline IMAP passwords are refused: a config file is not a secret store; use `password_file = \"imap-password\"` (with systemd, LoadCredential=imap-password:/etc/treatywatch/imap-password) or `password_env = \"VAR\"`"),
+            );
+        }
+        let host = raw.host.get_ref().trim().to_string();
+        if host.is_empty() || host.contains(['/', ' ', '@']) {
+            self.err(
+                raw.host.span(),
+                format!("mailbox {id}: IMAP host {:?} is not a host name; write the server's name, such as \"imap.example.org\"", raw.host.get_ref()),
+            );
+        }
+        let port = match &raw.port {
+            None => DEFAULT_IMAP_PORT,
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(port) if port != 0 => port,
+                _ => {
+                    self.err(
+                        p.span(),
+                        format!("mailbox {id}: IMAP port {} is out of range; use 1–65535 (993 for IMAP over TLS)", p.get_ref()),
+                    );
+                    DEFAULT_IMAP_PORT
+                }
+            },
+        };
+        if raw.user.get_ref().trim().is_empty() {
+            self.err(
+                raw.user.span(),
+                format!("mailbox {id}: IMAP user is empty; write the account's login name"),
+            );
+        }
+        let password = match (&raw.password_env, &raw.password_file) {
+            (Some(e), Some(_)) => {
+                self.err(
+                    e.span(),
+                    format!("mailbox {id}: set either password_env or password_file, not both"),
+                );
+                None
+            }
+            (Some(e), None) => Some(PasswordSource::Env(e.get_ref().clone())),
+            (None, Some(f)) => Some(PasswordSource::File(
+                self.dirs.credential_path(self.base, Path::new(f.get_ref())),
+            )),
+            (None, None) => {
+                if raw.password.is_none() {
+                    self.err(
+                        span.clone(),
+                        format!("mailbox {id}: [mailbox.imap] has no password; add `password_file = \"imap-password\"` (a file holding only the password) or `password_env = \"VAR\"`"),
+                    );
+                }
+                None
+            }
+        };
+        let folder = match &raw.folder {
+            None => "INBOX".to_string(),
+            Some(f) if f.get_ref().trim().is_empty() => {
+                self.err(
+                    f.span(),
+                    format!("mailbox {id}: IMAP folder is empty; leave `folder` out for INBOX, or name the folder the notifications are filed in"),
+                );
+                String::new()
+            }
+            Some(f) => f.get_ref().clone(),
+        };
+        let tls = match &raw.tls {
+            Some(t) if !*t.get_ref() && !is_loopback(&host) => {
+                self.err(
+                    t.span(),
+                    format!("mailbox {id}: `tls = false` is only allowed for a server on this machine (localhost, 127.0.0.1, ::1), and {host:?} is not one: the password would cross the network in clear; remove `tls = false` (port 993 is IMAP over TLS)"),
+                );
+                true
+            }
+            Some(t) => *t.get_ref(),
+            None => true,
+        };
+        let ca_file = raw.ca_file.as_ref().map(|f| self.path(f));
+        let timeout = raw
+            .timeout
+            .as_ref()
+            .map_or(Some(DEFAULT_IMAP_TIMEOUT), |t| {
+                self.positive_duration(t, "[mailbox.imap] timeout")
+            });
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Imap {
+            host,
+            port,
+            user: raw.user.into_inner(),
+            password: password?,
+            folder,
+            tls,
+            ca_file,
+            timeout: timeout?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for (host, want) in [
+            ("localhost", true),
+            ("LOCALHOST", true),
+            ("127.0.0.1", true),
+            ("127.8.9.10", true),
+            ("::1", true),
+            ("[::1]", true),
+            ("imap.example.org", false),
+            ("10.0.0.1", false),
+            ("localhost.example.org", false),
+        ] {
+            assert_eq!(is_loopback(host), want, "{host}");
+        }
     }
 }

@@ -27,7 +27,10 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<Dia
         out.push(at.diagnostic(message));
     }
     for mailbox in config.mailboxes.iter().filter(|m| m.enabled) {
-        let MailboxSource::Maildir(path) = &mailbox.source;
+        // An IMAP mailbox's server is only reached by a read (`poll`).
+        let MailboxSource::Maildir(path) = &mailbox.source else {
+            continue;
+        };
         if let Some(at) = &mailbox.source_at
             && let Some(message) = maildir_problem(path)
         {

@@ -29,13 +29,29 @@ pub struct Mailbox {
     pub id: Spanned<String>,
     pub name: Option<String>,
     pub maildir: Option<Spanned<String>>,
-    /// Accepted by the parser only so it can be refused with a useful message.
-    pub imap: Option<Spanned<toml::Value>>,
+    pub imap: Option<Spanned<Imap>>,
     pub depositary: Option<Spanned<String>>,
     pub interval: Option<Spanned<String>>,
     pub enabled: Option<bool>,
     pub stale_after: Option<Spanned<String>>,
     pub confirm_within: Option<Spanned<String>>,
+}
+
+/// `[mailbox.imap]`: an IMAP server's folder to read notifications from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imap {
+    pub host: Spanned<String>,
+    pub port: Option<Spanned<i64>>,
+    pub user: Spanned<String>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    /// Accepted by the parser only so it can be refused with a useful message.
+    pub password: Option<Spanned<toml::Value>>,
+    pub folder: Option<Spanned<String>>,
+    pub tls: Option<Spanned<bool>>,
+    pub ca_file: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

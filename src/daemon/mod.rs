@@ -4,7 +4,8 @@
 //! fetches, a notifier tick, the signal handler, the watchdog and the
 //! optional metrics endpoint — talk over bounded channels to one writer
 //! thread (`writer.rs`) that owns the database; the courier (`courier.rs`)
-//! delivers the digests the writer plans and reports back. SIGHUP reloads
+//! delivers the digests the writer plans and reports back, and the mailman
+//! (`mailman.rs`) reads the IMAP mailboxes the writer finds due. SIGHUP reloads
 //! the config (an invalid one is logged and ignored; feeds, rules, notify
 //! settings, backups and every `[fetch]` limit apply from the next fetch;
 //! `[daemon] metrics` and `[storage] path` need a restart, and a reload
@@ -18,6 +19,7 @@
 //! life.
 
 mod courier;
+mod mailman;
 mod metrics;
 mod scheduler;
 mod status;
@@ -105,6 +107,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
     let (to_writer, inbox) = mpsc::channel(WRITER_QUEUE);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (courier_tx, courier_rx) = mpsc::unbounded_channel();
+    let (mailman_tx, mailman_rx) = mpsc::unbounded_channel();
     let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
     let writer = writer::Writer {
         store,
@@ -114,6 +117,8 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         done: done_tx,
         courier: courier_tx,
         in_flight: Default::default(),
+        mailman: mailman_tx,
+        reading: Default::default(),
     };
     let writer_thread = std::thread::Builder::new()
         .name("writer".into())
@@ -167,6 +172,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         let scheduler = tokio::spawn(scheduler.run());
         let ticker = tokio::spawn(tick(to_writer.clone(), stop_rx.clone()));
         let courier = tokio::spawn(courier::run(courier_rx, to_writer.clone(), stop_rx.clone()));
+        let mailman = tokio::spawn(mailman::run(mailman_rx, to_writer.clone(), stop_rx.clone()));
         let backups = tokio::spawn(backups(db_path.clone(), reload_rx, stop_rx.clone()));
         let watchdog = tokio::spawn(watchdog(
             to_writer.clone(),
@@ -198,7 +204,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         metrics.note(Note::Stopping);
         let _ = stop_tx.send(true);
         drop(to_writer);
-        let _ = tokio::join!(scheduler, ticker, watchdog, courier, backups);
+        let _ = tokio::join!(scheduler, ticker, watchdog, courier, mailman, backups);
         Ok::<(), DaemonError>(())
     });
     // Every sender is gone now, so the writer drains its queue and returns.

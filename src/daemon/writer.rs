@@ -18,10 +18,12 @@ use tracing::{error, info, warn};
 use super::courier::Job;
 use super::status::Metrics;
 use crate::classify::Classifier;
-use crate::config::{Config, Feed};
+use crate::config::{Config, Feed, Mailbox};
 use crate::domain::{HealthCondition, Policy};
 use crate::fetch::{FetchError, Fetched};
 use crate::ingest::{self, FeedOutcome, IngestContext};
+use crate::mailbox::ingest::{MailboxOutcome, MailboxReport};
+use crate::mailbox::{MailboxError, Messages};
 use crate::notice;
 use crate::notify::{self, Delivery, DeliveryError, Flush, NotifyReport};
 use crate::store::{FeedState, Store};
@@ -44,6 +46,11 @@ pub enum ToWriter {
         delivery: Box<Delivery>,
         outcome: Result<(), DeliveryError>,
     },
+    /// The mailman finished reading a remote mailbox; ingest it.
+    MailboxRead {
+        mailbox: Box<Mailbox>,
+        result: Box<Result<Messages, MailboxError>>,
+    },
 }
 
 /// Sent back to the scheduler after each ingest.
@@ -62,6 +69,10 @@ pub struct Writer {
     /// Recipients with a delivery at the courier: nothing more is planned
     /// for them until its outcome is recorded.
     pub in_flight: BTreeSet<String>,
+    /// Remote mailboxes are read here, off this thread.
+    pub mailman: mpsc::UnboundedSender<super::mailman::Job>,
+    /// Mailboxes with a read at the mailman: not sent again until it is back.
+    pub reading: BTreeSet<String>,
 }
 
 /// Imports the membership baseline (at start and on reload), logging what
@@ -106,6 +117,7 @@ impl Writer {
                     let _ = reply.send(self.store.last_seq().is_ok());
                 }
                 ToWriter::Delivered { delivery, outcome } => self.delivered(&delivery, outcome),
+                ToWriter::MailboxRead { mailbox, result } => self.mailbox_read(&mailbox, *result),
             }
             self.metrics.writer_busy(false);
         }
@@ -233,43 +245,81 @@ impl Writer {
         self.notify(Flush::Debounced);
     }
 
-    /// Reads the mailboxes whose next read has come. They are local
-    /// Maildir folders, so reading them here, between two messages, costs
-    /// the writer little; a remote (IMAP) mailbox would be read on a task
-    /// of its own, as feeds are fetched.
+    /// Reads the mailboxes whose next read has come. Maildir folders are
+    /// local, so they are read here, between two messages, at little cost
+    /// to the writer; an IMAP mailbox is handed to the mailman and its read
+    /// comes back as `ToWriter::MailboxRead`.
     fn read_mailboxes(&mut self) {
         if self.config.mailboxes.is_empty() {
             return;
         }
+        let (mailman, reading) = (&self.mailman, &mut self.reading);
+        let mut remote = |mailbox: &Mailbox, state: &crate::store::FeedState| {
+            if !reading.contains(&mailbox.id) {
+                let job = super::mailman::Job {
+                    mailbox: mailbox.clone(),
+                    cursor: state
+                        .etag
+                        .as_deref()
+                        .and_then(crate::mailbox::imap::Cursor::parse),
+                };
+                if mailman.send(job).is_ok() {
+                    reading.insert(mailbox.id.clone());
+                }
+            }
+            None
+        };
         match crate::mailbox::ingest::poll_mailboxes(
             &mut self.store,
             &self.config,
             Utc::now(),
             true,
+            &mut remote,
         ) {
             Ok(reports) => {
                 for r in &reports {
-                    match &r.outcome {
-                        crate::mailbox::ingest::MailboxOutcome::Read {
-                            new,
-                            counts,
-                            changes,
-                            ..
-                        } if *new > 0 => {
-                            info!(mailbox = %r.mailbox_id, new, notices = counts.notifications, unrecognised = counts.unrecognised + counts.unmapped, changes = changes.len(), "mailbox read");
-                        }
-                        crate::mailbox::ingest::MailboxOutcome::Failed {
-                            error,
-                            failures,
-                            next_poll,
-                        } => {
-                            warn!(mailbox = %r.mailbox_id, failures, next_poll = %when(*next_poll), "mailbox read failed: {error}");
-                        }
-                        _ => {}
-                    }
+                    log_mailbox(r);
                 }
             }
             Err(e) => error!("cannot record a mailbox read: {e}"),
+        }
+    }
+
+    /// Records a remote mailbox's read, if the mailbox is still configured
+    /// as it was when the read began (a reload may have changed it; then
+    /// the next tick reads it afresh).
+    fn mailbox_read(&mut self, mailbox: &Mailbox, result: Result<Messages, MailboxError>) {
+        self.reading.remove(&mailbox.id);
+        let config = self.config.clone();
+        let Some(current) = config
+            .mailboxes
+            .iter()
+            .find(|m| m.id == mailbox.id && m.source == mailbox.source && m.enabled)
+        else {
+            return;
+        };
+        let now = Utc::now();
+        let policy = Policy {
+            min_sources: config.treaties.min_sources(),
+        };
+        let ctx = crate::mailbox::ingest::context(&config, &policy, now, &current.id);
+        let recorded = self
+            .store
+            .feed_state(&current.id)
+            .map(|stored| crate::mailbox::ingest::starting_state(stored, current))
+            .and_then(|state| {
+                crate::mailbox::ingest::ingest(&mut self.store, current, state, result, &ctx)
+            });
+        match recorded {
+            Ok(report) => {
+                log_mailbox(&report);
+                if let MailboxOutcome::Read { changes, .. } = &report.outcome
+                    && (!changes.is_empty() || !report.alerts.is_empty())
+                {
+                    self.notify(Flush::Debounced);
+                }
+            }
+            Err(e) => error!(mailbox = %mailbox.id, "cannot record a mailbox read: {e}"),
         }
     }
 
@@ -351,4 +401,25 @@ fn when(t: Option<chrono::DateTime<Utc>>) -> String {
         || "never".to_string(),
         |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     )
+}
+
+fn log_mailbox(r: &MailboxReport) {
+    match &r.outcome {
+        MailboxOutcome::Read {
+            new,
+            counts,
+            changes,
+            ..
+        } if *new > 0 => {
+            info!(mailbox = %r.mailbox_id, new, notices = counts.notifications, unrecognised = counts.unrecognised + counts.unmapped, changes = changes.len(), "mailbox read");
+        }
+        MailboxOutcome::Failed {
+            error,
+            failures,
+            next_poll,
+        } => {
+            warn!(mailbox = %r.mailbox_id, failures, next_poll = %when(*next_poll), "mailbox read failed: {error}");
+        }
+        _ => {}
+    }
 }

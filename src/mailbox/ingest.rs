@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
-use super::{MailboxError, Message, RawMessage, oversized_hash};
+use super::{MailboxError, Message, Messages, oversized_hash};
 use crate::config::{Config, Mailbox};
 use crate::depositary::{self, ITEM_PREFIX, Notice, NoticeKind, RULE_PREFIX};
 use crate::domain::{Detection, EventBody, Evidence, NewEvent, Policy, SourceHealth, StoredEvent};
@@ -93,7 +93,7 @@ pub fn ingest(
     store: &mut Store,
     mailbox: &Mailbox,
     mut state: FeedState,
-    result: Result<Vec<RawMessage>, MailboxError>,
+    result: Result<Messages, MailboxError>,
     ctx: &MailboxContext<'_>,
 ) -> Result<MailboxReport, StoreError> {
     let before = state.clone();
@@ -103,7 +103,13 @@ pub fn ingest(
         ..ctx.config.notify.thresholds
     };
     let raw = match result {
-        Ok(raw) => raw,
+        Ok(fetched) => {
+            // Committed with the messages it covers, so it never runs ahead.
+            if fetched.cursor.is_some() {
+                state.etag = fetched.cursor;
+            }
+            fetched.messages
+        }
         Err(e) => {
             state.consecutive_failures = state.consecutive_failures.saturating_add(1);
             state.last_status = None;
@@ -332,21 +338,55 @@ fn alert_events(alerts: &[SourceHealth], ctx: &MailboxContext<'_>) -> Vec<NewEve
         .collect()
 }
 
+/// How a mailbox that is not a local folder gets read: `Some` with the
+/// read's outcome (`poll` waits for it), or `None` when it was handed on
+/// (the daemon's writer gives it to a task, whose result comes back later).
+pub type Remote<'a> =
+    dyn FnMut(&Mailbox, &FeedState) -> Option<Result<Messages, MailboxError>> + 'a;
+
+/// The mailbox's stored state, and whether it is to be read now.
+pub fn due(
+    store: &Store,
+    mailbox: &Mailbox,
+    now: DateTime<Utc>,
+    due_only: bool,
+) -> Result<Option<FeedState>, StoreError> {
+    let state = starting_state(store.feed_state(&mailbox.id)?, mailbox);
+    Ok((!due_only || state.next_poll.is_none_or(|t| t <= now)).then_some(state))
+}
+
+/// The context a mailbox of `config` is ingested in at `now`.
+pub fn context<'a>(
+    config: &'a Config,
+    policy: &'a Policy,
+    now: DateTime<Utc>,
+    id: &str,
+) -> MailboxContext<'a> {
+    use std::hash::BuildHasher as _;
+    let random = std::collections::hash_map::RandomState::new();
+    MailboxContext {
+        config,
+        policy,
+        now,
+        jitter: (random.hash_one(id) % 10_000) as f64 / 10_000.0,
+    }
+}
+
 /// Reads and ingests every mailbox of `config` (with `due_only`, only
-/// those whose next read has come), one after another. The folders are
-/// local, so reading them is quick; the daemon's writer calls this from its
-/// tick, `poll` once for all.
+/// those whose next read has come), one after another: Maildir folders
+/// here (they are local, so reading them is quick), the others through
+/// `remote`. The daemon's writer calls this from its tick, `poll` once for
+/// all.
 pub fn poll_mailboxes(
     store: &mut Store,
     config: &Config,
     now: DateTime<Utc>,
     due_only: bool,
+    remote: &mut Remote<'_>,
 ) -> Result<Vec<MailboxReport>, StoreError> {
-    use std::hash::BuildHasher as _;
     let policy = Policy {
         min_sources: config.treaties.min_sources(),
     };
-    let random = std::collections::hash_map::RandomState::new();
     let mut reports = Vec::new();
     for mailbox in &config.mailboxes {
         if let Some(report) = skipped(mailbox) {
@@ -355,20 +395,37 @@ pub fn poll_mailboxes(
             }
             continue;
         }
-        let state = starting_state(store.feed_state(&mailbox.id)?, mailbox);
-        if due_only && state.next_poll.is_some_and(|t| t > now) {
+        let Some(state) = due(store, mailbox, now, due_only)? else {
             continue;
-        }
+        };
         let result = match &mailbox.source {
-            crate::config::MailboxSource::Maildir(path) => super::read(path),
+            crate::config::MailboxSource::Maildir(path) => {
+                super::read(path).map(|messages| Messages {
+                    messages,
+                    cursor: None,
+                })
+            }
+            crate::config::MailboxSource::Imap(_) => match remote(mailbox, &state) {
+                Some(result) => result,
+                None => continue,
+            },
         };
-        let ctx = MailboxContext {
-            config,
-            policy: &policy,
-            now,
-            jitter: (random.hash_one(&mailbox.id) % 10_000) as f64 / 10_000.0,
-        };
+        let ctx = context(config, &policy, now, &mailbox.id);
         reports.push(ingest(store, mailbox, state, result, &ctx)?);
     }
     Ok(reports)
+}
+
+/// Reads an IMAP mailbox to the end on `runtime`, after the cursor its
+/// state keeps; for `poll`, which waits for every source.
+pub fn read_remote_blocking(
+    runtime: &tokio::runtime::Handle,
+    mailbox: &Mailbox,
+    state: &FeedState,
+) -> Option<Result<Messages, MailboxError>> {
+    let crate::config::MailboxSource::Imap(imap) = &mailbox.source else {
+        return None;
+    };
+    let cursor = state.etag.as_deref().and_then(super::imap::Cursor::parse);
+    Some(runtime.block_on(super::imap::fetch(imap, cursor)))
 }

@@ -1,11 +1,15 @@
-//! Mailbox sources: the messages in a Maildir folder, as plain data.
+//! Mailbox sources: the messages in a Maildir folder or an IMAP folder
+//! (`imap.rs`), as plain data.
 //!
-//! `read` is the I/O (listing `new/` and `cur/`, reading each file, never
-//! changing the folder: a mail client may share it); `Message::parse` turns
+//! `read` is the Maildir I/O (listing `new/` and `cur/`, reading each file,
+//! never changing the folder: a mail client may share it); `imap::fetch`
+//! reads a server's folder the same way. Both hand back `RawMessage`s for
+//! the one ingest path; `Message::parse` turns
 //! a message's bytes into the parts a depositary reader uses (MIME decoded
 //! with mail-parser, an HTML-only body reduced to text). Nothing here knows
 //! what a notification says (`depositary`) or writes the store (`ingest`).
 
+pub mod imap;
 pub mod ingest;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +31,51 @@ pub enum MailboxError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot connect to the IMAP server {server}: {detail}; check `host` and `port` under [mailbox.imap] (993 is IMAP over TLS)"
+    )]
+    Connect { server: String, detail: String },
+    #[error(
+        "TLS with the IMAP server {server} failed: {detail}; check that `port` is the server's TLS port (993), or trust a private CA with `ca_file`"
+    )]
+    Tls { server: String, detail: String },
+    #[error("the IMAP server {server} did not finish the {what} within {}; check that it is reachable, or raise `timeout` under [mailbox.imap]", humantime::format_duration(*after))]
+    Timeout {
+        server: String,
+        what: &'static str,
+        after: std::time::Duration,
+    },
+    #[error(
+        "the IMAP server {server} refused the login of {user:?} ({detail}); check `user` and the password in {}",
+        describe_password(password)
+    )]
+    Login {
+        server: String,
+        user: String,
+        detail: String,
+        password: crate::config::PasswordSource,
+    },
+    #[error(
+        "the IMAP server {server} has no folder {folder:?} that can be read ({detail}); check `folder` under [mailbox.imap] (INBOX when left out)"
+    )]
+    Folder {
+        server: String,
+        folder: String,
+        detail: String,
+    },
+    #[error("the IMAP server {server} answered unexpectedly: {detail}")]
+    Protocol { server: String, detail: String },
+    #[error("cannot use the IMAP password: {detail}")]
+    Password { detail: String },
+    #[error("ca_file {}: {detail}; point it at PEM certificates (-----BEGIN CERTIFICATE-----)", path.display())]
+    CaFile { path: PathBuf, detail: String },
+}
+
+fn describe_password(source: &crate::config::PasswordSource) -> String {
+    match source {
+        crate::config::PasswordSource::Env(var) => format!("${var} (password_env)"),
+        crate::config::PasswordSource::File(p) => format!("{} (password_file)", p.display()),
+    }
 }
 
 impl MailboxError {
@@ -35,8 +84,24 @@ impl MailboxError {
         match self {
             MailboxError::NotMaildir { .. } => "not a Maildir",
             MailboxError::List { .. } => "cannot list the Maildir",
+            MailboxError::Connect { .. } => "cannot connect to the IMAP server",
+            MailboxError::Tls { .. } => "TLS with the IMAP server failed",
+            MailboxError::Timeout { .. } => "the IMAP server did not answer in time",
+            MailboxError::Login { .. } => "the IMAP server refused the login",
+            MailboxError::Folder { .. } => "no such IMAP folder",
+            MailboxError::Protocol { .. } => "unexpected IMAP answer",
+            MailboxError::Password { .. } => "cannot read the IMAP password",
+            MailboxError::CaFile { .. } => "cannot read the IMAP ca_file",
         }
     }
+}
+
+/// One read of a mailbox: its messages, and where an IMAP read stopped
+/// (kept in the store so the next read asks only for newer messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Messages {
+    pub messages: Vec<RawMessage>,
+    pub cursor: Option<String>,
 }
 
 /// One file of the folder, unparsed.

@@ -14,7 +14,7 @@ use treatywatch::store::Store;
 
 use crate::support::{ConfigDir, detection};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/depositary");
+pub(crate) const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/depositary");
 
 const CONFIG: &str = r#"[data]
 states = "states.toml"
@@ -56,14 +56,14 @@ fn deliver_bytes(maildir: &Path, bytes: &[u8], n: u32) {
     .unwrap();
 }
 
-fn json_lines(stdout: &[u8]) -> Vec<Value> {
+pub(crate) fn json_lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect()
 }
 
-fn detections(dir: &ConfigDir) -> Vec<Value> {
+pub(crate) fn detections(dir: &ConfigDir) -> Vec<Value> {
     let out = dir.cmd(&["events", "--json"]).output().unwrap();
     assert!(out.status.success());
     json_lines(&out.stdout)
@@ -72,7 +72,7 @@ fn detections(dir: &ConfigDir) -> Vec<Value> {
         .collect()
 }
 
-fn poll(dir: &ConfigDir) -> (String, String) {
+pub(crate) fn poll(dir: &ConfigDir) -> (String, String) {
     let out = dir.cmd(&["poll"]).output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -339,9 +339,9 @@ fn a_folder_that_is_not_a_maildir_is_a_failure_with_what_to_fix() {
 }
 
 #[test]
-fn imap_and_bad_mailbox_keys_are_refused_by_check() {
+fn bad_mailbox_keys_are_refused_by_check() {
     let dir = ConfigDir::new(&format!(
-        "{CONFIG}\n[[mailbox]]\nid = \"un-depositary\"\ndepositary = \"coe\"\n[mailbox.imap]\nhost = \"imap.example.org\"\n"
+        "{CONFIG}\n[[mailbox]]\nid = \"un-depositary\"\ndepositary = \"coe\"\nmaildir = \"mail/un\"\n[mailbox.imap]\nhost = \"imap.example.org\"\nuser = \"u\"\npassword_env = \"P\"\n"
     ));
     let out = dir.cmd(&["check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -349,7 +349,7 @@ fn imap_and_bad_mailbox_keys_are_refused_by_check() {
     for want in [
         "already used",
         "unknown depositary \"coe\"",
-        "IMAP is not supported yet",
+        "both `maildir` and an [mailbox.imap] table",
         "feeds.toml:",
     ] {
         assert!(stderr.contains(want), "check should say {want}:\n{stderr}");

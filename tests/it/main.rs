@@ -16,6 +16,10 @@
 //!   delivered twice), the rest counted and logged, `status` confirmed by
 //!   the notice with its dates, `status --unconfirmed` both ways, and
 //!   mutated notices never panicking.
+//! - `imap`: the same notifications in a real IMAP server's folder
+//!   (Dovecot on loopback, `imap_server`): the same events once however
+//!   often it is read, a lost cursor changing nothing, a wrong password,
+//!   an unreachable or silent server as health errors saying what to fix.
 //! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
@@ -76,6 +80,8 @@ mod feed_server;
 mod fold_props;
 mod health;
 mod hostile;
+mod imap;
+mod imap_server;
 mod mailbox;
 mod metrics;
 mod once;
