@@ -164,6 +164,12 @@ impl Classifier {
         if !found.iter().any(|f| f.may_hold_cue(&self.compiled)) {
             return Vec::new();
         }
+        // Nor does one that names no treaty (most ordinary news): every
+        // cue would be dropped for want of one. `--explain` still reads
+        // them, to say so.
+        if why.is_none() && !found.iter().any(scan::Found::names_treaty) {
+            return Vec::new();
+        }
         let mut scans: Vec<Scan> = found
             .into_iter()
             .zip(&sentences)

@@ -403,10 +403,26 @@ fn agent_of(
     // The depositary is never the state that acts: named before the cue, it
     // is the clause's agent ("The depositary ..., the Government of
     // Portugal, has confirmed receipt of ... from the United Kingdom").
-    if let Some((_, k)) = agents
-        .iter()
-        .find(|(t, k)| before(t) && class(*k) == Some(AgentClass::Depositary))
-    {
+    // Unless a state stands between as the subject: "during the UN
+    // General Assembly week, Ghana deposited" (a state after "of" names
+    // the depositary itself: "the Government of Portugal").
+    let subject_between = |t: &Range<usize>| {
+        scan.mentions.iter().any(|m| {
+            matches!(m.entity, Entity::State(_) | Entity::Group(_))
+                && m.tokens.start >= t.end
+                && m.tokens.end <= cue.tokens.start
+                && {
+                    let mut i = m.tokens.start;
+                    while i > 0 && c.determiners.iter().any(|d| d == scan.norm.token(i - 1)) {
+                        i -= 1;
+                    }
+                    i > 0 && scan.norm.token(i - 1) != "of"
+                }
+        })
+    };
+    if let Some((_, k)) = agents.iter().find(|(t, k)| {
+        before(t) && class(*k) == Some(AgentClass::Depositary) && !subject_between(t)
+    }) {
         return class(*k);
     }
     // A non-state agent with a state named after it is not the subject
@@ -419,7 +435,9 @@ fn agent_of(
         })
     };
     let nearest = agents.iter().enumerate().rev().find(|(_, (t, k))| {
-        before(t) && !(class(*k) == Some(AgentClass::NonState) && state_between(t))
+        before(t)
+            && !(class(*k) == Some(AgentClass::NonState) && state_between(t))
+            && !(class(*k) == Some(AgentClass::Depositary) && subject_between(t))
     });
     // "the defence committee of the Eduskunta", "the defence committee of
     // the Finnish parliament": the head of "X of Y" acts; and "the Committee

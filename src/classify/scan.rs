@@ -103,6 +103,15 @@ impl Found {
     /// Whether a cue can be read in the sentence: whether every part of a
     /// cue phrase occurs in it. An item none of whose sentences can hold a
     /// cue yields nothing, and needs no reading at all.
+    /// Whether the sentence names a treaty ("the Ottawa Convention", "the
+    /// treaty"). An item none of whose sentences does yields nothing: a
+    /// cue's treaty is always one named in the item.
+    pub fn names_treaty(&self) -> bool {
+        self.hits
+            .iter()
+            .any(|h| matches!(h.use_, Use::Treaty(_) | Use::TreatyAnaphor(_)))
+    }
+
     pub fn may_hold_cue(&self, c: &Compiled) -> bool {
         self.phrases.iter().any(|&p| {
             c.phrases
