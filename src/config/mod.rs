@@ -254,7 +254,27 @@ pub enum Transport {
         folder: PathBuf,
     },
     Smtp(Smtp),
+    /// Hand each digest to the local MTA's sendmail program.
+    Sendmail(Sendmail),
 }
+
+/// `transport = "sendmail"`: the program and how long it may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sendmail {
+    /// `[notify] sendmail`, absolute (default `/usr/sbin/sendmail`).
+    pub path: PathBuf,
+    /// Where `sendmail` is written, for `check`'s report (`preflight`).
+    pub path_at: Option<diagnostic::Location>,
+    /// A sendmail that has not exited after this long is killed and the
+    /// delivery retried.
+    pub timeout: Duration,
+}
+
+/// Where Debian's MTAs (Postfix, Exim, OpenSMTPD, msmtp-mta, nullmailer)
+/// install their sendmail program.
+pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
+/// sendmail only queues the message locally; a minute is generous.
+pub const SENDMAIL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Smtp {
@@ -989,7 +1009,16 @@ impl Validator<'_> {
             Some(d) => self.duration(d, "debounce").unwrap_or(DEFAULT_DEBOUNCE),
             None => DEFAULT_DEBOUNCE,
         };
-        let transport = match raw.transport.as_ref().map(|t| t.get_ref().as_str()) {
+        let transport_name = raw.transport.as_ref().map(|t| t.get_ref().as_str());
+        if let Some(sendmail) = &raw.sendmail
+            && transport_name != Some("sendmail")
+        {
+            self.err(
+                sendmail.span(),
+                "`sendmail` is set but transport is not \"sendmail\"; set `transport = \"sendmail\"` under [notify] or remove `sendmail`",
+            );
+        }
+        let transport = match transport_name {
             None | Some("file") => {
                 if let Some(smtp) = &raw.smtp {
                     self.err(smtp.span(), "[notify.smtp] is set but transport is \"file\"; set `transport = \"smtp\"` under [notify] or remove [notify.smtp]");
@@ -1011,9 +1040,34 @@ impl Validator<'_> {
                     }
                 }
             },
+            Some("sendmail") => {
+                if let Some(smtp) = &raw.smtp {
+                    self.err(smtp.span(), "[notify.smtp] is set but transport is \"sendmail\"; remove [notify.smtp] or set `transport = \"smtp\"`");
+                }
+                let path = match &raw.sendmail {
+                    Some(p) if !Path::new(p.get_ref()).is_absolute() => {
+                        self.err(
+                            p.span(),
+                            format!("sendmail {:?} is not an absolute path; write the program's full path, such as \"{DEFAULT_SENDMAIL}\"", p.get_ref()),
+                        );
+                        PathBuf::from(DEFAULT_SENDMAIL)
+                    }
+                    Some(p) => PathBuf::from(p.get_ref()),
+                    None => PathBuf::from(DEFAULT_SENDMAIL),
+                };
+                Transport::Sendmail(Sendmail {
+                    path,
+                    path_at: raw
+                        .sendmail
+                        .as_ref()
+                        .or(raw.transport.as_ref())
+                        .map(|s| self.src.location(s.span())),
+                    timeout: SENDMAIL_TIMEOUT,
+                })
+            }
             Some(other) => {
                 let span = raw.transport.as_ref().map_or(0..0, Spanned::span);
-                self.err(span, format!("unknown transport {other:?}; write \"file\" (digests as .eml files) or \"smtp\""));
+                self.err(span, format!("unknown transport {other:?}; write \"file\" (digests as .eml files), \"smtp\" or \"sendmail\" (the local MTA)"));
                 Transport::File {
                     folder: self.default_digest_folder(),
                 }

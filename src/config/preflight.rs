@@ -1,7 +1,7 @@
 //! What the config points at outside itself, looked at as the daemon will
 //! find it: the SMTP password (`password_env`, `password_file`, resolved
-//! through `$CREDENTIALS_DIRECTORY` as `load` resolves it) and each enabled
-//! mailbox's Maildir. `check` runs this after `load`; a problem is a
+//! through `$CREDENTIALS_DIRECTORY` as `load` resolves it), the sendmail
+//! program and each enabled mailbox's Maildir. `check` runs this after `load`; a problem is a
 //! `path:line:col` diagnostic at the key, saying what to do.
 //!
 //! Not part of `load`: these depend on the environment and the file system
@@ -23,6 +23,12 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<Dia
     if let Transport::Smtp(smtp) = &config.notify.transport
         && let (Some(source), Some(at)) = (&smtp.password, &smtp.password_at)
         && let Some(message) = password_problem(source, env)
+    {
+        out.push(at.diagnostic(message));
+    }
+    if let Transport::Sendmail(sendmail) = &config.notify.transport
+        && let Some(at) = &sendmail.path_at
+        && let Some(message) = sendmail_problem(&sendmail.path)
     {
         out.push(at.diagnostic(message));
     }
@@ -72,6 +78,27 @@ fn password_problem(
                 io_words(&e),
             )),
         },
+    }
+}
+
+/// The sendmail program is there and may be run.
+fn sendmail_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Some(format!(
+            "sendmail {} does not exist; install a mail transfer agent that provides it (postfix, exim4, msmtp-mta, nullmailer) or set `sendmail = \"PATH\"` under [notify]",
+            path.display()
+        )),
+        Err(e) => Some(format!(
+            "cannot look at sendmail {}: {}",
+            path.display(),
+            io_words(&e)
+        )),
+        Ok(meta) if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 => Some(format!(
+            "sendmail {} is not an executable program; point `sendmail` under [notify] at the MTA's sendmail",
+            path.display()
+        )),
+        Ok(_) => None,
     }
 }
 

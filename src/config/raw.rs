@@ -116,6 +116,8 @@ pub struct Notify {
     pub debounce: Option<Spanned<String>>,
     pub transport: Option<Spanned<String>>,
     pub folder: Option<Spanned<String>>,
+    /// The sendmail program, for `transport = "sendmail"`.
+    pub sendmail: Option<Spanned<String>>,
     pub smtp: Option<Spanned<Smtp>>,
     /// Stages the default recipients want at once, without debounce.
     #[serde(default)]

@@ -17,6 +17,7 @@ mod file;
 mod message;
 mod outbox;
 mod route;
+mod sendmail;
 mod smtp;
 mod transport;
 

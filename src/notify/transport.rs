@@ -2,7 +2,8 @@
 //! one recipient and either delivers it or says why not.
 //!
 //! `open` picks the configured one: `smtp.rs` (the only code that speaks
-//! SMTP) or `file.rs` (an .eml folder, the default). Neither knows about the
+//! SMTP), `sendmail.rs` (the local MTA's program) or `file.rs` (an .eml
+//! folder, the default). Neither knows about the
 //! outbox: whether and when to retry is decided by the caller from
 //! `DeliveryError`.
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use super::NotifyError;
 use super::file::Folder;
+use super::sendmail::Sendmail;
 use super::smtp::{Phase, SmtpSender};
 use crate::config::{Notify, Transport as TransportConfig};
 
@@ -100,6 +102,41 @@ pub enum DeliveryError {
         "{transport}: no outcome after {secs} s; the attempt was abandoned and will be retried"
     )]
     Abandoned { transport: String, secs: u64 },
+    #[error(
+        "cannot run sendmail {path}: {detail}; install a mail transfer agent that provides it or set `sendmail = \"PATH\"` under [notify]"
+    )]
+    SendmailMissing { path: String, detail: String },
+    #[error(
+        "sendmail {path} failed ({status}{}); it will be retried",
+        stderr_note(detail)
+    )]
+    SendmailFailed {
+        path: String,
+        status: String,
+        detail: String,
+    },
+    /// sysexits.h EX_DATAERR (the message), EX_NOUSER or EX_NOHOST (the
+    /// recipient): the MTA refuses, and retrying as is will not help.
+    #[error(
+        "sendmail {path} refused the message (exit {code}{}); check the recipient address and the MTA's log",
+        stderr_note(detail)
+    )]
+    SendmailRefused {
+        path: String,
+        code: i32,
+        detail: String,
+    },
+    #[error("sendmail {path} had not finished after {secs} s and was stopped; it will be retried")]
+    SendmailTimeout { path: String, secs: u64 },
+}
+
+/// ": what the program said" when it said anything.
+fn stderr_note(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
 }
 
 fn refusal_advice(phase: Phase, code: u16) -> &'static str {
@@ -116,7 +153,9 @@ impl DeliveryError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            DeliveryError::Refused { .. } | DeliveryError::Address { .. }
+            DeliveryError::Refused { .. }
+                | DeliveryError::Address { .. }
+                | DeliveryError::SendmailRefused { .. }
         )
     }
 
@@ -128,6 +167,9 @@ impl DeliveryError {
             self,
             DeliveryError::Refused {
                 phase: Phase::Data | Phase::DataCommand,
+                ..
+            } | DeliveryError::SendmailRefused {
+                code: super::sendmail::EX_DATAERR,
                 ..
             }
         )
@@ -148,7 +190,10 @@ impl DeliveryError {
             DeliveryError::Session { .. } => "session",
             DeliveryError::Address { .. } => "address",
             DeliveryError::Write { .. } => "write",
-            DeliveryError::Setup(_) => "setup",
+            DeliveryError::Setup(_) | DeliveryError::SendmailMissing { .. } => "setup",
+            DeliveryError::SendmailFailed { .. } => "deferred",
+            DeliveryError::SendmailRefused { .. } => "refused",
+            DeliveryError::SendmailTimeout { .. } => "timeout",
         }
     }
 }
@@ -186,5 +231,6 @@ pub fn open(notify: &Notify) -> Result<Box<dyn Transport>, NotifyError> {
     Ok(match &notify.transport {
         TransportConfig::File { folder } => Box::new(Folder::new(folder)),
         TransportConfig::Smtp(smtp) => Box::new(SmtpSender::new(smtp)?),
+        TransportConfig::Sendmail(sendmail) => Box::new(Sendmail::new(sendmail)),
     })
 }

@@ -47,6 +47,9 @@
 //!   stale or publishing again is mailed once per episode, through `poll`
 //!   against the loopback feed server and through the library with `now`
 //!   passed in.
+//! - `sendmail`: `transport = "sendmail"` through a fake sendmail script (a
+//!   real process): the envelope as arguments, each digest once, exit 75
+//!   retried with the same bytes, `check` finding a missing program.
 //! - `reclassify`: `reclassify` after a rule edit: retractions, additions,
 //!   undoing the edit, no mail, idempotence.
 //! - `once`: one writer per database: two `poll` at once and `poll` beside
@@ -88,6 +91,7 @@ mod once;
 mod polling;
 mod projection;
 mod reclassify;
+mod sendmail;
 mod service;
 mod smtp_server;
 mod storage;
