@@ -220,6 +220,18 @@ pub fn read(
     if passive && !by_agent && matches!(stage, Action::Signed | Action::Ratified) {
         return Err(Dropped::NoActor);
     }
+    // "ratified by every state", "signed by all 27 members": a generic
+    // passive agent is no one state.
+    if let Some(from) = passive_agent_at(c, scan, cue) {
+        let generic = matches!(
+            scan.norm.token(from),
+            "every" | "all" | "most" | "many" | "some" | "several" | "other" | "dozens"
+        ) || (from..from + 3)
+            .any(|i| c.generic_subjects.iter().any(|w| w == scan.norm.token(i)));
+        if generic {
+            return Err(Dropped::NoActor);
+        }
+    }
     let inside: Vec<Actor> = if rule.actor_inside {
         scan.mentions
             .iter()
@@ -745,8 +757,17 @@ fn treaties_of(
         .or(in_clause)
         .or_else(|| treaty_mentions().min_by_key(|m| distance(m)));
     let Some(mention) = nearest else {
+        if object_is_another_agreement(scan, cue) {
+            return Err(Dropped::NotAboutTreaty);
+        }
         return ctx.treaty.map(|t| vec![t]).ok_or(Dropped::NoTreaty);
     };
+    if mention.entity == Entity::TreatyAnaphor(None)
+        && super::scan::names_another_agreement(&scan.norm, mention)
+        && !complement_names_treaty(treaties, ctx, scan, mention)
+    {
+        return Err(Dropped::NotAboutTreaty);
+    }
     let mut out = vec![resolve_treaty(treaties, ctx, mention)?];
     if mention.tokens.start >= cue.tokens.end {
         let listed: Vec<&Mention> = treaty_mentions()
@@ -778,6 +799,91 @@ fn treaties_of(
         }
     }
     Ok(out)
+}
+
+/// Whether the words after "the convention on ..." are words of the item's
+/// treaty's own name ("the Convention about the prohibition of
+/// anti-personnel mines" is Ottawa, written loosely), not of another
+/// agreement ("the agreement on common aviation").
+fn complement_names_treaty(
+    treaties: &Treaties,
+    ctx: &ItemContext,
+    scan: &Scan,
+    mention: &Mention,
+) -> bool {
+    let Some(treaty) = ctx.treaty.and_then(|t| treaties.list.get(t as usize)) else {
+        return false;
+    };
+    let names: Vec<crate::normalize::Normalized> = std::iter::once(&treaty.name)
+        .chain(&treaty.aliases)
+        .map(|n| crate::normalize::normalize(n, 0))
+        .collect();
+    let in_name = |w: &str| names.iter().any(|n| (0..n.len()).any(|i| n.token(i) == w));
+    let content = |w: &&str| w.len() > 3 && w.chars().all(char::is_alphabetic);
+    let words: Vec<&str> = (mention.tokens.end + 1..scan.norm.len().min(mention.tokens.end + 7))
+        .map(|i| scan.norm.token(i))
+        .take_while(|t| *t != COMMA && *t != BREAK)
+        .filter(content)
+        .collect();
+    words.iter().take(3).any(|w| in_name(w))
+}
+
+/// In a sentence that names no treaty, whether the cue's object is some
+/// other agreement: "signed an energy corridor agreement", "ratified the
+/// transit deal", "becomes full member of BRICS". The item's treaty named
+/// in another sentence is then not what was signed.
+fn object_is_another_agreement(scan: &Scan, cue: &RuleMatch) -> bool {
+    const OTHER: &[&str] = &[
+        "agreement",
+        "agreements",
+        "deal",
+        "deals",
+        "accord",
+        "accords",
+        "memorandum",
+        "memorandums",
+        "contract",
+        "contracts",
+        "treaty",
+        "treaties",
+        "pact",
+        "partnership",
+        "loan",
+        "loans",
+        "protocol",
+        "mou",
+        "declaration",
+        "roadmap",
+        "programme",
+        "program",
+        "plan",
+    ];
+    let mut words = (cue.tokens.end..scan.norm.len().min(cue.tokens.end + 6))
+        .map(|i| (i, scan.norm.token(i)))
+        .take_while(|(_, t)| *t != COMMA && *t != BREAK);
+    // "member of BRICS": a capitalised name after "of" (the cue's last
+    // word or the next) that is no mention.
+    let of_at = if cue.tokens.end > 0 && scan.norm.token(cue.tokens.end - 1) == "of" {
+        Some(cue.tokens.end)
+    } else if scan.norm.token(cue.tokens.end) == "of" {
+        Some(cue.tokens.end + 1)
+    } else {
+        None
+    }
+    .map(|i| {
+        if scan.norm.token(i) == "the" {
+            i + 1
+        } else {
+            i
+        }
+    });
+    if let Some(i) = of_at {
+        let named = scan.mentions.iter().any(|m| m.tokens.start == i);
+        if !named && i < scan.norm.len() && scan.capitalized.get(i).copied().unwrap_or(false) {
+            return true;
+        }
+    }
+    words.any(|(_, t)| OTHER.contains(&t))
 }
 
 /// Nouns after a treaty's name that make the name a modifier of another

@@ -184,6 +184,97 @@ pub fn find(c: &Compiled, sentence: &str, base: usize) -> Found {
     }
 }
 
+/// Whether "the treaty" / "the agreement" is followed by a complement that
+/// may name some other one: "the agreement on common aviation", "the
+/// treaty on strategic partnership", "the agreement with Uzbekistan". A
+/// time after "on" ("the treaty on Friday", "on 27 June", "on the same
+/// day") is no such complement. (`resolve` then compares the complement
+/// with the item's treaty's name.)
+pub fn names_another_agreement(norm: &Normalized, m: &Mention) -> bool {
+    const TIME: &[&str] = &[
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "behalf",
+        "its",
+        "their",
+        "his",
+        "her",
+        "this",
+        "that",
+        "paper",
+        "time",
+        "schedule",
+        "condition",
+        "grounds",
+        "record",
+    ];
+    const THE_TIME: &[&str] = &[
+        "same",
+        "day",
+        "eve",
+        "anniversary",
+        "sidelines",
+        "occasion",
+        "basis",
+        "grounds",
+        "first",
+        "last",
+        "next",
+        "morning",
+        "evening",
+        "night",
+        "weekend",
+        "date",
+        "day",
+        "margins",
+        "following",
+        "previous",
+        "second",
+        "third",
+    ];
+    let at = |k: usize| norm.token(m.tokens.end + k);
+    match at(0) {
+        "on" | "about" => {
+            let next = at(1);
+            let time = TIME.contains(&next)
+                || next.starts_with(|c: char| c.is_ascii_digit())
+                || (next == "the" && THE_TIME.contains(&at(2)));
+            !time && !next.is_empty() && next != COMMA && next != BREAK
+        }
+        "with" | "between" => !at(1).is_empty() && at(1) != COMMA && at(1) != BREAK,
+        _ => false,
+    }
+}
+
 /// Reads what `find` found in `sentence` (at byte `base` of the item text).
 pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
     let Found {
