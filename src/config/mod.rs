@@ -16,6 +16,7 @@ mod raw;
 pub mod rule_tests;
 pub mod rules;
 pub mod treaties;
+pub mod webhook;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -40,6 +41,7 @@ pub use membership::{MembershipEntry, MembershipFile};
 pub use rule_tests::RuleTest;
 pub use rules::CueRules;
 pub use treaties::{Treaties, Treaty};
+pub use webhook::{Webhook, WebhookFormat};
 
 /// Database location, relative to the config file's folder (in a
 /// `$STATE_DIRECTORY` it is `dirs::STATE_DB_FILE`).
@@ -210,6 +212,8 @@ pub struct Notify {
     /// waiting for the debounce window.
     pub urgent: Vec<Status>,
     pub subscriptions: Vec<Subscription>,
+    /// `[[notify.webhook]]`: HTTP receivers, recipients like any other.
+    pub webhooks: Vec<Webhook>,
     /// When a feed's health is worth an alert (`alert_after_failures`,
     /// `stale_after`).
     pub thresholds: Thresholds,
@@ -981,6 +985,7 @@ impl Validator<'_> {
                 },
                 urgent: Vec::new(),
                 subscriptions: Vec::new(),
+                webhooks: Vec::new(),
                 thresholds: Thresholds::default(),
                 health_alerts: true,
                 max_digest_size: DEFAULT_MAX_DIGEST_SIZE,
@@ -995,6 +1000,7 @@ impl Validator<'_> {
             .iter()
             .map(|s| self.subscription(s, gazetteer, treaties, data_ok))
             .collect();
+        let webhooks = self.webhooks(&raw.webhook, gazetteer, treaties, data_ok);
         let from = match &raw.from {
             Some(f) => {
                 self.address(f, "from");
@@ -1126,6 +1132,7 @@ impl Validator<'_> {
             transport,
             urgent,
             subscriptions,
+            webhooks,
             thresholds,
             health_alerts: raw.health_alerts.unwrap_or(true),
             subject_prefix: match raw.subject_prefix {

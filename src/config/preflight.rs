@@ -1,7 +1,7 @@
 //! What the config points at outside itself, looked at as the daemon will
 //! find it: the SMTP password (`password_env`, `password_file`, resolved
 //! through `$CREDENTIALS_DIRECTORY` as `load` resolves it), the sendmail
-//! program and each enabled mailbox's Maildir. `check` runs this after `load`; a problem is a
+//! program, each webhook's `token_file` and each enabled mailbox's Maildir. `check` runs this after `load`; a problem is a
 //! `path:line:col` diagnostic at the key, saying what to do.
 //!
 //! Not part of `load`: these depend on the environment and the file system
@@ -32,6 +32,7 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<Dia
     {
         out.push(at.diagnostic(message));
     }
+    out.extend(super::webhook::unreadable_tokens(&config.notify.webhooks));
     for mailbox in config.mailboxes.iter().filter(|m| m.enabled) {
         // An IMAP mailbox's server is only reached by a read (`poll`).
         let MailboxSource::Maildir(path) = &mailbox.source else {

@@ -124,6 +124,9 @@ pub struct Notify {
     pub urgent: Vec<Spanned<String>>,
     #[serde(default)]
     pub subscription: Vec<Spanned<Subscription>>,
+    /// `[[notify.webhook]]`: receivers that are posted each change.
+    #[serde(default)]
+    pub webhook: Vec<Spanned<Webhook>>,
     pub alert_after_failures: Option<Spanned<i64>>,
     pub stale_after: Option<Spanned<String>>,
     /// Whether the default recipients get source-health alerts.
@@ -147,6 +150,21 @@ pub struct Subscription {
     /// Whether these recipients get source-health alerts too.
     pub health_alerts: Option<bool>,
     pub unconfirmed: Option<bool>,
+}
+
+/// `[[notify.webhook]]`: an HTTP receiver (a chat room, ntfy, a script).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub id: Spanned<String>,
+    pub url: Spanned<String>,
+    pub format: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<String>>,
+    pub states: Option<Spanned<Vec<Spanned<String>>>>,
+    pub treaties: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub urgent: Vec<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

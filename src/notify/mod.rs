@@ -1,11 +1,13 @@
-//! Notify: tell the people who track a state, by e-mail, the moment its
-//! status moves — one digest per burst of news, exactly once.
+//! Notify: tell the people who track a state, by e-mail or a webhook, the
+//! moment its status moves — one digest per burst of news (one request per
+//! change for a webhook), exactly once.
 //!
 //! Owns routing changes to recipients (`route.rs`), composing a digest
 //! (`compose.rs`, pure), turning it into a message with a deterministic
 //! Message-ID (`message.rs`), the outbox with its cursor, debounce and
 //! retries (`outbox.rs`), and the transports (`transport.rs`: `smtp.rs`, the
-//! only code that speaks SMTP, and `file.rs`, .eml files in a folder). It
+//! only code that speaks SMTP, and `file.rs`, .eml files in a folder), and
+//! `webhook/`, the HTTP transport of `[[notify.webhook]]` recipients. It
 //! reads status changes from the log and records each delivery there as a
 //! `digest_sent` event; it never changes a status.
 //!
@@ -20,6 +22,7 @@ mod route;
 mod sendmail;
 mod smtp;
 mod transport;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -31,10 +34,10 @@ pub use file::file_name;
 pub use message::{message_id, thread_id};
 pub use outbox::{
     CRASH_AFTER_ACCEPT_ENV, Delivery, FailedDigest, Flush, NotifyReport, Plan, Preview,
-    PreviewState, RETRY_FIRST, RETRY_MAX, SentDigest, backoff, deliver, plan, preview, record,
-    run_pending,
+    PreviewState, RETRY_FIRST, RETRY_MAX, SentDigest, accepted, backoff, deliver, deliver_webhook,
+    plan, preview, record, run_pending,
 };
-pub use route::{Recipient, Routes, bare_address};
+pub use route::{Recipient, Routes, WEBHOOK_KEY_PREFIX, bare_address, webhook_key};
 pub use smtp::{Phase, deadline as smtp_deadline};
 pub use transport::{DeliveryError, Outgoing, REASONS, Transport, open as open_transport};
 

@@ -19,6 +19,12 @@
 //!    attempt time (exponential backoff); a recipient's newer changes wait
 //!    behind their undelivered batch so digests arrive in order.
 //!
+//! A webhook (`[[notify.webhook]]`) is one more recipient: routed, debounced,
+//! claimed and recorded the same way, but each of its changes is frozen as
+//! a request of its own (`webhook::build`: a receiver is posted one change
+//! at a time, each under the idempotency key of its (change, recipient)),
+//! all of a due run at once, and then delivered one after another in order.
+//!
 //! Crash anywhere: before step 1 commits, the changes are routed next time;
 //! between freezing and recording, the next pass resends the frozen bytes
 //! at once (an interrupted attempt is not a failure and earns no backoff),
@@ -35,7 +41,8 @@ use super::compose::{Digest, Form, Snapshot, compose, compose_in};
 use super::message;
 use super::route::{Routes, bare_address};
 use super::transport::{self, DeliveryError, Outgoing, Transport};
-use crate::config::Config;
+use super::webhook::{self, BlockingPoster};
+use crate::config::{Config, Webhook};
 use crate::domain::{DigestRefused, EventBody, StoredEvent};
 use crate::store::{Batch, NewBatch, QueuedChange, Store};
 
@@ -130,8 +137,10 @@ pub fn backoff(attempt: u32) -> Duration {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub batch: Batch,
-    /// Envelope recipient (bare address).
+    /// Envelope recipient (bare address); a webhook's URL.
     pub address: String,
+    /// The webhook to post to, as configured when planned; `None` for mail.
+    pub webhook: Option<Webhook>,
 }
 
 /// What one planning pass found to deliver, and what it saw.
@@ -180,6 +189,9 @@ pub fn plan(
             report.waiting += queued.len();
             continue;
         }
+        let hook = recipient
+            .webhook
+            .and_then(|n| config.notify.webhooks.get(n));
         // Older digests first; a recipient's newer changes wait behind one
         // that is not delivered yet.
         if let Some(batch) = batches.into_iter().next() {
@@ -188,7 +200,9 @@ pub fn plan(
                 report.due_at(batch.next_attempt_at);
                 continue;
             }
-            check_transport(&mut checked, config, report)?;
+            if hook.is_none() {
+                check_transport(&mut checked, config, report)?;
+            }
             if !store.begin_attempt(&batch, now)? {
                 // Another process claimed it (sent, or attempting it now).
                 tracing::info!(recipient = %key, digest = %batch.message_id, "digest claimed by another process");
@@ -197,6 +211,7 @@ pub fn plan(
             plan.deliveries.push(Delivery {
                 batch,
                 address: recipient.address.clone(),
+                webhook: hook.cloned(),
             });
             continue;
         }
@@ -211,6 +226,12 @@ pub fn plan(
         if !due {
             report.waiting += queued.len();
             report.due_at(window_ends);
+            continue;
+        }
+        if let Some(hook) = hook {
+            if let Some(delivery) = freeze_webhook(store, config, hook, recipient, &queued, now)? {
+                plan.deliveries.push(delivery);
+            }
             continue;
         }
         let events = load_changes(store, &queued)?;
@@ -264,9 +285,62 @@ pub fn plan(
         plan.deliveries.push(Delivery {
             batch,
             address: recipient.address.clone(),
+            webhook: None,
         });
     }
     Ok(plan)
+}
+
+/// Freezes each of a webhook's due changes as a request of its own, in log
+/// order, and claims the first for delivery; the rest are pending batches,
+/// due at once, that later passes deliver one by one behind it.
+fn freeze_webhook(
+    store: &mut Store,
+    config: &Config,
+    hook: &Webhook,
+    recipient: &super::Recipient,
+    queued: &[QueuedChange],
+    now: DateTime<Utc>,
+) -> Result<Option<Delivery>, NotifyError> {
+    let mut first = None;
+    for q in queued {
+        let Some(event) = store.event(q.change_seq)? else {
+            continue;
+        };
+        let Some(frozen) = webhook::build(hook, &recipient.key, &event, config) else {
+            // Only status changes are routed to webhooks.
+            tracing::warn!(recipient = %recipient.key, seq = q.change_seq, "not a status change; nothing to post");
+            continue;
+        };
+        let Some(batch) = store.freeze_batch(
+            &NewBatch {
+                recipient: &recipient.key,
+                changes: &[q.change_seq],
+                message_id: &frozen.key,
+                envelope_from: &frozen.kind,
+                message: &frozen.request,
+                subject: &frozen.subject,
+            },
+            now,
+        )?
+        else {
+            tracing::info!(recipient = %recipient.key, "webhook request already frozen by another process");
+            break;
+        };
+        first.get_or_insert(batch);
+    }
+    let Some(batch) = first else {
+        return Ok(None);
+    };
+    if !store.begin_attempt(&batch, now)? {
+        tracing::info!(recipient = %recipient.key, digest = %batch.message_id, "webhook request claimed by another process");
+        return Ok(None);
+    }
+    Ok(Some(Delivery {
+        batch,
+        address: recipient.address.clone(),
+        webhook: Some(hook.clone()),
+    }))
 }
 
 /// The digest for `events` and its message, within `[notify]
@@ -343,6 +417,25 @@ pub fn deliver(transport: &mut dyn Transport, delivery: &Delivery) -> Result<(),
         message: &batch.message,
     };
     transport.deliver(&mail)?;
+    accepted(batch);
+    Ok(())
+}
+
+/// Posts one planned webhook request (the daemon's courier awaits
+/// `webhook::Poster::post` itself, then calls `accepted`).
+pub fn deliver_webhook(poster: &BlockingPoster, delivery: &Delivery) -> Result<(), DeliveryError> {
+    let Some(hook) = &delivery.webhook else {
+        return Err(DeliveryError::Setup(
+            "a mail digest handed to the webhook poster".into(),
+        ));
+    };
+    poster.post(hook, &delivery.batch)?;
+    accepted(&delivery.batch);
+    Ok(())
+}
+
+/// The receiver took `batch`: the fault injection point of the crash tests.
+pub fn accepted(batch: &Batch) {
     if std::env::var_os(CRASH_AFTER_ACCEPT_ENV).is_some() {
         eprintln!(
             "treatywatch: {CRASH_AFTER_ACCEPT_ENV} is set: aborting after the server accepted {}",
@@ -350,7 +443,6 @@ pub fn deliver(transport: &mut dyn Transport, delivery: &Delivery) -> Result<(),
         );
         std::process::abort();
     }
-    Ok(())
 }
 
 /// Records the outcome of one delivery at `now`: sent (the `digest_sent`
@@ -386,7 +478,12 @@ pub fn record(
             Ok(true)
         }
         Err(e) if e.refuses_message() => {
-            let refused = refusal(store, batch, &e)?;
+            let mut refused = refusal(store, batch, &e)?;
+            if delivery.webhook.is_some() {
+                // A receiver that refused a change would refuse a brief of
+                // it too; the admins are told (`alert`), nothing is carried.
+                refused.carry = false;
+            }
             let (carry, alert, code) = (refused.carry, refused.alert, refused.code);
             let error = e.to_string();
             let seq = store.record_refused(batch, refused, now)?;
@@ -415,7 +512,10 @@ pub fn record(
             // Only failures count: an attempt a stop or crash interrupted
             // was never recorded here and earns no backoff.
             let failures = batch.attempts + 1;
-            let wait = TimeDelta::from_std(backoff(failures)).unwrap_or(TimeDelta::MAX);
+            // A receiver that says when to come back (429, 503) is
+            // believed; otherwise the outbox's own backoff.
+            let wait = e.retry_after().unwrap_or_else(|| backoff(failures));
+            let wait = TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
             let next = now
                 .checked_add_signed(wait)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
@@ -480,6 +580,7 @@ fn refusal(store: &Store, batch: &Batch, e: &DeliveryError) -> Result<DigestRefu
         message_id: batch.message_id.clone(),
         code: match e {
             DeliveryError::Refused { code, .. } => *code,
+            DeliveryError::WebhookRefused { status, .. } => *status,
             _ => 500,
         },
         error: e.to_string(),
@@ -505,6 +606,7 @@ pub fn run_pending(
     // Recipients whose delivery failed in this pass: not tried again in it.
     let mut failed = BTreeSet::new();
     let mut transport: Option<Box<dyn Transport>> = None;
+    let mut poster: Option<BlockingPoster> = None;
     loop {
         let Plan {
             deliveries,
@@ -522,8 +624,18 @@ pub fn run_pending(
             return Ok(report);
         }
         for delivery in &deliveries {
-            let t = open(&mut transport, config)?;
-            let outcome = deliver(t, delivery);
+            let outcome = if delivery.webhook.is_some() {
+                match &poster {
+                    Some(p) => deliver_webhook(p, delivery),
+                    None => match BlockingPoster::new() {
+                        Ok(p) => deliver_webhook(poster.insert(p), delivery),
+                        Err(e) => Err(e),
+                    },
+                }
+            } else {
+                let t = open(&mut transport, config)?;
+                deliver(t, delivery)
+            };
             if !record(store, delivery, outcome, now, &mut report)? {
                 failed.insert(delivery.batch.recipient.clone());
             }
@@ -636,6 +748,10 @@ pub fn preview(
         let Some(recipient) = routes.recipient(&key) else {
             continue;
         };
+        // A webhook is sent requests, not digests: nothing to show here.
+        if recipient.webhook.is_some() {
+            continue;
+        }
         let mut items = Vec::new();
         for b in &batches {
             let seqs: Vec<QueuedChange> = b

@@ -6,6 +6,10 @@
 //! urgent, so a burst of them (the network went down) waits for the
 //! debounce window and becomes one message.
 //!
+//! Each `[[notify.webhook]]` is a recipient too, keyed `webhook:ID`, with
+//! its own states, treaties and urgent stages; it hears about status
+//! changes only (no health or delivery alerts: those are for people).
+//!
 //! Pure: config in, routes out. A recipient is identified by the bare,
 //! lower-cased address, so one person listed in two places gets one digest
 //! (urgent if any of their entries says so). Backfilled changes are routed to
@@ -25,8 +29,20 @@ pub struct Recipient {
     /// The address as first written in the config ("Desk <desk@example.org>"),
     /// used for the To header.
     pub mailbox: String,
-    /// The bare address as written, used for the SMTP envelope.
+    /// The bare address as written, used for the SMTP envelope (a
+    /// webhook's URL, for logs).
     pub address: String,
+    /// The webhook this recipient is, when it is one.
+    pub webhook: Option<usize>,
+}
+
+/// The prefix of a webhook's recipient key: no mail address has a ':'
+/// before its '@', so the two can never collide.
+pub const WEBHOOK_KEY_PREFIX: &str = "webhook:";
+
+/// The outbox and log identity of webhook `id`.
+pub fn webhook_key(id: &str) -> String {
+    format!("{WEBHOOK_KEY_PREFIX}{id}")
 }
 
 /// One rule: these recipients hear about these keys.
@@ -84,6 +100,33 @@ impl Routes {
             };
             routes.rules.push(rule);
         }
+        for (n, hook) in notify.webhooks.iter().enumerate() {
+            let key = webhook_key(&hook.id);
+            routes.recipients.insert(
+                key.clone(),
+                Recipient {
+                    key: key.clone(),
+                    mailbox: format!("webhook {}", hook.id),
+                    address: hook.url.to_string(),
+                    webhook: Some(n),
+                },
+            );
+            routes.rules.push(Rule {
+                recipients: vec![key],
+                states: hook
+                    .states
+                    .clone()
+                    .unwrap_or_else(|| tracking.states.clone()),
+                treaties: hook
+                    .treaties
+                    .clone()
+                    .unwrap_or_else(|| tracking.treaties.clone()),
+                urgent: hook.urgent.clone(),
+                health: false,
+                unconfirmed: false,
+                origin: format!("[[notify.webhook]] {}", hook.id),
+            });
+        }
         routes
     }
 
@@ -98,6 +141,7 @@ impl Routes {
                     key: key.clone(),
                     mailbox: m.trim().to_string(),
                     address,
+                    webhook: None,
                 });
             keys.push(key);
         }

@@ -128,6 +128,62 @@ pub enum DeliveryError {
     },
     #[error("sendmail {path} had not finished after {secs} s and was stopped; it will be retried")]
     SendmailTimeout { path: String, secs: u64 },
+    /// A webhook receiver could not be reached (refused connection, DNS,
+    /// TLS). `origin` is scheme, host and port only: a webhook URL's path
+    /// may be its secret (Slack's are).
+    #[error(
+        "webhook {webhook}: cannot reach {origin}: {detail}; check its url under [[notify.webhook]] and that the receiver is up; it will be retried"
+    )]
+    WebhookUnreachable {
+        webhook: String,
+        origin: String,
+        detail: String,
+    },
+    #[error(
+        "webhook {webhook}: no complete reply from {origin} within {secs} s (its timeout); it will be retried"
+    )]
+    WebhookTimeout {
+        webhook: String,
+        origin: String,
+        secs: u64,
+    },
+    /// 5xx, 408 or 429: the receiver asks to be tried again (429 and 503
+    /// may say when, in Retry-After).
+    #[error("webhook {webhook}: {origin} answered {status} ({reply}); it will be retried")]
+    WebhookDeferred {
+        webhook: String,
+        origin: String,
+        status: u16,
+        reply: String,
+        retry_after: Option<Duration>,
+    },
+    /// Any other answer that is not 2xx: retrying the same request will
+    /// not help.
+    #[error(
+        "webhook {webhook}: {origin} refused the change with {status} ({reply}); not retried: {}",
+        webhook_advice(*status)
+    )]
+    WebhookRefused {
+        webhook: String,
+        origin: String,
+        status: u16,
+        reply: String,
+    },
+    #[error("webhook {webhook}: the request to {origin} failed: {detail}; it will be retried")]
+    WebhookFailed {
+        webhook: String,
+        origin: String,
+        detail: String,
+    },
+    #[error(
+        "webhook {webhook}: cannot read token_file {}: {detail}; put the token there (with systemd, LoadCredential= puts it in $CREDENTIALS_DIRECTORY); it will be retried",
+        path.display()
+    )]
+    WebhookToken {
+        webhook: String,
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 /// ": what the program said" when it said anything.
@@ -136,6 +192,18 @@ fn stderr_note(detail: &str) -> String {
         String::new()
     } else {
         format!(": {detail}")
+    }
+}
+
+fn webhook_advice(status: u16) -> &'static str {
+    match status {
+        300..=399 => "the url redirects; write the address it moved to as the url",
+        401 | 403 => {
+            "the receiver refuses the credentials; check token_file (and, for Slack, the url)"
+        }
+        404 | 410 => "the receiver does not know this url; check it",
+        413 => "the receiver refuses a request this large",
+        _ => "the receiver refuses this request; its reply says why",
     }
 }
 
@@ -156,12 +224,23 @@ impl DeliveryError {
             DeliveryError::Refused { .. }
                 | DeliveryError::Address { .. }
                 | DeliveryError::SendmailRefused { .. }
+                | DeliveryError::WebhookRefused { .. }
         )
+    }
+
+    /// How long the receiver asked to be left alone (an HTTP Retry-After),
+    /// which the outbox waits instead of its own backoff.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::WebhookDeferred { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The server refused this message itself (a 5xx after DATA: too
     /// large, or its content), not the recipient: another message to the
-    /// same address may well get through.
+    /// same address may well get through. A webhook's refusal (a 4xx) is
+    /// about its one request too.
     pub fn refuses_message(&self) -> bool {
         matches!(
             self,
@@ -171,7 +250,7 @@ impl DeliveryError {
             } | DeliveryError::SendmailRefused {
                 code: super::sendmail::EX_DATAERR,
                 ..
-            }
+            } | DeliveryError::WebhookRefused { .. }
         )
     }
 
@@ -194,6 +273,12 @@ impl DeliveryError {
             DeliveryError::SendmailFailed { .. } => "deferred",
             DeliveryError::SendmailRefused { .. } => "refused",
             DeliveryError::SendmailTimeout { .. } => "timeout",
+            DeliveryError::WebhookToken { .. } => "setup",
+            DeliveryError::WebhookUnreachable { .. } => "unreachable",
+            DeliveryError::WebhookTimeout { .. } => "timeout",
+            DeliveryError::WebhookDeferred { .. } => "deferred",
+            DeliveryError::WebhookRefused { .. } => "refused",
+            DeliveryError::WebhookFailed { .. } => "session",
         }
     }
 }

@@ -67,6 +67,11 @@
 //!   board, history pages, feeds, JSON API and calendar over HTTP, Atom
 //!   parsed with feed-rs (ids, dates, links, 304, corrections), 404/405 and
 //!   hostile queries, the token, and the board in headless Chromium.
+//! - `webhook`: `[[notify.webhook]]` against a real loopback receiver: one
+//!   request per change and webhook in each format (json, slack, matrix,
+//!   ntfy) with its idempotency key, a 500 retried with the same key, a 404
+//!   refused for good, SIGKILL mid-post resending at most once, a silent
+//!   receiver holding up no mail, and `check` on bad entries.
 //! - `terminal`: ESC sequences, NUL and bidi controls in feed text print as
 //!   visible escapes from every command that shows feed text.
 
@@ -98,3 +103,4 @@ mod storage;
 mod support;
 mod terminal;
 mod web;
+mod webhook;

@@ -320,6 +320,25 @@ fn refusal_alert(event: &StoredEvent, r: &DigestRefused) -> Alert {
             delivery: true,
         };
     }
+    if let Some(id) = r.recipient.strip_prefix(crate::notify::WEBHOOK_KEY_PREFIX) {
+        return Alert {
+            seq: event.seq,
+            subject: header_safe(&format!("Webhook refused: {id} (HTTP {})", r.code)),
+            heading: clean(&format!("Webhook refused: {id}")),
+            lines: vec![
+                format!(
+                    "The receiver of webhook {id} refused a status change (event #{}) on {} with HTTP {}; it is not posted again.",
+                    r.first_seq,
+                    event.occurred_at.format("%Y-%m-%d %H:%M UTC"),
+                    r.code
+                ),
+                format!("Error: {}", capped(&r.error, MAX_ERROR_CHARS)),
+                "Later changes are still posted. Fix the url or token_file under [[notify.webhook]]; `treatywatch events` has the change.".to_string(),
+            ],
+            url: None,
+            delivery: true,
+        };
+    }
     let mut lines = vec![
         format!(
             "The mail server refused the digest for {} ({}, events #{}–#{}) on {} with reply {}; it is not sent again.",
