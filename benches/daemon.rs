@@ -64,7 +64,11 @@ fn main() {
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
         }
     }
-    let mut toml = String::from("[tracking]\nstates = [\"UKR\"]\ntreaties = [\"ottawa\"]\n");
+    // One loopback server stands for 1,000 publishers: the per-host limit
+    // is lifted to the overall one, as in benches/poll.rs.
+    let mut toml = String::from(
+        "[tracking]\nstates = [\"UKR\"]\ntreaties = [\"ottawa\"]\n\n[fetch]\nper_host = 8\n",
+    );
     for n in 0..FEEDS {
         let path = format!("/f{n}.xml");
         server.set(

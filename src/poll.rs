@@ -1,5 +1,5 @@
 //! One poll cycle over many feeds: fetches run concurrently on a tokio
-//! runtime (at most `concurrency` at once) while the calling thread, the one
+//! runtime (at most `concurrency` at once, `per_host` to one host) while the calling thread, the one
 //! writer, ingests each result as it arrives.
 //!
 //! A failing feed is data in its report, never an abort: only a store
@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::classify::Classifier;
 use crate::config::{Config, Feed};
 use crate::domain::Policy;
-use crate::fetch::{FetchError, Fetched, Fetcher, Validators};
+use crate::fetch::{FetchError, Fetched, Fetcher, HostLimit, Validators};
 use crate::ingest::{self, FeedOutcome, FeedReport, IngestContext};
 use crate::store::{Store, StoreError};
 
@@ -37,6 +37,7 @@ pub fn poll_feeds(
     let (tx, mut rx) =
         mpsc::channel::<(usize, Result<Fetched, FetchError>)>(config.fetch.concurrency.max(1) * 2);
     let permits = Arc::new(Semaphore::new(config.fetch.concurrency.max(1)));
+    let hosts = HostLimit::new(config.fetch.per_host);
     let mut states = Vec::with_capacity(feeds.len());
     let mut in_flight = 0;
     for (i, feed) in feeds.iter().enumerate() {
@@ -52,13 +53,19 @@ pub fn poll_feeds(
                 etag: state.etag.clone(),
                 last_modified: state.last_modified.clone(),
             };
-            let (fetcher, tx, permits, url) = (
+            let (fetcher, tx, permits, hosts, url) = (
                 fetcher.clone(),
                 tx.clone(),
                 permits.clone(),
+                hosts.clone(),
                 feed.url.clone(),
             );
             rt.spawn(async move {
+                // The host's slot first: waiting on a busy host holds no
+                // slot another host could use (`fetch::HostLimit`).
+                let Some(_host) = hosts.acquire(&url).await else {
+                    return;
+                };
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };

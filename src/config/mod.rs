@@ -29,7 +29,7 @@ use url::Url;
 
 use crate::domain::Status;
 use crate::fetch::schedule::DEFAULT_BACKOFF_CAP;
-use crate::fetch::{DEFAULT_CONCURRENCY, Limits};
+use crate::fetch::{DEFAULT_CONCURRENCY, DEFAULT_PER_HOST, Limits};
 use crate::health::Thresholds;
 
 pub use diagnostic::Diagnostic;
@@ -175,6 +175,8 @@ pub struct FetchSettings {
     pub limits: Limits,
     /// Fetches in flight at once.
     pub concurrency: usize,
+    /// Fetches in flight to one host at once (`per_host`, default 2).
+    pub per_host: usize,
     /// Longest wait between retries of a failing feed.
     pub backoff_cap: Duration,
     pub backfill_age: Duration,
@@ -187,6 +189,7 @@ impl Default for FetchSettings {
         FetchSettings {
             limits: Limits::default(),
             concurrency: DEFAULT_CONCURRENCY,
+            per_host: DEFAULT_PER_HOST,
             backoff_cap: DEFAULT_BACKOFF_CAP,
             backfill_age: DEFAULT_BACKFILL_AGE,
             max_items: crate::feed::MAX_ITEMS_PER_FEED,
@@ -835,6 +838,18 @@ impl Validator<'_> {
                     n.span(),
                     format!(
                         "concurrency must be between 1 and {MAX_CONCURRENCY}, not {}",
+                        n.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(n) = &raw.per_host {
+            match usize::try_from(*n.get_ref()) {
+                Ok(c) if (1..=MAX_CONCURRENCY).contains(&c) => settings.per_host = c,
+                _ => self.err(
+                    n.span(),
+                    format!(
+                        "per_host must be between 1 and {MAX_CONCURRENCY} (fetches in flight to one host; default {DEFAULT_PER_HOST}), not {}",
                         n.get_ref()
                     ),
                 ),

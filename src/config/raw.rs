@@ -61,6 +61,7 @@ pub struct Fetch {
     pub timeout: Option<Spanned<String>>,
     pub max_body: Option<Spanned<String>>,
     pub concurrency: Option<Spanned<i64>>,
+    pub per_host: Option<Spanned<i64>>,
     pub backoff_cap: Option<Spanned<String>>,
     pub backfill_age: Option<Spanned<String>>,
     pub max_items: Option<Spanned<i64>>,

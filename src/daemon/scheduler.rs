@@ -1,5 +1,5 @@
 //! The scheduler: decides which feeds are due, starts their fetches (at
-//! most `concurrency` at once) and hands results to the writer. It keeps
+//! most `concurrency` at once, `per_host` to one host) and hands results to the writer. It keeps
 //! each feed's last known state, updated by the writer after every ingest.
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::status::Metrics;
 use super::writer::{FeedDone, ToWriter};
 use crate::config::{Config, Feed};
-use crate::fetch::{Fetcher, Validators};
+use crate::fetch::{Fetcher, HostLimit, Validators};
 use crate::ingest;
 use crate::store::FeedState;
 
@@ -45,6 +45,7 @@ struct Batch {
 impl Scheduler {
     pub async fn run(mut self) {
         let mut permits = Arc::new(Semaphore::new(self.config.fetch.concurrency.max(1)));
+        let mut hosts = HostLimit::new(self.config.fetch.per_host);
         // The gauges say what the database knows from the start, so an
         // alert on a feed's last success survives a restart.
         for feed in self.config.feeds.iter().filter(|f| f.enabled) {
@@ -88,13 +89,19 @@ impl Scheduler {
                     etag: state.etag.clone(),
                     last_modified: state.last_modified.clone(),
                 };
-                let (fetcher, writer, permits, metrics) = (
+                let (fetcher, writer, permits, hosts, metrics) = (
                     self.fetcher.clone(),
                     self.writer.clone(),
                     permits.clone(),
+                    hosts.clone(),
                     self.metrics.clone(),
                 );
                 tasks.spawn(async move {
+                    // The host's slot first, then a global one: a fetch
+                    // waiting on a busy host holds nothing others need.
+                    let Some(_host) = hosts.acquire(&feed.url).await else {
+                        return;
+                    };
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };
@@ -145,6 +152,10 @@ impl Scheduler {
                         // semaphore; every fetch started from now on takes
                         // a permit of the new one.
                         permits = Arc::new(Semaphore::new(config.fetch.concurrency.max(1)));
+                    }
+                    if config.fetch.per_host != self.config.fetch.per_host {
+                        // The same for the per-host limit.
+                        hosts = HostLimit::new(config.fetch.per_host);
                     }
                     self.apply(config, &mut due, &in_flight);
                 }

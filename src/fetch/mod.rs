@@ -6,6 +6,7 @@
 //! scheduling (`schedule.rs` does, purely) and never parses (`feed` does).
 
 mod caching;
+mod hosts;
 pub mod schedule;
 
 use std::time::Duration;
@@ -18,6 +19,7 @@ use reqwest::header::{
 use url::Url;
 
 pub use caching::CacheHints;
+pub use hosts::{DEFAULT_PER_HOST, HostLimit};
 
 pub const USER_AGENT: &str = concat!(
     "treatywatch/",

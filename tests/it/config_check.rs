@@ -700,6 +700,14 @@ fn the_item_cap_is_checked() {
 }
 
 #[test]
+fn the_per_host_limit_is_checked() {
+    check_bad(
+        &format!("{MINIMAL}\n[fetch]\nper_host = ‸0\n"),
+        "per_host must be between 1 and 64 (fetches in flight to one host; default 2), not 0",
+    );
+}
+
+#[test]
 fn web_settings_are_checked() {
     let web = |table: &str| format!("{MINIMAL}\n{table}\n");
     check_bad(&web("‸[web]\ntoken_file = \"t\""), "[web] has no `listen`");

@@ -271,3 +271,43 @@ fn each_delivery_and_failed_poll_is_one_log_line_without_rust_debug_values() {
         "no Rust Option in a log line:\n{text}"
     );
 }
+
+#[test]
+fn the_daemon_fetches_feeds_on_one_host_at_most_per_host_at_once() {
+    let env = PollEnv::new(&[]);
+    let feeds: Vec<(String, String)> = (1..=4)
+        .map(|n| (format!("section{n}"), format!("/section{n}.xml")))
+        .collect();
+    for (_, path) in &feeds {
+        env.server.set(
+            path,
+            Reply::feed(fixture("rss2.xml"), RSS)
+                .late(crate::polling::HOLD)
+                .gated(2),
+        );
+    }
+    let refs: Vec<(&str, &str)> = feeds
+        .iter()
+        .map(|(id, p)| (id.as_str(), p.as_str()))
+        .collect();
+    env.write_config_with(&refs, "per_host = 2\n");
+    let child = crate::crash::KillOnDrop(
+        Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
+            .env_remove("TREATYWATCH_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .arg("--config")
+            .arg(env.config_path())
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start daemon"),
+    );
+    wait_for("every feed fetched", || {
+        feeds
+            .iter()
+            .all(|(_, path)| env.server.seen(path).iter().any(|s| s.status == 200))
+    });
+    assert_eq!(env.server.peak_in_flight(&env.server.host()), 2);
+    signal(&child.0, "TERM");
+}

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// How the server answers one path.
 #[derive(Debug, Clone)]
@@ -35,6 +35,11 @@ pub enum Reply {
         after: std::time::Duration,
         reply: Box<Reply>,
     },
+    /// `reply`, held until `until` requests with this one's Host have been
+    /// in flight together (or 10 s pass); from then on answered at once.
+    /// The first requests wait for each other, so a client allowed `until`
+    /// at a time is seen reaching exactly that peak.
+    Gate { until: usize, reply: Box<Reply> },
 }
 
 impl Reply {
@@ -88,6 +93,14 @@ impl Reply {
         }
     }
 
+    /// This reply, held until `until` requests to the host are in flight.
+    pub fn gated(self, until: usize) -> Reply {
+        Reply::Gate {
+            until,
+            reply: Box::new(self),
+        }
+    }
+
     /// This reply, sent `after` the request arrived.
     pub fn late(self, after: std::time::Duration) -> Reply {
         Reply::Late {
@@ -119,6 +132,14 @@ pub struct FeedServer {
     port: u16,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
     log: Arc<Mutex<Vec<Seen>>>,
+    /// Requests in flight per Host header, and the most there ever were.
+    in_flight: Arc<(Mutex<InFlight>, Condvar)>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    now: HashMap<String, usize>,
+    peak: HashMap<String, usize>,
 }
 
 impl FeedServer {
@@ -128,6 +149,7 @@ impl FeedServer {
             port: listener.local_addr().expect("addr").port(),
             routes: Arc::default(),
             log: Arc::default(),
+            in_flight: Arc::default(),
         };
         let handler = server.clone();
         std::thread::spawn(move || {
@@ -161,6 +183,18 @@ impl FeedServer {
             .collect()
     }
 
+    /// The most requests with Host `host` that were ever in flight at once.
+    pub fn peak_in_flight(&self, host: &str) -> usize {
+        let (state, _) = &*self.in_flight;
+        let state = state.lock().expect("in flight");
+        state.peak.get(host).copied().unwrap_or(0)
+    }
+
+    /// The Host header requests to this server carry.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     fn serve(&self, stream: TcpStream) {
         let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
         let mut request_line = String::new();
@@ -182,6 +216,17 @@ impl FeedServer {
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
             }
         }
+        let host = headers.get("host").cloned().unwrap_or_default();
+        {
+            let (state, changed) = &*self.in_flight;
+            let mut state = state.lock().expect("in flight");
+            let now = state.now.entry(host.clone()).or_default();
+            *now += 1;
+            let now = *now;
+            let peak = state.peak.entry(host.clone()).or_default();
+            *peak = (*peak).max(now);
+            changed.notify_all();
+        }
         let reply = self
             .routes
             .lock()
@@ -189,6 +234,22 @@ impl FeedServer {
             .get(&path)
             .cloned()
             .unwrap_or(Reply::status(404));
+        let reply = match reply {
+            Reply::Gate { until, reply } => {
+                let (state, changed) = &*self.in_flight;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                let mut state = state.lock().expect("in flight");
+                while state.peak.get(&host).copied().unwrap_or(0) < until {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    state = changed.wait_timeout(state, left).expect("in flight").0;
+                }
+                *reply
+            }
+            other => other,
+        };
         let reply = match reply {
             Reply::Late { after, reply } => {
                 std::thread::sleep(after);
@@ -243,8 +304,16 @@ impl FeedServer {
                 while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
                 (200, 5)
             }
-            Reply::Late { .. } => unreachable!("unwrapped above"),
+            Reply::Late { .. } | Reply::Gate { .. } => unreachable!("unwrapped above"),
         };
+        {
+            let (state, changed) = &*self.in_flight;
+            let mut state = state.lock().expect("in flight");
+            if let Some(now) = state.now.get_mut(&host) {
+                *now -= 1;
+            }
+            changed.notify_all();
+        }
         self.log.lock().expect("log").push(Seen {
             path,
             headers,

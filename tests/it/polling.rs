@@ -562,3 +562,54 @@ fn a_feed_over_the_item_cap_says_how_many_it_kept() {
         .expect("count");
     assert_eq!(items, 10);
 }
+
+/// Five feeds of one publisher, each answered only once `gate` requests to
+/// the host have been in flight together, and then a little late: a client
+/// that let more through at once would have them in flight meanwhile.
+/// (The delay only gives a broken limit the chance to show; nothing is
+/// timed.)
+fn one_host_env(gate: usize) -> (PollEnv, Vec<(String, String)>) {
+    let feeds: Vec<(String, String)> = (1..=5)
+        .map(|n| (format!("section{n}"), format!("/section{n}.xml")))
+        .collect();
+    let env = PollEnv::new(&[]);
+    for (_, path) in &feeds {
+        env.server.set(
+            path,
+            Reply::feed(fixture("rss2.xml"), RSS).late(HOLD).gated(gate),
+        );
+    }
+    (env, feeds)
+}
+
+/// How long each of those feeds takes to answer.
+pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_millis(200);
+
+#[test]
+fn feeds_on_one_host_are_fetched_at_most_per_host_at_once() {
+    for per_host in [2, 3] {
+        let (env, feeds) = one_host_env(per_host);
+        let refs: Vec<(&str, &str)> = feeds
+            .iter()
+            .map(|(id, p)| (id.as_str(), p.as_str()))
+            .collect();
+        // `concurrency` (8) would allow all five at once.
+        env.write_config_with(&refs, &format!("per_host = {per_host}\n"));
+        let (code, lines) = env.poll();
+        assert_eq!(code, Some(0), "{lines:?}");
+        assert_eq!(
+            env.server.peak_in_flight(&env.server.host()),
+            per_host,
+            "per_host = {per_host}: the server saw that many at once, never more"
+        );
+    }
+    // Unset, it is 2.
+    let (env, feeds) = one_host_env(2);
+    let refs: Vec<(&str, &str)> = feeds
+        .iter()
+        .map(|(id, p)| (id.as_str(), p.as_str()))
+        .collect();
+    env.write_config(&refs);
+    assert_eq!(env.poll().0, Some(0));
+    assert_eq!(env.server.peak_in_flight(&env.server.host()), 2);
+}
