@@ -102,6 +102,7 @@ pub struct ModifierRule {
     pub actions: u8,
     pub stops_at_comma: bool,
     pub lowercase_only: bool,
+    pub present_only: bool,
     /// For a shift: the stage the cue moves to.
     pub to: Option<StageCell>,
 }
@@ -620,6 +621,7 @@ fn modifier_rule(m: &Modifier, default_window: usize) -> ModifierRule {
         actions,
         stops_at_comma: m.stops_at_comma,
         lowercase_only: m.lowercase_only,
+        present_only: m.present_only,
         to: m.to,
     }
 }

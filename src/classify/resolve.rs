@@ -544,7 +544,24 @@ fn in_scope(
     {
         return false;
     }
+    if rule.present_only && in_past(scan, q) {
+        return false;
+    }
     !(rule.stops_at_comma && between.clone().any(|i| scan.norm.token(i) == COMMA))
+}
+
+/// Whether a cue is in the past or perfect tense: "has become effective",
+/// "took effect", "entered into force" (a perfect auxiliary just before
+/// it counts: "has" + "ceased to be bound").
+fn in_past(scan: &Scan, q: &Range<usize>) -> bool {
+    let past = |t: &str| {
+        matches!(
+            t,
+            "has" | "have" | "had" | "was" | "were" | "took" | "became" | "came" | "left" | "got"
+        ) || (t.len() > 4 && t.ends_with("ed"))
+    };
+    q.clone().any(|i| past(scan.norm.token(i)))
+        || (q.start > 0 && past(scan.norm.token(q.start - 1)))
 }
 
 /// A shift modifier in scope: its id and the stage it moves the cue to.

@@ -264,6 +264,10 @@ pub struct Modifier {
     /// Matches only where the text is written in lower case ("may", not
     /// the month "May").
     pub lowercase_only: bool,
+    /// Blocks only a cue in the present or future ("takes effect six
+    /// months after the notice"), not one in the past or perfect ("has
+    /// become effective six months after the deposit").
+    pub present_only: bool,
     /// For `kind = "shift"`: the stage the cue moves to.
     pub to: Option<StageCell>,
 }
@@ -414,6 +418,8 @@ struct RawModifier {
     stops_at_comma: bool,
     #[serde(default)]
     lowercase_only: bool,
+    #[serde(default)]
+    present_only: bool,
     to: Option<Spanned<String>>,
 }
 
@@ -657,6 +663,7 @@ pub fn parse(src: &SourceText) -> Result<CueRules, Vec<Diagnostic>> {
                 actions,
                 stops_at_comma: m.stops_at_comma,
                 lowercase_only: m.lowercase_only,
+                present_only: m.present_only,
                 to,
             });
         }
