@@ -70,8 +70,9 @@
 //! - `webhook`: `[[notify.webhook]]` against a real loopback receiver: one
 //!   request per change and webhook in each format (json, slack, matrix,
 //!   ntfy) with its idempotency key, a 500 retried with the same key, a 404
-//!   refused for good, SIGKILL mid-post resending at most once, a silent
-//!   receiver holding up no mail, and `check` on bad entries.
+//!   refused for good, a 429's Retry-After honoured, feed text escaped in
+//!   Slack and Matrix markup, SIGKILL mid-post resending at most once, a
+//!   silent receiver holding up no mail, and `check` on bad entries.
 //! - `terminal`: ESC sequences, NUL and bidi controls in feed text print as
 //!   visible escapes from every command that shows feed text.
 

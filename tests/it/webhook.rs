@@ -1,7 +1,8 @@
 //! Webhooks against a real HTTP receiver on loopback: each status change is
 //! posted once per webhook in its format (json, slack, matrix, ntfy) with an
 //! idempotency key; a 500 is retried with the same key; a 404 is refused for
-//! good; a daemon SIGKILLed while the receiver holds its request open
+//! good; a 429 waits what its Retry-After says; feed text cannot become
+//! Slack or Matrix markup; a daemon SIGKILLed while the receiver holds its request open
 //! resends at most once, with the same key; a receiver that never answers
 //! holds up no mail; `check` points at a bad webhook's line.
 //!
@@ -29,6 +30,8 @@ const WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 enum Answer {
     Status(u16),
+    /// A status with one more header line ("Retry-After: 7200").
+    With(u16, &'static str),
     /// Says nothing and keeps the connection open until the client closes it.
     Hold,
 }
@@ -151,12 +154,16 @@ impl Receiver {
                 while reader.read(&mut rest).is_ok_and(|n| n > 0) {}
                 self.log.lock().unwrap_or_else(|p| p.into_inner())[index].closed = true;
             }
-            Answer::Status(code) => {
+            Answer::Status(code) | Answer::With(code, _) => {
+                let extra = match answer {
+                    Answer::With(_, header) => format!("{header}\r\n"),
+                    _ => String::new(),
+                };
                 let body = if code < 300 { "ok" } else { "receiver says no" };
                 let mut stream = stream;
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {code} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {code} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
                     body.len()
                 );
                 let _ = stream.flush();
@@ -181,10 +188,15 @@ fn wait_for(what: &str, log: Option<&std::path::Path>, mut ready: impl FnMut() -
 
 /// One item reporting that Austria ratified the TPNW (unknown → party).
 fn feed() -> String {
+    feed_titled("Austria ratifies the Treaty on the Prohibition of Nuclear Weapons")
+}
+
+/// The same item under `title` (XML-escaped by the caller).
+fn feed_titled(title: &str) -> String {
     let now = chrono::Utc::now().to_rfc2822();
     format!(
         "<rss version=\"2.0\"><channel><title>Wire</title><link>https://wire.example.org/</link><description>d</description>\
-         <item><title>Austria ratifies the Treaty on the Prohibition of Nuclear Weapons</title><guid>https://wire.example.org/1</guid><link>https://wire.example.org/austria</link><pubDate>{now}</pubDate>\
+         <item><title>{title}</title><guid>https://wire.example.org/1</guid><link>https://wire.example.org/austria</link><pubDate>{now}</pubDate>\
          <description>Austria deposited its instrument of ratification of the nuclear weapons ban treaty on Monday.</description></item></channel></rss>"
     )
 }
@@ -621,4 +633,74 @@ fn check_points_at_a_bad_webhook() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_429_is_retried_when_the_receiver_says() {
+    let receiver = Receiver::start(&[Answer::With(429, "Retry-After: 7200")]);
+    let env = PollEnv::new(&[]);
+    write_config(
+        &env,
+        &format!(
+            "[notify]\ndebounce = \"0s\"\n\n{}",
+            webhook("script", &receiver.url("/hook"), "json", "")
+        ),
+    );
+    let out = poll(&env);
+    assert!(out.contains("answered 429"), "{out}");
+    let status = env.run(&["status", "--json"]);
+    let line: Value = String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["recipient"] == "webhook:script")
+        .expect("the undelivered request in status");
+    let time = |key: &str| {
+        chrono::DateTime::parse_from_rfc3339(line[key].as_str().expect(key)).expect("a time")
+    };
+    // The outbox's own first wait would be one minute.
+    let wait = time("next_attempt") - time("frozen_at");
+    assert!(
+        wait >= chrono::TimeDelta::minutes(119),
+        "Retry-After honoured: {line}"
+    );
+    assert_eq!(line["attempts"], 1);
+}
+
+#[test]
+fn feed_text_is_escaped_for_each_format() {
+    let receiver = Receiver::start(&[]);
+    let env = PollEnv::new(&[]);
+    let hooks = [
+        webhook("newsroom", &receiver.url("/slack"), "slack", ""),
+        webhook("room", &receiver.url(MATRIX_PATH), "matrix", ""),
+    ];
+    write_config(
+        &env,
+        &format!("[notify]\ndebounce = \"0s\"\n\n{}", hooks.concat()),
+    );
+    env.server.set(
+        "/wire.xml",
+        Reply::feed(
+            feed_titled(
+                "Austria ratifies the Treaty on the Prohibition of Nuclear Weapons, &amp;lt;b&amp;gt;AT&amp;amp;T&amp;lt;/b&amp;gt; says",
+            ),
+            "application/rss+xml",
+        ),
+    );
+    poll(&env);
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    for s in &seen {
+        let body = s.json();
+        if s.path.starts_with("/slack") {
+            let text = body["text"].as_str().expect("text");
+            assert!(text.contains("&lt;b&gt;AT&amp;T&lt;/b&gt; says"), "{text}");
+            assert!(!text.contains("<b>"), "{text}");
+        } else {
+            let html = body["formatted_body"].as_str().expect("html");
+            assert!(html.contains("&lt;b&gt;AT&amp;T&lt;/b&gt; says"), "{html}");
+            let plain = body["body"].as_str().expect("body");
+            assert!(plain.contains("<b>AT&T</b> says"), "{plain}");
+        }
+    }
 }
