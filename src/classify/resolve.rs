@@ -618,6 +618,20 @@ fn blocking_modifier(
         if !in_scope(rule, scan, &m.tokens, cue, clause) {
             continue;
         }
+        // Reported speech shifts tense back: "said it had received
+        // Nicaragua's notice" reports the receipt, it does not recall it.
+        let backshifted = rule.kind == ModifierKind::Background
+            && m.tokens.start >= 2
+            && matches!(
+                scan.norm.token(m.tokens.start - 1),
+                "it" | "they" | "he" | "she" | "we"
+            )
+            && c.reporting_verbs
+                .iter()
+                .any(|w| w == scan.norm.token(m.tokens.start - 2));
+        if backshifted && scan.norm.token(m.tokens.start) == "had" {
+            continue;
+        }
         return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));
     }
     None
