@@ -88,12 +88,7 @@ pub(super) fn depositary(
     }
     let notices = confirm::notices(&events);
     let confirmed = confirm::confirmations(projection, &notices);
-    let covered = |treaty: &str| {
-        config
-            .mailboxes
-            .iter()
-            .any(|m| m.depositary.covers(&config.treaties, treaty))
-    };
+    let covered = |treaty: &str| crate::depositary::covered(config, treaty);
     // With several mailboxes, the most patient one's wait.
     let within = config
         .mailboxes
@@ -110,21 +105,16 @@ pub(super) fn depositary(
 }
 
 impl Depositary {
-    /// The DEPOSITARY cell of a status row.
+    /// The DEPOSITARY cell of a status row (`confirm::standing`, as the
+    /// digests and the board word it).
     pub fn cell(&self, config: &Config, key: &Key, row: Option<&StatusRow>) -> String {
-        if let Some(c) = self.confirmed.get(key) {
-            return format!("confirmed by {} on {}", c.reference, c.effected);
-        }
-        let covered = config
-            .mailboxes
-            .iter()
-            .any(|m| m.depositary.covers(&config.treaties, &key.1));
-        match row {
-            Some(r) if covered && r.baseline.is_none() && !r.manual => {
-                "news only, not yet confirmed".into()
-            }
-            _ => "-".into(),
-        }
+        let from_news = row.is_some_and(|r| r.baseline.is_none() && !r.manual);
+        confirm::standing(
+            self.confirmed.get(key),
+            crate::depositary::covered(config, &key.1),
+            from_news,
+        )
+        .map_or_else(|| "-".into(), |s| s.to_string())
     }
 }
 

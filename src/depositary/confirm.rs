@@ -2,7 +2,9 @@
 //! news reported that no notice has confirmed in time, and which notices
 //! no news reported. Pure: the log's detections, the projection, the
 //! treaties a configured depositary covers and `now` in; plain lists out,
-//! for `status` and `status --unconfirmed`.
+//! for `status` and `status --unconfirmed`. `standing` is the one wording
+//! of a stage's confirmation ("confirmed by C.N.… on …", "news only, not
+//! yet confirmed") that `status`, digests and the web board all show.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -89,6 +91,18 @@ pub fn notices(events: &[StoredEvent]) -> BTreeMap<Key, Vec<(Confirmation, Strin
     out
 }
 
+/// The latest of a key's notices that carries `status`, if one does.
+pub fn confirmation_of(
+    notices: &[(Confirmation, String)],
+    status: Status,
+) -> Option<&Confirmation> {
+    notices
+        .iter()
+        .rev()
+        .find(|(c, _)| confirms(c.action).contains(&status))
+        .map(|(c, _)| c)
+}
+
 /// The notice that carries each row's current status, if one does.
 pub fn confirmations(
     projection: &Projection,
@@ -97,14 +111,44 @@ pub fn confirmations(
     projection
         .iter()
         .filter_map(|(key, row)| {
-            let found = notices
-                .get(key)?
-                .iter()
-                .rev()
-                .find(|(c, _)| confirms(c.action).contains(&row.status))?;
-            Some((key.clone(), found.0.clone()))
+            let found = confirmation_of(notices.get(key)?, row.status)?;
+            Some((key.clone(), found.clone()))
         })
         .collect()
+}
+
+/// What the depositary says of one stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing<'a> {
+    /// A notice carries it.
+    Confirmed(&'a Confirmation),
+    /// News moved it and no notice carries it (yet).
+    NewsOnly,
+}
+
+impl std::fmt::Display for Standing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Standing::Confirmed(c) => write!(f, "confirmed by {} on {}", c.reference, c.effected),
+            Standing::NewsOnly => f.write_str("news only, not yet confirmed"),
+        }
+    }
+}
+
+/// A stage's standing: confirmed when a notice carries it; news only when
+/// a configured depositary covers the treaty (`covered`) and the stage came
+/// from the news (`from_news`: not a baseline entry, not an analyst's);
+/// otherwise nothing can be said.
+pub fn standing(
+    confirmation: Option<&Confirmation>,
+    covered: bool,
+    from_news: bool,
+) -> Option<Standing<'_>> {
+    match confirmation {
+        Some(c) => Some(Standing::Confirmed(c)),
+        None if covered && from_news => Some(Standing::NewsOnly),
+        None => None,
+    }
 }
 
 /// Stages news moved a status to, on a treaty a depositary covers, longer

@@ -81,6 +81,15 @@ impl Reader {
     }
 }
 
+/// Whether any `[[mailbox]]` of `config` reads a depositary whose notices
+/// can confirm `treaty` (its reference is in the catalogue).
+pub fn covered(config: &crate::config::Config, treaty: &str) -> bool {
+    config
+        .mailboxes
+        .iter()
+        .any(|m| m.depositary.covers(&config.treaties, treaty))
+}
+
 /// What a notification says, as written (before mapping to the catalogue).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {

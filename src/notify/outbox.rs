@@ -385,9 +385,16 @@ fn read_snapshot(store: &Store, config: &Config) -> Result<Snapshot, NotifyError
     let policy = crate::domain::Policy {
         min_sources: config.treaties.min_sources(),
     };
+    // Notices are read only when a mailbox can have delivered some.
+    let notices = if config.mailboxes.is_empty() {
+        Default::default()
+    } else {
+        crate::depositary::confirm::notices(&store.depositary_notices()?)
+    };
     Ok(Snapshot {
         projection: store.projection()?,
         unconfirmed: store.unconfirmed(&policy)?,
+        notices,
     })
 }
 

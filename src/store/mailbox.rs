@@ -1,12 +1,13 @@
 //! The messages read from each `[[mailbox]]`, so each is processed once,
 //! and the one write of a mailbox read: its health, its messages and the
-//! detections they made, in one transaction (as `commit_feed` for a feed).
+//! detections they made, in one transaction (as `commit_feed` for a feed);
+//! and the depositary notices in the log, for what they confirm.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::feeds::write_state;
-use super::log::{AppendOutcome, Cause, append_in};
+use super::log::{AppendOutcome, Cause, append_in, decode, raw_row};
 use super::{FeedState, Result, Store, timestamp};
 use crate::domain::{NewEvent, Policy};
 
@@ -56,6 +57,22 @@ pub struct MailboxCounts {
 }
 
 impl Store {
+    /// Every depositary notice in the log (authoritative detections whose
+    /// rule is `depositary:…`) and every retraction, in log order: what
+    /// `depositary::confirm::notices` needs to say which stages a notice
+    /// confirms, read in one pass for a whole board or digest.
+    pub fn depositary_notices(&self) -> Result<Vec<crate::domain::StoredEvent>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, occurred_at, recorded_at, payload FROM events
+             WHERE (kind = 'detection' AND json_extract(payload, '$.authoritative')
+                    AND substr(json_extract(payload, '$.rule'), 1, 11) = 'depositary:')
+                OR kind = 'retracted'
+             ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], raw_row)?;
+        rows.map(|r| decode(r?)).collect()
+    }
+
     /// Whether this message (key and content) was processed already.
     pub fn message_seen(&self, mailbox_id: &str, key: &str, content_hash: &str) -> Result<bool> {
         Ok(self

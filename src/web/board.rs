@@ -3,11 +3,13 @@
 //! (`/state/UKR/ottawa`: every event with its dates, evidence and source,
 //! the digests that reported it, the expected effective date and its
 //! caveat) and feed health (`/feeds`). Server-rendered, no JavaScript.
+//! With a `[[mailbox]]`, each stage says what the depositary said of it, in
+//! the words `status` uses (`depositary::confirm::standing`).
 //!
 //! Digest recipients are never shown: a board may be read by more people
 //! than the mail goes to.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +20,8 @@ use super::html::{
 };
 use super::{Cx, Reply, effective_note, effective_sentence};
 use crate::config::Config;
-use crate::domain::{EventBody, Projection, Status, StatusChange, StatusRow, StoredEvent};
+use crate::depositary::confirm::{self, Confirmation};
+use crate::domain::{EventBody, Key, Projection, Status, StatusChange, StatusRow, StoredEvent};
 use crate::store::{ChangeFilter, StoreError};
 
 /// Status changes listed under "Recent changes".
@@ -115,9 +118,16 @@ pub(super) fn board(cx: &Cx<'_>) -> Result<Reply, StoreError> {
         None => cx.store.projection()?,
     };
     let changes = recent(cx, &states, &treaties, as_of)?;
+    // What the depositary confirmed is shown for the board as it is now.
+    let notices = if as_of.is_none() && !cx.config.mailboxes.is_empty() {
+        confirm::notices(&cx.store.depositary_notices()?)
+    } else {
+        BTreeMap::new()
+    };
     let body = render_board(
         cx.config,
         &projection,
+        &notices,
         &states,
         &treaties,
         &changes,
@@ -127,9 +137,11 @@ pub(super) fn board(cx: &Cx<'_>) -> Result<Reply, StoreError> {
     Ok(Reply::html(page("treatywatch: treaty status board", &body)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn render_board(
     config: &Config,
     projection: &Projection,
+    notices: &BTreeMap<Key, Vec<(Confirmation, String)>>,
     states: &[String],
     treaties: &[String],
     changes: &[StoredEvent],
@@ -171,8 +183,11 @@ fn render_board(
             name = esc(config.gazetteer.name_of(s))
         );
         for t in treaties {
-            let row = projection.get(&(s.clone(), t.clone()));
-            cell(config, &mut h, s, t, row, cx.now);
+            let key = (s.clone(), t.clone());
+            let row = projection.get(&key);
+            let standing = row
+                .and_then(|r| stage_standing(config, notices.get(&key), t, r.status, from_news(r)));
+            cell(config, &mut h, s, t, row, standing.as_deref(), cx.now);
         }
         h.push_str("</tr>\n");
     }
@@ -238,12 +253,36 @@ fn filter_form(config: &Config, h: &mut String, cx: &Cx<'_>, as_of: Option<DateT
 
 /// What a cell says: the status, since when, and the expected effective
 /// date of a notified withdrawal.
+/// What the depositary says of `status` on `treaty`, given the key's
+/// notices; `None` where no configured depositary can say.
+fn stage_standing(
+    config: &Config,
+    notices: Option<&Vec<(Confirmation, String)>>,
+    treaty: &str,
+    status: Status,
+    from_news: bool,
+) -> Option<String> {
+    let confirmation = notices.and_then(|n| confirm::confirmation_of(n, status));
+    confirm::standing(
+        confirmation,
+        crate::depositary::covered(config, treaty),
+        from_news,
+    )
+    .map(|s| s.to_string())
+}
+
+/// Whether a row's status came from the news (not the baseline, not an analyst).
+fn from_news(r: &StatusRow) -> bool {
+    r.baseline.is_none() && !r.manual
+}
+
 fn cell(
     config: &Config,
     h: &mut String,
     state: &str,
     treaty: &str,
     row: Option<&StatusRow>,
+    standing: Option<&str>,
     now: DateTime<Utc>,
 ) {
     let status = row.map_or(Status::Unknown, |r| r.status);
@@ -277,6 +316,16 @@ fn cell(
             detail.push_str("<small>set by an analyst</small>");
         } else if r.baseline.is_some() {
             detail.push_str("<small>baseline</small>");
+        }
+        if let Some(standing) = standing {
+            // The cell has room for the gist; its title has the notice.
+            let gist = if standing.starts_with("confirmed") {
+                "confirmed"
+            } else {
+                "news only"
+            };
+            let _ = write!(detail, "<small>{gist}</small>");
+            title.push_str(&format!("; {standing}"));
         }
     }
     let _ = write!(
@@ -358,7 +407,11 @@ pub(super) fn history(cx: &Cx<'_>, state: &str, treaty: &str) -> Result<Reply, S
         }),
         t.withdrawal_notice
     );
-    current(&mut h, t, row, cx.now);
+    let notices = confirm::notices(&events);
+    let notices = notices.get(&(state.to_string(), treaty.to_string()));
+    let standing =
+        row.and_then(|r| stage_standing(config, notices, treaty, r.status, from_news(r)));
+    current(&mut h, t, row, standing.as_deref(), cx.now);
     let _ = write!(
         h,
         "<p class=\"meta\">Feeds: <a href=\"/state/{s}.atom\">{sn}</a> · <a href=\"/treaty/{t}.atom\">{tn}</a> · JSON: <a href=\"/api/state/{s}/{t}\">/api/state/{s}/{t}</a></p>",
@@ -381,8 +434,27 @@ pub(super) fn history(cx: &Cx<'_>, state: &str, treaty: &str) -> Result<Reply, S
     let mut all: Vec<&StoredEvent> = events.iter().chain(digests.iter()).collect();
     all.sort_by_key(|e| e.seq);
     h.push_str("<ol class=\"events\">");
+    let by_seq: HashMap<i64, &StoredEvent> = events.iter().map(|e| (e.seq, e)).collect();
     for e in all {
-        event_item(&mut h, e, retracted.get(&e.seq).copied(), t, cx.now);
+        // A stage from the news, unless the baseline or an analyst caused it.
+        let standing = match &e.body {
+            EventBody::StatusChanged(c) => {
+                let news = c.correction.is_none()
+                    && by_seq
+                        .get(&c.cause_seq)
+                        .is_some_and(|cause| matches!(cause.body, EventBody::Detection(_)));
+                stage_standing(config, notices, treaty, c.to, news)
+            }
+            _ => None,
+        };
+        event_item(
+            &mut h,
+            e,
+            retracted.get(&e.seq).copied(),
+            t,
+            standing.as_deref(),
+            cx.now,
+        );
     }
     h.push_str("</ol>");
     Ok(Reply::html(page(
@@ -393,7 +465,13 @@ pub(super) fn history(cx: &Cx<'_>, state: &str, treaty: &str) -> Result<Reply, S
 
 /// The current status of a key, with its evidence and, for a notified
 /// withdrawal, the expected effective date and its caveat.
-fn current(h: &mut String, t: &crate::config::Treaty, row: Option<&StatusRow>, now: DateTime<Utc>) {
+fn current(
+    h: &mut String,
+    t: &crate::config::Treaty,
+    row: Option<&StatusRow>,
+    standing: Option<&str>,
+    now: DateTime<Utc>,
+) {
     let Some(r) = row else {
         let _ = write!(h, "<p>Status: {}</p>", badge(Status::Unknown));
         return;
@@ -412,6 +490,13 @@ fn current(h: &mut String, t: &crate::config::Treaty, row: Option<&StatusRow>, n
         esc(&r.sources.join(", ")),
         seq = r.since_seq
     );
+    if let Some(standing) = standing {
+        let _ = write!(
+            h,
+            "<p class=\"depositary\">Depositary: {}</p>",
+            esc(standing)
+        );
+    }
     if let Some(effective) = crate::notice::expected_effective(Some(t), r) {
         let _ = write!(
             h,
@@ -442,6 +527,7 @@ fn event_item(
     e: &StoredEvent,
     retracted_by: Option<i64>,
     treaty: &crate::config::Treaty,
+    standing: Option<&str>,
     now: DateTime<Utc>,
 ) {
     let _ = write!(
@@ -546,6 +632,13 @@ fn event_item(
             );
             if c.backfill {
                 h.push_str(" <span class=\"tag\">history, not mailed</span>");
+            }
+            if let Some(standing) = standing {
+                let _ = write!(
+                    h,
+                    "<div class=\"depositary\">Depositary: {}</div>",
+                    esc(standing)
+                );
             }
             if c.to == Status::WithdrawalNotified
                 && let Some(effective) = treaty

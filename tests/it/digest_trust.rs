@@ -493,3 +493,99 @@ fn the_html_part_renders_in_a_real_browser_with_every_section() {
         );
     }
 }
+
+/// A depositary notice as a mailbox read records it (`mailbox::ingest`).
+fn notice(
+    state: &str,
+    treaty: &str,
+    action: Action,
+    reference: &str,
+    effected: DateTime<Utc>,
+) -> NewEvent {
+    let mut e = detection(state, treaty, action, "un-depositary", "cn", effected);
+    if let EventBody::Detection(d) = &mut e.body {
+        d.rule = "depositary:XXVI-5".into();
+        d.rules_version = String::new();
+        d.item_key = format!("depositary:{reference}");
+        d.authoritative = true;
+    }
+    e
+}
+
+#[test]
+fn a_digest_says_which_news_the_depositary_confirmed_and_which_it_has_not() {
+    let server = SmtpServer::start();
+    let (dir, _, _) = desk(server.port);
+    // The same desk, with the UN depositary's notices read from a Maildir.
+    let mut feeds = std::fs::read_to_string(dir.feeds()).unwrap();
+    feeds.push_str("\n[[mailbox]]\nid = \"un-depositary\"\nmaildir = \"mail/un\"\n");
+    dir.write("feeds.toml", &feeds);
+    let config = config::load(&dir.feeds()).unwrap_or_else(|e| panic!("config: {e}"));
+    let mut store = Store::open(&config.db_path).expect("open store");
+    // News of two deposits; the notice of one arrives before the digest goes.
+    append(
+        &mut store,
+        &config,
+        &[
+            detection(
+                "UKR",
+                "ottawa",
+                Action::WithdrawalNotified,
+                "wire",
+                "ukr",
+                t0(),
+            ),
+            detection(
+                "POL",
+                "ottawa",
+                Action::WithdrawalNotified,
+                "wire",
+                "pol",
+                t0(),
+            ),
+        ],
+        t0(),
+    );
+    let reference = "C.N.412.2025.TREATIES-XXVI.5";
+    append(
+        &mut store,
+        &config,
+        &[notice(
+            "UKR",
+            "ottawa",
+            Action::WithdrawalNotified,
+            reference,
+            t0() - TimeDelta::days(2),
+        )],
+        t0() + TimeDelta::hours(1),
+    );
+    assert_eq!(send(&mut store, &config, t0() + TimeDelta::hours(1)), 1);
+    let accepted = server.accepted();
+    let mail = accepted[0].parsed();
+    let text = flat(&mail.body_text(0).expect("text"));
+    let html = mail.body_html(0).expect("html").to_string();
+    let ukr = text
+        .split("Wrong?")
+        .find(|part| part.contains("Ukraine · Ottawa"))
+        .unwrap_or_else(|| panic!("no Ukraine change:\n{text}"));
+    assert!(
+        ukr.contains(&format!(
+            "depositary: confirmed by {reference} on 2025-06-27"
+        )),
+        "{ukr}"
+    );
+    let pol = text
+        .split("Wrong?")
+        .find(|part| part.contains("Poland · Ottawa"))
+        .unwrap_or_else(|| panic!("no Poland change:\n{text}"));
+    assert!(
+        pol.contains("depositary: news only, not yet confirmed"),
+        "{pol}"
+    );
+    for part in [
+        format!("depositary: confirmed by {reference} on 2025-06-27"),
+        "depositary: news only, not yet confirmed".to_string(),
+    ] {
+        assert!(html.contains(&part), "HTML part lacks {part}:\n{html}");
+    }
+}

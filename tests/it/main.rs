@@ -41,7 +41,8 @@
 //!   notice-period effects and `digest --preview`.
 //! - `digest_trust`: corrections labelled with the analyst's note, reports
 //!   waiting for a second source in `status` and digests, one thread per
-//!   (state, treaty), an 8-bit text part `grep` reads, and the HTML part
+//!   (state, treaty), a change the depositary's notice confirmed said so
+//!   (and news it has not), an 8-bit text part `grep` reads, and the HTML part
 //!   rendered in headless Chromium to a PNG with every section in the DOM.
 //! - `health`: source-health alerts — a feed failing, recovering, going
 //!   stale or publishing again is mailed once per episode, through `poll`
@@ -66,7 +67,8 @@
 //! - `web`: the web outputs through `serve` and `run` on loopback: the
 //!   board, history pages, feeds, JSON API and calendar over HTTP, Atom
 //!   parsed with feed-rs (ids, dates, links, 304, corrections), 404/405 and
-//!   hostile queries, the token, and the board in headless Chromium.
+//!   hostile queries, the token, what the depositary confirmed on the board
+//!   and history pages, and the board in headless Chromium.
 //! - `webhook`: `[[notify.webhook]]` against a real loopback receiver: one
 //!   request per change and webhook in each format (json, slack, matrix,
 //!   ntfy) with its idempotency key, a 500 retried with the same key, a 404

@@ -933,3 +933,92 @@ fn export_writes_csv_and_json_for_spreadsheets() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// With a mailbox, the board and the history pages say which stage the
+/// depositary's notice confirmed, in the words `status` uses.
+#[test]
+fn the_board_and_history_say_what_the_depositary_confirmed() {
+    let dir = ConfigDir::new(&format!(
+        "{MINIMAL}\n[web]\nlisten = \"127.0.0.1:0\"\n\n[[mailbox]]\nid = \"un-depositary\"\nmaildir = \"mail/un\"\n"
+    ));
+    let mut store = Store::open(&dir.db()).expect("open store");
+    let reference = "C.N.412.2025.TREATIES-XXVI.5";
+    let mut notice = detection(
+        "UKR",
+        "ottawa",
+        Action::WithdrawalNotified,
+        "un-depositary",
+        &format!("depositary:{reference}"),
+        at(2025, 6, 27),
+    );
+    if let EventBody::Detection(d) = &mut notice.body {
+        d.rule = "depositary:XXVI-5".into();
+        d.authoritative = true;
+    }
+    for event in [
+        detection(
+            "UKR",
+            "ottawa",
+            Action::WithdrawalNotified,
+            "wire",
+            "ukr",
+            at(2025, 6, 29),
+        ),
+        detection(
+            "POL",
+            "ottawa",
+            Action::WithdrawalNotified,
+            "wire",
+            "pol",
+            at(2025, 6, 29),
+        ),
+        notice,
+    ] {
+        append(&mut store, &[event]);
+    }
+    drop(store);
+    let served = Served::start(&dir, &[], &[]);
+    let client = Client::new();
+    let confirmed = format!("confirmed by {reference} on 2025-06-27");
+
+    let ukr = client.get(&served.url("/state/UKR/ottawa"));
+    assert_eq!(ukr.status, 200);
+    assert!(
+        ukr.body.contains(&format!(
+            "<p class=\"depositary\">Depositary: {confirmed}</p>"
+        )),
+        "{}",
+        ukr.body
+    );
+    // The news's own status change says it too: the notice confirmed it.
+    assert!(
+        ukr.body.contains(&format!(
+            "<div class=\"depositary\">Depositary: {confirmed}</div>"
+        )),
+        "{}",
+        ukr.body
+    );
+    let pol = client.get(&served.url("/state/POL/ottawa"));
+    assert!(
+        pol.body
+            .contains("<p class=\"depositary\">Depositary: news only, not yet confirmed</p>"),
+        "{}",
+        pol.body
+    );
+    let board = client.get(&served.url("/"));
+    assert!(
+        board.body.contains(&format!("; {confirmed}")),
+        "{}",
+        board.body
+    );
+    assert!(
+        board.body.contains("; news only, not yet confirmed"),
+        "{}",
+        board.body
+    );
+    assert!(
+        board.body.contains("<small>confirmed</small>"),
+        "{}",
+        board.body
+    );
+}

@@ -210,7 +210,11 @@ fn change(h: &mut String, p: &Parts<'_>, i: &Item<'_>, full: bool) {
     let _ = write!(
         body,
         "<p style=\"margin:6px 0 0;{MUTED}\">{}<br>Wrong? <code>treatywatch retract {} --note \"why\"</code></p>",
-        escape(&confidence(&p.names, c)),
+        escape(&confidence(
+            &p.names,
+            c,
+            p.depositary.get(&i.seq).map(String::as_str)
+        )),
         c.cause_seq
     );
     block(h, accent, &body);

@@ -21,6 +21,7 @@
 mod html;
 mod text;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +30,7 @@ use url::Url;
 use super::message::message_id;
 use super::route::Routes;
 use crate::config::{Config, Treaty};
+use crate::depositary::confirm::{self, Confirmation};
 use crate::domain::{
     DigestRefused, EventBody, HealthCondition, Key, Projection, SourceHealth, Status, StatusChange,
     StatusRow, StoredEvent, Unconfirmed,
@@ -60,6 +62,9 @@ pub struct Snapshot {
     pub projection: Projection,
     /// Reports still short of corroboration, per key.
     pub unconfirmed: Vec<(Key, Vec<Unconfirmed>)>,
+    /// The depositary notices in the log, per key (empty without a
+    /// `[[mailbox]]`): what says a change is confirmed.
+    pub notices: BTreeMap<Key, Vec<(Confirmation, String)>>,
 }
 
 /// A status change with its place in the log.
@@ -108,6 +113,9 @@ struct Parts<'a> {
     alerts: Vec<Alert>,
     resent: Resent<'a>,
     standings: Vec<(String, Vec<Standing>)>,
+    /// Per change (by seq), what the depositary says of its stage
+    /// (`confirm::standing`), where a configured depositary can say it.
+    depositary: BTreeMap<i64, String>,
     /// Why this recipient gets this digest, and how to change or correct it.
     footer: Vec<String>,
     now: DateTime<Utc>,
@@ -221,6 +229,23 @@ pub fn compose_in(
         .map(|i| Item { ..*i })
         .collect();
     let standings = standings(&names, &all, &snapshot.projection, now);
+    let depositary = all
+        .iter()
+        .filter_map(|i| {
+            let c = i.change;
+            let key = (c.state.clone(), c.treaty.clone());
+            let confirmation = snapshot
+                .notices
+                .get(&key)
+                .and_then(|n| confirm::confirmation_of(n, c.to));
+            let standing = confirm::standing(
+                confirmation,
+                crate::depositary::covered(config, &c.treaty),
+                c.correction.is_none(),
+            )?;
+            Some((i.seq, standing.to_string()))
+        })
+        .collect();
     let routes = Routes::from_config(config);
     let waiting = snapshot
         .unconfirmed
@@ -249,6 +274,7 @@ pub fn compose_in(
         alerts,
         resent,
         standings,
+        depositary,
         now,
     };
     parts.headline = headline(&parts);
@@ -776,20 +802,21 @@ fn brief_line(names: &Names<'_>, i: &Item<'_>) -> String {
 
 /// How a change was found and how sure it is: "Feed: wire · rule
 /// withdrawal.decree · 1 source · not yet confirmed by the depositary".
-fn confidence(names: &Names<'_>, c: &StatusChange) -> String {
+///
+/// With a `[[mailbox]]` whose depositary covers the treaty, the last part
+/// is the depositary's word on the stage, as `status` shows it
+/// ("depositary: confirmed by C.N.412.2025.TREATIES-XXVI.5 on 2025-06-27").
+fn confidence(names: &Names<'_>, c: &StatusChange, depositary: Option<&str>) -> String {
     let mut parts = vec![format!("Feed: {}", clean(&names.feeds(&c.sources)))];
     if let Some(rule) = &c.rule {
         parts.push(format!("rule {}", clean(rule)));
     }
     parts.push(plural(c.sources.len(), "source", "sources"));
-    parts.push(
-        if c.authoritative {
-            "confirmed by an authoritative source"
-        } else {
-            "not yet confirmed by the depositary"
-        }
-        .to_string(),
-    );
+    parts.push(match depositary {
+        Some(standing) => format!("depositary: {standing}"),
+        None if c.authoritative => "confirmed by an authoritative source".to_string(),
+        None => "not yet confirmed by the depositary".to_string(),
+    });
     parts.join(" · ")
 }
 

@@ -72,7 +72,11 @@ pub(super) fn render(p: &Parts<'_>) -> String {
         if brief.is_none() {
             evidence(&mut t, c);
         }
-        wrapped(&mut t, &confidence(&p.names, c), "   ");
+        wrapped(
+            &mut t,
+            &confidence(&p.names, c, p.depositary.get(&i.seq).map(String::as_str)),
+            "   ",
+        );
         wrapped(
             &mut t,
             &format!("Wrong? treatywatch retract {} --note \"why\"", c.cause_seq),
