@@ -299,3 +299,38 @@ fn the_daemon_reads_an_imap_mailbox_off_the_writer() {
     let exit = child.0.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// Over TLS, as a real server is read: a certificate from a CA the system
+/// does not know is refused with what to do, and trusted with `ca_file`.
+#[test]
+fn tls_with_a_private_ca_needs_ca_file() {
+    let server = Dovecot::start_tls();
+    server.deliver(&fixture("withdrawal-est.eml"), 1);
+    let untrusted = ConfigDir::new(&config(server.port, "").replace("tls = false\n", ""));
+    untrusted.write("imap-password", PASSWORD);
+    let out = untrusted.cmd(&["poll"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("TLS with the IMAP server 127.0.0.1:")
+            && stdout.contains("trust a private CA with `ca_file`"),
+        "{stdout}"
+    );
+
+    let ca = server.dir.path().join("ca.pem");
+    let trusted = ConfigDir::new(
+        &config(
+            server.port,
+            &format!("ca_file = {:?}", ca.display().to_string()),
+        )
+        .replace("tls = false\n", ""),
+    );
+    trusted.write("imap-password", PASSWORD);
+    let (stdout, stderr) = poll(&trusted);
+    assert!(
+        stdout.contains("1 message (1 new): 1 notice"),
+        "{stdout}\n{stderr}\n{}",
+        server.log()
+    );
+    assert_eq!(found(&trusted).len(), 1);
+}

@@ -72,11 +72,25 @@ impl Dovecot {
     /// Starts the server with plain IMAP (the client's `tls = false`, which
     /// the config allows for loopback only).
     pub fn start() -> Dovecot {
-        Dovecot::start_with("ssl = no\n")
+        Dovecot::start_with(None)
     }
 
-    /// Starts the server; `ssl` is the SSL part of its config.
-    pub fn start_with(ssl: &str) -> Dovecot {
+    /// Starts the server speaking TLS from the first byte (IMAPS) with a
+    /// certificate for 127.0.0.1 signed by a throwaway CA, whose PEM is
+    /// written to `ca.pem` in the server's folder.
+    pub fn start_tls() -> Dovecot {
+        let certs = tempfile::tempdir().expect("temp dir");
+        make_certificates(certs.path());
+        let server = Dovecot::start_with(Some(certs.path()));
+        std::fs::copy(
+            certs.path().join("ca.pem"),
+            server.dir.path().join("ca.pem"),
+        )
+        .unwrap();
+        server
+    }
+
+    fn start_with(certs: Option<&Path>) -> Dovecot {
         let binary = Path::new("/usr/sbin/dovecot");
         assert!(
             binary.exists(),
@@ -95,6 +109,18 @@ impl Dovecot {
         }
         std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
         let port = free_port();
+        let (ssl, imap_port, imaps_port) = match certs {
+            None => ("ssl = no".to_string(), port, 0),
+            Some(dir) => (
+                format!(
+                    "ssl = required\nssl_cert = <{}\nssl_key = <{}",
+                    dir.join("leaf.pem").display(),
+                    dir.join("leaf.key").display()
+                ),
+                0,
+                port,
+            ),
+        };
         let conf = format!(
             r#"protocols = imap
 listen = 127.0.0.1
@@ -121,10 +147,12 @@ userdb {{
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
-    port = {port}
+    port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
   }}
 }}
 "#,
@@ -145,8 +173,27 @@ service imap-login {{
             .spawn()
             .expect("start dovecot");
         let server = Dovecot { dir, port, child };
-        server.wait_for_greeting();
+        if certs.is_none() {
+            server.wait_for_greeting();
+        } else {
+            server.wait_for_listener();
+        }
         server
+    }
+
+    /// Waits (up to a deadline) until the port takes connections (the
+    /// greeting is inside TLS there; connections queue for the login process).
+    fn wait_for_listener(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "dovecot did not listen on port {} within 30 s; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits (up to a deadline) until a connection gets the server's
@@ -197,6 +244,78 @@ impl Drop for Dovecot {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, with the
+/// `openssl` tool (dovecot-core depends on it).
+fn make_certificates(dir: &Path) {
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=treatywatch test CA",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -19,7 +19,8 @@
 //! - `imap`: the same notifications in a real IMAP server's folder
 //!   (Dovecot on loopback, `imap_server`): the same events once however
 //!   often it is read, a lost cursor changing nothing, a wrong password,
-//!   an unreachable or silent server as health errors saying what to fix.
+//!   an unreachable or silent server as health errors saying what to fix,
+//!   TLS with a private CA refused until `ca_file` trusts it, the daemon.
 //! - `polling`: `poll` against a real loopback HTTP server (`feed_server`)
 //!   serving fixture feeds well and badly.
 //! - `daemon`: `run` under a fake systemd: READY, reload, stop.
