@@ -1077,7 +1077,12 @@ fn actors_of(
                 i -= 1;
             }
         }
-        i > 0 && c.object_words.iter().any(|w| w == scan.norm.token(i - 1))
+        // "Lawmakers in Vilnius", "the government in Warsaw": a seat after
+        // an agent and "in" is that agent's state.
+        let agent_in = i >= 2
+            && scan.norm.token(i - 1) == "in"
+            && scan.agents.iter().any(|(r, _)| r.end == i - 1);
+        i > 0 && !agent_in && c.object_words.iter().any(|w| w == scan.norm.token(i - 1))
     };
     // "Estonia on Friday together with Latvia and Lithuania handed ...": a
     // list after a companion phrase acts with the state before it.
