@@ -46,6 +46,11 @@ pub struct Treaty {
     /// ("C.N.….TREATIES-XXVI.5") names it. Only for treaties the
     /// Secretary-General keeps.
     pub un_chapter: Option<String>,
+    /// For treaties the Secretary General of the Council of Europe keeps:
+    /// the treaty's number in the European/Council of Europe Treaty Series
+    /// as the Treaty Office's notices write it ("210" for the Istanbul
+    /// Convention, "005" for the ECHR), for `depositary = "coe"` mailboxes.
+    pub coe_ets: Option<String>,
 }
 
 /// Time between depositing a withdrawal and its effect.
@@ -165,6 +170,7 @@ struct RawTreaty {
     #[serde(default)]
     notes: String,
     un_chapter: Option<Spanned<String>>,
+    coe_ets: Option<Spanned<String>>,
 }
 
 /// Parses and checks a treaties file, returning every problem found.
@@ -174,6 +180,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
     let mut treaties = Treaties::default();
     let mut alias_owner: HashMap<String, String> = HashMap::new();
     let mut chapter_owner: HashMap<String, String> = HashMap::new();
+    let mut ets_owner: HashMap<String, String> = HashMap::new();
 
     for t in raw.treaty {
         let id = t.id.get_ref().clone();
@@ -230,6 +237,19 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
                 }
             },
         };
+        let coe_ets = match &t.coe_ets {
+            None => None,
+            Some(n) => match check_coe_ets(n.get_ref(), &t.depositary, &ets_owner) {
+                Ok(()) => {
+                    ets_owner.insert(n.get_ref().clone(), id.clone());
+                    Some(n.get_ref().clone())
+                }
+                Err(message) => {
+                    problems.push(src.at(n.span(), format!("treaty {id}: {message}")));
+                    continue;
+                }
+            },
+        };
         let mut aliases = Vec::new();
         for a in t.aliases {
             let folded = a.get_ref().to_lowercase();
@@ -261,6 +281,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             min_sources,
             notes: t.notes,
             un_chapter,
+            coe_ets,
         });
     }
     if problems.is_empty() {
@@ -301,6 +322,32 @@ fn check_un_chapter(
     if let Some(other) = owner.get(chapter) {
         return Err(format!(
             "un_chapter {chapter:?} is also {other}'s; each treaty has its own"
+        ));
+    }
+    Ok(())
+}
+
+/// A Council of Europe treaty number: three digits as the Treaty Office's
+/// references write it ("Tr./210-…"), unique, on a treaty the Council of
+/// Europe's Secretary General keeps.
+fn check_coe_ets(
+    number: &str,
+    depositary: &str,
+    owner: &HashMap<String, String>,
+) -> Result<(), String> {
+    if number.len() != 3 || !number.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "coe_ets {number:?} is not a Council of Europe treaty number; write its three digits as the Treaty Office's references do: \"210\" for the Istanbul Convention, \"005\" for the ECHR"
+        ));
+    }
+    if !depositary.contains("Council of Europe") {
+        return Err(format!(
+            "coe_ets is set, but the depositary is {depositary:?}: only treaties the Secretary General of the Council of Europe keeps have one; remove it or correct `depositary`"
+        ));
+    }
+    if let Some(other) = owner.get(number) {
+        return Err(format!(
+            "coe_ets {number:?} is also {other}'s; each treaty has its own"
         ));
     }
     Ok(())

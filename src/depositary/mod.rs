@@ -5,17 +5,19 @@
 //! Pure: a message's subject and text in, a `Reading` out; no I/O, no
 //! clock. A depositary is data plus a parser: its `Reader` knows the
 //! notification format (`un.rs` for the UN Secretary-General's "C.N."
-//! notifications) and which treaty-catalogue field holds its reference for
-//! a treaty (`un_chapter`); `resolve` maps the notice's treaty and state
+//! notifications, `coe.rs` for the Council of Europe Treaty Office's) and
+//! which treaty-catalogue field holds its reference for a treaty
+//! (`un_chapter`, `coe_ets`); `resolve` maps the notice's treaty and state
 //! onto the catalogue and the gazetteer. Anything the reader does not
 //! recognise, or cannot map, is an `Unrecognised` with a reason: it is
 //! counted and logged by the caller, never guessed into a detection.
 //!
-//! Adding a depositary (the Council of Europe's Treaty Office, say): write
-//! a parser returning `Notice`, add a `Reader` variant naming the catalogue
-//! field that maps its treaty references, and add that field to the
-//! treaties you know. See the README ("Depositary notifications").
+//! Adding a depositary: write a parser returning `Notice` (as `un.rs` and
+//! `coe.rs` do), add a `Reader` variant naming it, the catalogue field that
+//! maps its treaty references and where it publishes, and add that field to
+//! the treaties you know. See the README ("How to add a depositary").
 
+pub mod coe;
 pub mod confirm;
 pub mod un;
 
@@ -36,14 +38,17 @@ pub const ITEM_PREFIX: &str = "depositary:";
 pub enum Reader {
     /// The UN Secretary-General (Treaty Section, Office of Legal Affairs).
     Un,
+    /// The Secretary General of the Council of Europe (Treaty Office).
+    Coe,
 }
 
 impl Reader {
-    pub const NAMES: &'static [&'static str] = &["un"];
+    pub const NAMES: &'static [&'static str] = &["un", "coe"];
 
     pub fn from_name(name: &str) -> Option<Reader> {
         match name {
             "un" => Some(Reader::Un),
+            "coe" => Some(Reader::Coe),
             _ => None,
         }
     }
@@ -51,6 +56,15 @@ impl Reader {
     pub fn name(self) -> &'static str {
         match self {
             Reader::Un => "un",
+            Reader::Coe => "coe",
+        }
+    }
+
+    /// The treaty-catalogue field that holds this depositary's reference.
+    pub fn field(self) -> &'static str {
+        match self {
+            Reader::Un => "un_chapter",
+            Reader::Coe => "coe_ets",
         }
     }
 
@@ -58,6 +72,15 @@ impl Reader {
     pub fn parse(self, subject: &str, text: &str) -> Result<Notice, Unrecognised> {
         match self {
             Reader::Un => un::parse(subject, text),
+            Reader::Coe => coe::parse(subject, text),
+        }
+    }
+
+    /// A treaty's reference for this depositary, if the catalogue has one.
+    fn reference(self, treaty: &crate::config::Treaty) -> Option<&str> {
+        match self {
+            Reader::Un => treaty.un_chapter.as_deref(),
+            Reader::Coe => treaty.coe_ets.as_deref(),
         }
     }
 
@@ -66,18 +89,38 @@ impl Reader {
         treaties
             .list
             .iter()
-            .find(|t| match self {
-                Reader::Un => t.un_chapter.as_deref() == Some(reference),
-            })
+            .find(|t| self.reference(t) == Some(reference))
             .map(|t| t.id.as_str())
     }
 
     /// Whether a catalogue treaty can be confirmed by this depositary's
     /// notices (its reference is known).
     pub fn covers(self, treaties: &Treaties, treaty: &str) -> bool {
-        treaties.get(treaty).is_some_and(|t| match self {
-            Reader::Un => t.un_chapter.is_some(),
-        })
+        treaties
+            .get(treaty)
+            .is_some_and(|t| self.reference(t).is_some())
+    }
+
+    /// Where the depositary publishes the notice or the treaty's record.
+    pub fn link(self, notice: &Notice) -> Option<String> {
+        match self {
+            // The PDF, by number and year ("C.N.412.2025…" is
+            // CN/2025/CN.412.2025-Eng.pdf).
+            Reader::Un => {
+                let rest = notice.reference.strip_prefix("C.N.")?;
+                let mut parts = rest.split('.');
+                let (number, year) = (parts.next()?, parts.next()?);
+                Some(format!(
+                    "https://treaties.un.org/doc/Publication/CN/{year}/CN.{number}.{year}-Eng.pdf"
+                ))
+            }
+            // The treaty's chart of signatures and ratifications, which
+            // lists the act with its date.
+            Reader::Coe => Some(format!(
+                "https://www.coe.int/en/web/conventions/full-list?module=signatures-by-treaty&treatynum={}",
+                notice.treaty_ref
+            )),
+        }
     }
 }
 
@@ -147,8 +190,9 @@ pub fn resolve(
         .treaty(treaties, &notice.treaty_ref)
         .ok_or_else(|| {
             Unrecognised(format!(
-                "{}: no treaty in the catalogue has un_chapter = \"{}\" ({}); add it to the treaty's entry in treaties.toml to follow it",
+                "{}: no treaty in the catalogue has {} = \"{}\" ({}); add it to the treaty's entry in treaties.toml to follow it",
                 notice.reference,
+                reader.field(),
                 notice.treaty_ref,
                 shorten(&notice.title, 80)
             ))

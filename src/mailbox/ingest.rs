@@ -286,7 +286,7 @@ fn detection_event(
             item_key: format!("{ITEM_PREFIX}{}", notice.reference),
             evidence: Evidence {
                 sentence,
-                link: link(notice),
+                link: mailbox.depositary.link(notice),
                 title: Some(notice.title.chars().take(300).collect::<String>())
                     .filter(|t| !t.is_empty()),
             },
@@ -296,17 +296,6 @@ fn detection_event(
             takes_effect: notice.takes_effect,
         }),
     }
-}
-
-/// Where the Treaty Section publishes the notice: its PDF, by number and
-/// year ("C.N.412.2025…" is CN/2025/CN.412.2025-Eng.pdf).
-fn link(notice: &Notice) -> Option<String> {
-    let rest = notice.reference.strip_prefix("C.N.")?;
-    let mut parts = rest.split('.');
-    let (number, year) = (parts.next()?, parts.next()?);
-    Some(format!(
-        "https://treaties.un.org/doc/Publication/CN/{year}/CN.{number}.{year}-Eng.pdf"
-    ))
 }
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {

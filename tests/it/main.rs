@@ -14,8 +14,9 @@
 //! - `mailbox`: depositary notifications in a real Maildir through `poll`:
 //!   one authoritative event per notice however often it is read (or
 //!   delivered twice), the rest counted and logged, `status` confirmed by
-//!   the notice with its dates, `status --unconfirmed` both ways, and
-//!   mutated notices never panicking.
+//!   the notice with its dates, `status --unconfirmed` both ways,
+//!   mutated notices never panicking, and the Council of Europe's
+//!   notifications in a `depositary = "coe"` mailbox.
 //! - `imap`: the same notifications in a real IMAP server's folder
 //!   (Dovecot on loopback, `imap_server`): the same events once however
 //!   often it is read, a lost cursor changing nothing, a wrong password,
