@@ -2,8 +2,12 @@
 //! notice period has run, with no news needed, so the daemon records the
 //! effect itself.
 //!
-//! `due_effects` is pure (projection, treaty data and `now` in, decisions
-//! out); `record_due_effects` appends the decisions to the log and is what
+//! `due_effects` is pure (projection, treaty data, the dates depositary
+//! notices state and `now` in, decisions out); a withdrawal a depositary's
+//! notice says "shall take effect on" a date takes effect on that date,
+//! which wins over the arithmetic (a treaty may count its period to "the
+//! first day of the month following", as the Istanbul Convention's Art. 80
+//! does); `record_due_effects` appends the decisions to the log and is what
 //! the daemon's timer and `poll` call. The effect is an ordinary detection
 //! (source `notice-period`, rule `notice_period:<treaty>`, authoritative), so
 //! it folds, replays and is notified like any other observation.
@@ -19,11 +23,13 @@
 //! elapsed notice is reported (here, in `status` and in digests), never
 //! turned into a status by arithmetic alone.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use crate::config::{Config, Treaties, Treaty};
 use crate::domain::{
-    Action, Detection, EventBody, Evidence, NewEvent, Projection, Status, StatusRow,
+    Action, Detection, EventBody, Evidence, Key, NewEvent, Projection, Status, StatusRow,
 };
 use crate::store::{AppendOutcome, Store, StoreError};
 
@@ -61,18 +67,31 @@ pub fn expected_effective(treaty: Option<&Treaty>, row: &StatusRow) -> Option<Na
         .effective_date(row.since.date_naive())
 }
 
+/// The date a depositary's notice states a withdrawal takes effect, with
+/// the notice's reference, for a key whose status is that notified
+/// withdrawal.
+pub type Stated = BTreeMap<Key, (NaiveDate, String)>;
+
 /// The withdrawals whose notice period has run by `now`, in key order.
 pub fn due_effects(
     projection: &Projection,
     treaties: &Treaties,
+    stated: &Stated,
     now: DateTime<Utc>,
 ) -> Vec<Effect> {
     let mut effects = Vec::new();
-    for ((state, treaty_id), row) in projection {
+    for (key, row) in projection {
+        let (state, treaty_id) = key;
         let Some(treaty) = treaties.get(treaty_id) else {
             continue;
         };
-        let Some(effective) = expected_effective(Some(treaty), row) else {
+        let by_notice = stated
+            .get(key)
+            .filter(|_| row.status == Status::WithdrawalNotified);
+        let Some(effective) = by_notice
+            .map(|(d, _)| *d)
+            .or_else(|| expected_effective(Some(treaty), row))
+        else {
             continue;
         };
         let takes_effect = effective.and_time(NaiveTime::MIN).and_utc();
@@ -108,10 +127,15 @@ pub fn due_effects(
                 // after a reversal has another date, so another key.
                 item_key: format!("{state}|{treaty_id}|notified:{notified}"),
                 evidence: Evidence {
-                    sentence: format!(
-                        "Withdrawal notified on {notified}; {article} sets a notice period of {}, which ran out on {effective}, so the withdrawal took effect then (derived by treatywatch from the notice period, not reported by a source).",
-                        treaty.withdrawal_notice
-                    ),
+                    sentence: match by_notice {
+                        Some((_, reference)) => format!(
+                            "Withdrawal notified on {notified}; the depositary's notice {reference} says it takes effect on {effective}, so it took effect then (derived by treatywatch from the notice, not reported by a source)."
+                        ),
+                        None => format!(
+                            "Withdrawal notified on {notified}; {article} sets a notice period of {}, which ran out on {effective}, so the withdrawal took effect then (derived by treatywatch from the notice period, not reported by a source).",
+                            treaty.withdrawal_notice
+                        ),
+                    },
                     link: None,
                     title: Some(format!("{} notice period elapsed", treaty.short_name)),
                 },
@@ -124,6 +148,30 @@ pub fn due_effects(
         }));
     }
     effects
+}
+
+/// The effective dates the depositary notices in the store state for the
+/// notified withdrawals of `projection` (nothing without a `[[mailbox]]`).
+pub fn stated_effects(
+    store: &Store,
+    config: &Config,
+    projection: &Projection,
+) -> Result<Stated, StoreError> {
+    if config.mailboxes.is_empty() {
+        return Ok(Stated::new());
+    }
+    let notices = crate::depositary::confirm::notices(&store.depositary_notices()?);
+    Ok(
+        crate::depositary::confirm::confirmations(projection, &notices)
+            .into_iter()
+            .filter_map(|(key, c)| {
+                let date = c
+                    .takes_effect
+                    .filter(|_| c.action == Action::WithdrawalNotified)?;
+                Some((key, (date, c.reference)))
+            })
+            .collect(),
+    )
 }
 
 /// What `record_due_effects` did.
@@ -144,7 +192,9 @@ pub fn record_due_effects(
 ) -> Result<EffectsReport, StoreError> {
     let mut report = EffectsReport::default();
     let mut events = Vec::new();
-    for effect in due_effects(&store.projection()?, &config.treaties, now) {
+    let projection = store.projection()?;
+    let stated = stated_effects(store, config, &projection)?;
+    for effect in due_effects(&projection, &config.treaties, &stated, now) {
         match effect {
             Effect::Record(e) => events.push(e),
             Effect::Held(h) => report.held.push(h),

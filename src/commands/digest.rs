@@ -96,7 +96,9 @@ fn preview(
             writeln!(out, "(HTML part written to {})", path.display())?;
         }
     }
-    let due: Vec<Effect> = notice::due_effects(&store.projection()?, &config.treaties, now);
+    let projection = store.projection()?;
+    let stated = notice::stated_effects(&store, config, &projection)?;
+    let due: Vec<Effect> = notice::due_effects(&projection, &config.treaties, &stated, now);
     for effect in &due {
         match effect {
             Effect::Record(e) => {

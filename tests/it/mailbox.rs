@@ -478,9 +478,23 @@ fn council_of_europe_notifications_become_authoritative_events() {
         stderr.contains("no Council of Europe notification reference"),
         "{stderr}"
     );
-    // The mailbox's detections (the notice period's own effect for Türkiye,
-    // long past, is recorded beside them by `poll` with source
-    // "notice-period").
+    // The withdrawal took effect on the day the notice states (Art. 80:
+    // the first day of the month after three months), not on the day three
+    // months after the notification: `poll` records it so.
+    let effect = detections(&dir)
+        .into_iter()
+        .find(|d| d["source"] == "notice-period")
+        .expect("the effect of Türkiye's denunciation");
+    assert_eq!(effect["state"], "TUR");
+    assert_eq!(effect["action"], "withdrawal_effective");
+    assert_eq!(&effect["occurred_at"].as_str().unwrap()[..10], "2021-07-01");
+    assert!(
+        effect["evidence"]["sentence"].as_str().unwrap().contains(
+            "the depositary's notice JJ9104C Tr./210-262 says it takes effect on 2021-07-01"
+        ),
+        "{effect}"
+    );
+    // The mailbox's own detections.
     let found: Vec<Value> = detections(&dir)
         .into_iter()
         .filter(|d| d["source"] == "un-depositary")
