@@ -44,6 +44,10 @@ pub enum Use {
     },
     /// "the treaty"; with a year, "the 1997 treaty".
     TreatyAnaphor(Option<u16>),
+    /// A word of a treaty's name that, after a treaty noun, names it
+    /// ("anti-personnel mines" in "the convention banning the
+    /// anti-personnel mines").
+    TreatyKeyword(u16),
     /// "the country".
     StateAnaphor,
     /// "all three": the states last named together.
@@ -302,6 +306,9 @@ impl Compiled {
             b.add(&t.name, Use::Treaty(i));
             for a in &t.aliases {
                 b.add(a, Use::Treaty(i));
+            }
+            for k in &t.keywords {
+                b.add(k, Use::TreatyKeyword(i));
             }
         }
         for (i, s) in gazetteer.states.iter().enumerate() {

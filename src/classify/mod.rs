@@ -216,12 +216,22 @@ impl Classifier {
         let withdrawal_in_item = std::cell::OnceCell::new();
         let speaks_of_withdrawal = || {
             *withdrawal_in_item.get_or_init(|| {
+                // "it is not the exit from the treaty" denies one.
+                let denied = |s: &Scan, i: usize| {
+                    (i.saturating_sub(3)..i).any(|k| {
+                        matches!(
+                            s.norm.token(k),
+                            "not" | "no" | "never" | "nor" | "without" | "instead" | "than"
+                        )
+                    })
+                };
                 scans.iter().any(|s| {
                     (0..s.norm.len()).any(|i| {
                         self.compiled
                             .withdrawal_words
                             .iter()
                             .any(|w| w == s.norm.token(i))
+                            && !denied(s, i)
                     })
                 })
             })

@@ -80,6 +80,7 @@ pub struct Scan {
 }
 
 /// One raw hit: a pattern use at a token range.
+#[derive(Clone)]
 struct Hit {
     tokens: Range<usize>,
     use_: Use,
@@ -107,9 +108,12 @@ impl Found {
     /// treaty"). An item none of whose sentences does yields nothing: a
     /// cue's treaty is always one named in the item.
     pub fn names_treaty(&self) -> bool {
-        self.hits
-            .iter()
-            .any(|h| matches!(h.use_, Use::Treaty(_) | Use::TreatyAnaphor(_)))
+        self.hits.iter().any(|h| {
+            matches!(
+                h.use_,
+                Use::Treaty(_) | Use::TreatyAnaphor(_) | Use::TreatyKeyword(_)
+            )
+        })
     }
 
     pub fn may_hold_cue(&self, c: &Compiled) -> bool {
@@ -182,6 +186,45 @@ pub fn find(c: &Compiled, sentence: &str, base: usize) -> Found {
         part_hits,
         phrases,
     }
+}
+
+/// Most words between a treaty noun and a keyword of the treaty it names.
+const KEYWORD_REACH: usize = 12;
+
+/// Treaty names written loosely: a treaty noun followed, within the same
+/// clause, by a keyword of one treaty ("the Convention about the
+/// prohibition of the anti-personnel mines" is Ottawa, "the Treaty to
+/// Energy Charter" the ECT) is a mention of that treaty from the noun (and
+/// its "the") to the keyword. Exact names, found as whole aliases, win over
+/// these where they overlap (both are treaty mentions; the leftmost-longest
+/// is kept).
+fn named_by_keywords(c: &Compiled, norm: &Normalized, hits: &[Hit]) -> Vec<Hit> {
+    let mut out = Vec::new();
+    for h in hits {
+        let Use::TreatyKeyword(t) = h.use_ else {
+            continue;
+        };
+        let is_noun = |i: usize| {
+            let w = norm.token(i);
+            c.treaty_nouns.iter().any(|n| n == w) || matches!(w, "charter" | "constitution")
+        };
+        let from = h.tokens.start.saturating_sub(KEYWORD_REACH);
+        let noun = (from..h.tokens.start)
+            .rev()
+            .take_while(|&i| norm.token(i) != BREAK)
+            .find(|&i| is_noun(i));
+        let Some(n) = noun else { continue };
+        let start = if n > 0 && norm.token(n - 1) == "the" {
+            n - 1
+        } else {
+            n
+        };
+        out.push(Hit {
+            tokens: start..h.tokens.end,
+            use_: Use::Treaty(t),
+        });
+    }
+    out
 }
 
 /// Whether "the treaty" / "the agreement" is followed by a complement that
@@ -291,7 +334,13 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
     if hits.is_empty() && part_hits.is_empty() {
         return out;
     }
-    out.mentions = choose_mentions(&hits, out.norm.len());
+    let named = named_by_keywords(c, &out.norm, &hits);
+    out.mentions = if named.is_empty() {
+        choose_mentions(&hits, out.norm.len())
+    } else {
+        let all: Vec<Hit> = hits.iter().cloned().chain(named).collect();
+        choose_mentions(&all, out.norm.len())
+    };
     // An organisation's name before another treaty's name only qualifies
     // it ("the Council of Europe's Istanbul Convention"): dropped. Before a
     // treaty noun a few words on, it names a treaty of that organisation

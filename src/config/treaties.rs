@@ -24,6 +24,11 @@ pub struct Treaty {
     /// Aliases matched only exactly as written, because in lower case they
     /// are ordinary words ("WHO").
     pub cased_aliases: Vec<String>,
+    /// Words that, a few words after a treaty noun, name this treaty
+    /// however loosely the rest is written ("the Convention about the
+    /// prohibition of the anti-personnel mines", "Treaty on biological
+    /// weapons"): how translations and paraphrases write long names.
+    pub keywords: Vec<String>,
     /// The treaty founds an organisation its aliases name ("UNESCO"): the
     /// name followed by a treaty noun is another treaty of that
     /// organisation ("UNESCO's World Heritage Convention").
@@ -157,6 +162,8 @@ struct RawTreaty {
     #[serde(default)]
     cased_aliases: Vec<String>,
     #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
     organisation: bool,
     year: Option<u16>,
     depositary: String,
@@ -271,6 +278,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             short_name: t.short_name,
             aliases,
             cased_aliases: t.cased_aliases,
+            keywords: t.keywords,
             organisation: t.organisation,
             year: t.year,
             depositary: t.depositary,
