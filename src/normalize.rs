@@ -9,7 +9,10 @@
 //! = "anti personnel"), typographic apostrophes become ASCII ones, possessive
 //! "'s" and plural "s'" are dropped ("Ukraine's" = "Ukraine"), "&" is "and",
 //! commas are a token of their own, and clause punctuation (";", ":", dashes,
-//! brackets, "!" and "?") becomes the token ";". Every token keeps the byte
+//! brackets, "!" and "?") becomes the token ";" — except that a pair of
+//! dashes or brackets around a short aside ("voted 56-32 - with two
+//! abstentions - to withdraw", "the Saeima (parliament) voted") reads as a
+//! pair of commas, as the same aside between commas would. Every token keeps the byte
 //! range it came from in the original text. Owns nothing else: what tokens
 //! mean is decided by the modules that read them.
 
@@ -104,6 +107,8 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
     // Whether the last thing pushed was a word character of the current token.
     let mut in_word = false;
     let mut prev: Option<char> = None;
+    // Clause marks that may pair up around an aside: (token, opens).
+    let mut asides: Vec<(usize, Aside)> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         // Fast path: a run of ASCII letters and digits, the bulk of news text.
@@ -208,6 +213,17 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
                 || (is_hyphen(c) && !(prev_alnum && next_alnum) && spaced)
             {
                 // "1997–2025" is a range, "a — b" and "a - b" are dashes.
+                let kind = match c {
+                    '(' | '[' => Some(Aside::Open),
+                    ')' | ']' => Some(Aside::Close),
+                    ';' | ':' | '!' | '?' => None,
+                    _ => Some(Aside::Dash),
+                };
+                if let Some(kind) = kind {
+                    asides.push((out.tokens.len(), kind));
+                } else {
+                    asides.clear();
+                }
                 single(&mut out, BREAK, base + i..base + i + len);
             }
             // Everything else (spaces, quotes, full stops, symbols) only separates.
@@ -218,7 +234,44 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
     if in_word {
         end_token(&mut out);
     }
+    commas_around_asides(&mut out, &asides);
     out
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Aside {
+    Open,
+    Close,
+    Dash,
+}
+
+/// Most tokens an aside between a pair of dashes or brackets may hold.
+const ASIDE_TOKENS: usize = 12;
+
+/// Turns each pair of dashes, or an opening and closing bracket, with a
+/// short aside between them and no other clause mark, into commas (both
+/// tokens are one byte, so the text is rewritten in place).
+fn commas_around_asides(out: &mut Normalized, asides: &[(usize, Aside)]) {
+    let mut k = 0;
+    while k + 1 < asides.len() {
+        let (a, first) = asides[k];
+        let (b, second) = asides[k + 1];
+        let pair = matches!(
+            (first, second),
+            (Aside::Dash, Aside::Dash) | (Aside::Open, Aside::Close)
+        );
+        let between_clear = (a + 1..b).all(|t| out.token(t) != BREAK);
+        if pair && b - a <= ASIDE_TOKENS + 1 && b > a + 1 && between_clear {
+            for t in [a, b] {
+                if let Some(r) = out.tokens.get(t).cloned() {
+                    out.text.replace_range(r, COMMA);
+                }
+            }
+            k += 2;
+        } else {
+            k += 1;
+        }
+    }
 }
 
 /// Lower case without accents: the letter's canonical decomposition minus
@@ -295,6 +348,17 @@ mod tests {
         check("countries\u{2014}such as", " countries ; such as ");
         check("a — b", " a ; b ");
         check("a - b", " a ; b ");
+        // A pair of dashes or brackets around a short aside reads as commas.
+        check(
+            "voted 56-32 - with two abstentions - to leave",
+            " voted 56 32 , with two abstentions , to leave ",
+        );
+        check(
+            "the Saeima (parliament) voted",
+            " the saeima , parliament , voted ",
+        );
+        check("a (b; c) d", " a ; b ; c ; d ");
+        check("Convention - LRT", " convention ; lrt ");
         check("“quoted” text.", " quoted text ");
         check("1,000 votes, 88-0", " 1,000 votes , 88 0 ");
         check("", " ");
