@@ -8,6 +8,9 @@
 //! an edited file import only the entries that changed); `plan` says what an
 //! import would do, reading only. How a baseline folds (the starting point
 //! of its key, never over newer news or an analyst) is `domain`'s.
+//!
+//! `poll` and `run` import at start, and `run` again on every reload
+//! (SIGHUP), so an edited data file takes effect without a restart.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,9 +1,20 @@
-//! The spine of treatywatch: actions, statuses, the closed `Event` enum kept
-//! in the log, and the pure fold from events to a status per (state, treaty).
+//! The spine of treatywatch: actions, statuses, the closed `EventBody` enum
+//! kept in the log, and the pure fold from events to a status per (state,
+//! treaty).
 //!
 //! No I/O and no clock here: the store feeds stored events in, the fold says
 //! what the status table is. `store` keeps the table up to date by running
 //! the same fold per key, so `replay` and the incremental path cannot drift.
+//!
+//! What the fold decides: a status change records what caused it (the rule,
+//! an authoritative source, an analyst's correction with its note). An
+//! authoritative detection of the stage a key is already at (a depositary's
+//! notice after the news) confirms it: the row takes its date and evidence,
+//! with no status change. A key's baselines fold first, whenever they were
+//! imported (the newest list wins): the status starts there and news moves
+//! it on, and news dated before the list counts only for stages a list does
+//! not show. `KeyFold::unconfirmed` lists reports still short of the
+//! treaty's `min_sources`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;

@@ -11,6 +11,10 @@
 //! this causes is recorded as backfill: it corrects the record of news
 //! already seen, so it is listed in the summary and never mailed.
 //!
+//! A retraction `reclassify` made is undone (a detection that `revives` it)
+//! when the rules make that detection again; an analyst's retraction is
+//! final.
+//!
 //! Running it again with the same rules and items appends nothing. `plan`
 //! is pure (a page and the compiled rules in, events out); only `run`
 //! touches the store.

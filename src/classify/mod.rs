@@ -3,6 +3,12 @@
 //! (`compile`); `classify` splits sentences (`sentences`), scans each normalised sentence
 //! once (`normalize`, `scan`), then reads every cue with the headline's state and treaty as
 //! context: blocked or not, which treaty, which states acted (`resolve`, `dates`).
+//! A cue is read as a clause event frame: its agent (states and the agent's class), the
+//! stage from the cue's row of the stage table for that class, shifted or capped by
+//! modifiers, and whether a dated stage is history, future or recent news. `document`
+//! folds an item's frames to one detection per (state, treaty). Every detection names its
+//! rule and the byte span of its evidence sentence; `explain` also returns each frame, or
+//! why a cue was dropped.
 
 mod compile;
 mod dates;

@@ -3,6 +3,10 @@
 //!
 //! Notifications go through one thread of their own: a notify socket whose
 //! reader has stalled blocks the sender, and that must never be the writer.
+//!
+//! Also here: keeping glibc from sitting on a cycle's peak memory (two
+//! malloc arenas, `malloc_trim` after each cycle), so an idle daemon's
+//! footprint is its idle need, not its last burst.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

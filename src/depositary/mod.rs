@@ -2,7 +2,7 @@
 //! read from the text of a notification and turned into an authoritative
 //! detection.
 //!
-//! Pure: a message's subject and text in, a `Reading` out; no I/O, no
+//! Pure: a message's subject and text in, a `Notice` out; no I/O, no
 //! clock. A depositary is data plus a parser: its `Reader` knows the
 //! notification format (`un.rs` for the UN Secretary-General's "C.N."
 //! notifications, `coe.rs` for the Council of Europe Treaty Office's) and

@@ -4,6 +4,11 @@
 //! data — the body and what the server said about caching — or a
 //! `FetchError` that knows whether it is worth retrying; it never decides
 //! scheduling (`schedule.rs` does, purely) and never parses (`feed` does).
+//!
+//! Redirects are followed by hand so that a feed reached only through
+//! permanent ones (301/308) can be reported as moved, and the body limit
+//! counts decompressed bytes while streaming, so a compression bomb is
+//! never held in memory whole.
 
 mod caching;
 mod hosts;

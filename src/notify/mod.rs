@@ -3,10 +3,11 @@
 //! change for a webhook), exactly once.
 //!
 //! Owns routing changes to recipients (`route.rs`), composing a digest
-//! (`compose.rs`, pure), turning it into a message with a deterministic
+//! (`compose/`, pure), turning it into a message with a deterministic
 //! Message-ID (`message.rs`), the outbox with its cursor, debounce and
 //! retries (`outbox.rs`), and the transports (`transport.rs`: `smtp.rs`, the
-//! only code that speaks SMTP, and `file.rs`, .eml files in a folder), and
+//! only code that speaks SMTP, `sendmail.rs`, the local MTA's program, and
+//! `file.rs`, .eml files in a folder), and
 //! `webhook/`, the HTTP transport of `[[notify.webhook]]` recipients. It
 //! reads status changes from the log and records each delivery there as a
 //! `digest_sent` event; it never changes a status.

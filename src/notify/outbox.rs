@@ -30,6 +30,14 @@
 //! at once (an interrupted attempt is not a failure and earns no backoff),
 //! so the recipient sees the same Message-ID twice at worst, never two
 //! different digests and never nothing.
+//!
+//! Refusals: a digest refused for good (a 5xx reply to DATA or to the
+//! message) is closed by a `digest_refused` event instead of retried; its
+//! changes go to the recipient once more in brief ("Not delivered
+//! earlier", never carried twice, so refusals cannot loop) and to the
+//! admins as a delivery alert. A webhook's refusal (a 4xx) alerts the
+//! admins and carries nothing. A refused recipient (5xx before DATA) stays
+//! pending and retried, and the admins hear of it once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

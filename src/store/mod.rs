@@ -1,10 +1,15 @@
 //! The SQLite store: the only module that speaks SQL.
 //!
-//! Owns opening the database (WAL, busy timeout, migrations from
-//! `migrations/`), the append-only event log (`log.rs`), the status
-//! projection kept beside it (`projection.rs`), the notifier's outbox
-//! (`outbox.rs`), the writer lock (`lock.rs`), integrity checks and
-//! backups (`safety.rs`), and the reads of the web outputs (`history.rs`).
+//! Owns opening the database (WAL, busy timeout, `synchronous=FULL`,
+//! migrations from `migrations/` in one exclusive transaction), the
+//! append-only event log (`log.rs`), the status projection kept beside it
+//! (`projection.rs`), feed health and the items seen (`feeds.rs`), the
+//! messages read from mailboxes (`mailbox.rs`), the notifier's outbox
+//! (`outbox.rs`), the writer lock (`lock.rs`), the refusal of root on
+//! another user's database (`owner.rs`), integrity checks and backups
+//! (`safety.rs`), and the reads of the web outputs (`history.rs`). A
+//! writer opening the database releases the claims of delivery attempts a
+//! stop or a crash cut short, so they are due again at once.
 //! One `Store` is one connection. A writing `Store`
 //! holds the database's writer lock for its life, so one process writes at
 //! a time; a read-only one (`open_read_only`) needs no lock, never creates a
