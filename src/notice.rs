@@ -72,6 +72,28 @@ pub fn expected_effective(treaty: Option<&Treaty>, row: &StatusRow) -> Option<Na
 /// withdrawal.
 pub type Stated = BTreeMap<Key, (NaiveDate, String)>;
 
+/// When a notified withdrawal takes effect, as every output shows it: the
+/// date the depositary's notice states (`stated`), else the treaty's notice
+/// period counted from the notification (`expected_effective`).
+pub fn effective_on(
+    treaty: Option<&Treaty>,
+    row: &StatusRow,
+    stated: Option<NaiveDate>,
+) -> Option<NaiveDate> {
+    if row.status != Status::WithdrawalNotified {
+        return None;
+    }
+    stated.or_else(|| expected_effective(treaty, row))
+}
+
+/// The date the notices of one key state for its notified withdrawal
+/// (`confirm::notices`' list for the key), for `effective_on`.
+pub fn stated_in(
+    notices: Option<&Vec<(crate::depositary::confirm::Confirmation, String)>>,
+) -> Option<NaiveDate> {
+    crate::depositary::confirm::confirmation_of(notices?, Status::WithdrawalNotified)?.takes_effect
+}
+
 /// The withdrawals whose notice period has run by `now`, in key order.
 pub fn due_effects(
     projection: &Projection,

@@ -447,15 +447,8 @@ fn effective(
     row: &StatusRow,
     confirmed: Option<&crate::depositary::confirm::Confirmation>,
 ) -> Option<chrono::NaiveDate> {
-    let stated = confirmed
-        .and_then(|c| c.takes_effect)
-        .filter(|_| row.status == Status::WithdrawalNotified);
-    stated.or_else(|| expected_effective(config, treaty, row))
-}
-
-/// When a notified withdrawal is expected to take effect, per the treaty's notice period.
-fn expected_effective(config: &Config, treaty: &str, row: &StatusRow) -> Option<chrono::NaiveDate> {
-    crate::notice::expected_effective(config.treaties.get(treaty), row)
+    let stated = confirmed.and_then(|c| c.takes_effect);
+    crate::notice::effective_on(config.treaties.get(treaty), row, stated)
 }
 
 pub(crate) fn status_json(

@@ -187,7 +187,12 @@ fn render_board(
             let row = projection.get(&key);
             let standing = row
                 .and_then(|r| stage_standing(config, notices.get(&key), t, r.status, from_news(r)));
-            cell(config, &mut h, s, t, row, standing.as_deref(), cx.now);
+            let stated = crate::notice::stated_in(notices.get(&key));
+            let said = Said {
+                standing: standing.as_deref(),
+                stated,
+            };
+            cell(config, &mut h, s, t, row, said, cx.now);
         }
         h.push_str("</tr>\n");
     }
@@ -271,6 +276,14 @@ fn stage_standing(
     .map(|s| s.to_string())
 }
 
+/// What the depositary said of a cell: its standing's words and the
+/// effective date its notice states.
+#[derive(Clone, Copy)]
+struct Said<'a> {
+    standing: Option<&'a str>,
+    stated: Option<chrono::NaiveDate>,
+}
+
 /// Whether a row's status came from the news (not the baseline, not an analyst).
 fn from_news(r: &StatusRow) -> bool {
     r.baseline.is_none() && !r.manual
@@ -282,9 +295,10 @@ fn cell(
     state: &str,
     treaty: &str,
     row: Option<&StatusRow>,
-    standing: Option<&str>,
+    depositary: Said<'_>,
     now: DateTime<Utc>,
 ) {
+    let Said { standing, stated } = depositary;
     let status = row.map_or(Status::Unknown, |r| r.status);
     let mut detail = String::new();
     let mut title = format!(
@@ -302,7 +316,7 @@ fn cell(
             let _ = write!(detail, "<small>since {}</small>", esc(&since));
         }
         if let Some(t) = config.treaties.get(treaty)
-            && let Some(effective) = crate::notice::expected_effective(Some(t), r)
+            && let Some(effective) = crate::notice::effective_on(Some(t), r, stated)
         {
             let war = if t.armed_conflict_clause {
                 " unless at war"
@@ -411,7 +425,8 @@ pub(super) fn history(cx: &Cx<'_>, state: &str, treaty: &str) -> Result<Reply, S
     let notices = notices.get(&(state.to_string(), treaty.to_string()));
     let standing =
         row.and_then(|r| stage_standing(config, notices, treaty, r.status, from_news(r)));
-    current(&mut h, t, row, standing.as_deref(), cx.now);
+    let stated = crate::notice::stated_in(notices);
+    current(&mut h, t, row, standing.as_deref(), stated, cx.now);
     let _ = write!(
         h,
         "<p class=\"meta\">Feeds: <a href=\"/state/{s}.atom\">{sn}</a> · <a href=\"/treaty/{t}.atom\">{tn}</a> · JSON: <a href=\"/api/state/{s}/{t}\">/api/state/{s}/{t}</a></p>",
@@ -470,6 +485,7 @@ fn current(
     t: &crate::config::Treaty,
     row: Option<&StatusRow>,
     standing: Option<&str>,
+    stated: Option<chrono::NaiveDate>,
     now: DateTime<Utc>,
 ) {
     let Some(r) = row else {
@@ -497,7 +513,7 @@ fn current(
             esc(standing)
         );
     }
-    if let Some(effective) = crate::notice::expected_effective(Some(t), r) {
+    if let Some(effective) = crate::notice::effective_on(Some(t), r, stated) {
         let _ = write!(
             h,
             "<p class=\"caveat\">{}",

@@ -1,7 +1,9 @@
 //! `/effective.ics`: the expected effective dates of notified withdrawals
 //! as an iCalendar (RFC 5545) of all-day events, every state and treaty the
 //! status table holds (baselines included), with the armed-conflict caveat
-//! in the description where the treaty has one.
+//! in the description where the treaty has one. The date is the one the
+//! depositary's notice states when a mailbox delivered it, else the notice
+//! period's (`notice::effective_on`, as `status` shows it).
 //!
 //! Each event's UID names the key and the event that set the status, so a
 //! calendar updates an event in place when nothing moved and sees a new one
@@ -17,6 +19,11 @@ use crate::store::StoreError;
 pub(super) fn calendar(cx: &Cx<'_>) -> Result<Reply, StoreError> {
     let config = cx.config;
     let projection = cx.store.projection()?;
+    let notices = if config.mailboxes.is_empty() {
+        Default::default()
+    } else {
+        crate::depositary::confirm::notices(&cx.store.depositary_notices()?)
+    };
     let mut lines = vec![
         "BEGIN:VCALENDAR".to_string(),
         "VERSION:2.0".to_string(),
@@ -28,14 +35,16 @@ pub(super) fn calendar(cx: &Cx<'_>) -> Result<Reply, StoreError> {
         "METHOD:PUBLISH".to_string(),
         "X-WR-CALNAME:treatywatch: withdrawals taking effect".to_string(),
     ];
-    for ((state, treaty), row) in &projection {
+    for (key, row) in &projection {
+        let (state, treaty) = key;
         if row.status != Status::WithdrawalNotified {
             continue;
         }
         let Some(t) = config.treaties.get(treaty) else {
             continue;
         };
-        let Some(effective) = crate::notice::expected_effective(Some(t), row) else {
+        let stated = crate::notice::stated_in(notices.get(key));
+        let Some(effective) = crate::notice::effective_on(Some(t), row, stated) else {
             continue;
         };
         let Some(end) = effective.succ_opt() else {

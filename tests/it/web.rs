@@ -954,6 +954,8 @@ fn the_board_and_history_say_what_the_depositary_confirmed() {
     if let EventBody::Detection(d) = &mut notice.body {
         d.rule = "depositary:XXVI-5".into();
         d.authoritative = true;
+        // Not the six months' arithmetic (27 December): the notice's word wins.
+        d.takes_effect = Some(chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
     }
     for event in [
         detection(
@@ -1020,5 +1022,24 @@ fn the_board_and_history_say_what_the_depositary_confirmed() {
         board.body.contains("<small>confirmed</small>"),
         "{}",
         board.body
+    );
+    // Every output gives the effective date the notice states.
+    assert!(
+        board.body.contains("effective 2026-01-02 unless at war"),
+        "{}",
+        board.body
+    );
+    assert!(ukr.body.contains("2026-01-02"), "{}", ukr.body);
+    let ics = client.get(&served.url("/effective.ics"));
+    assert!(
+        ics.body.contains("DTSTART;VALUE=DATE:20260102"),
+        "{}",
+        ics.body
+    );
+    let status = dir.cmd(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("(effective 2026-01-02 unless at war)"),
+        "{status}"
     );
 }

@@ -35,7 +35,7 @@ use crate::domain::{
     DigestRefused, EventBody, HealthCondition, Key, Projection, SourceHealth, Status, StatusChange,
     StatusRow, StoredEvent, Unconfirmed,
 };
-use crate::notice::{NOTICE_SOURCE, expected_effective};
+use crate::notice::{NOTICE_SOURCE, effective_on, stated_in};
 
 /// One digest for one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +228,7 @@ pub fn compose_in(
         .chain(&resent.items)
         .map(|i| Item { ..*i })
         .collect();
-    let standings = standings(&names, &all, &snapshot.projection, now);
+    let standings = standings(&names, &all, snapshot, now);
     let depositary = all
         .iter()
         .filter_map(|i| {
@@ -688,9 +688,10 @@ struct Standing {
 fn standings(
     names: &Names<'_>,
     items: &[Item<'_>],
-    projection: &Projection,
+    snapshot: &Snapshot,
     now: DateTime<Utc>,
 ) -> Vec<(String, Vec<Standing>)> {
+    let projection = &snapshot.projection;
     let mut treaties: Vec<&str> = Vec::new();
     for i in items {
         if !treaties.contains(&i.change.treaty.as_str()) {
@@ -718,6 +719,11 @@ fn standings(
                     text: standing(
                         projection.get(&(state.to_string(), treaty.to_string())),
                         info,
+                        stated_in(
+                            snapshot
+                                .notices
+                                .get(&(state.to_string(), treaty.to_string())),
+                        ),
                         now,
                     ),
                 })
@@ -728,7 +734,12 @@ fn standings(
 }
 
 /// "withdrawal notified since 2025-06-29; expected to take effect …".
-fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>) -> String {
+fn standing(
+    row: Option<&StatusRow>,
+    treaty: Option<&Treaty>,
+    stated: Option<chrono::NaiveDate>,
+    now: DateTime<Utc>,
+) -> String {
     let Some(row) = row else {
         return "unknown".to_string();
     };
@@ -740,7 +751,7 @@ fn standing(row: Option<&StatusRow>, treaty: Option<&Treaty>, now: DateTime<Utc>
             row.since.format("%Y-%m-%d")
         ),
     };
-    if let (Some(effective), Some(treaty)) = (expected_effective(treaty, row), treaty) {
+    if let (Some(effective), Some(treaty)) = (effective_on(treaty, row, stated), treaty) {
         let article = if treaty.withdrawal_article.is_empty() {
             "the treaty"
         } else {
