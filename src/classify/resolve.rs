@@ -632,6 +632,25 @@ fn blocking_modifier(
         if backshifted && scan.norm.token(m.tokens.start) == "had" {
             continue;
         }
+        // "became the first world leader to sign", "the 178th to ratify":
+        // an infinitive after an ordinal names the act done, not a plan.
+        let ranked = rule.kind == ModifierKind::Hypothetical
+            && scan.norm.token(m.tokens.start) == "to"
+            && (m.tokens.start.saturating_sub(4)..m.tokens.start).any(|i| {
+                let t = scan.norm.token(i);
+                matches!(
+                    t,
+                    "first" | "last" | "latest" | "second" | "third" | "fourth" | "fifth"
+                ) || (t.len() > 2
+                    && t.starts_with(|c: char| c.is_ascii_digit())
+                    && (t.ends_with("th")
+                        || t.ends_with("st")
+                        || t.ends_with("nd")
+                        || t.ends_with("rd")))
+            });
+        if ranked {
+            continue;
+        }
         return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));
     }
     None
