@@ -1,7 +1,8 @@
 //! What the config points at outside itself, looked at as the daemon will
 //! find it: the SMTP password (`password_env`, `password_file`, resolved
 //! through `$CREDENTIALS_DIRECTORY` as `load` resolves it), the sendmail
-//! program, each webhook's `token_file` and each enabled mailbox's Maildir. `check` runs this after `load`; a problem is a
+//! program, each webhook's `token_file` and each enabled mailbox's Maildir
+//! or IMAP password. `check` runs this after `load`; a problem is a
 //! `path:line:col` diagnostic at the key, saying what to do.
 //!
 //! Not part of `load`: these depend on the environment and the file system
@@ -34,8 +35,15 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<Dia
     }
     out.extend(super::webhook::unreadable_tokens(&config.notify.webhooks));
     for mailbox in config.mailboxes.iter().filter(|m| m.enabled) {
-        // An IMAP mailbox's server is only reached by a read (`poll`).
+        // An IMAP mailbox's server is only reached by a read (`poll`); its
+        // password is looked for here.
         let MailboxSource::Maildir(path) = &mailbox.source else {
+            if let MailboxSource::Imap(imap) = &mailbox.source
+                && let Some(at) = &mailbox.source_at
+                && let Some(message) = imap_password_problem(&imap.password, env)
+            {
+                out.push(at.diagnostic(format!("mailbox {}: {message}", mailbox.id)));
+            }
             continue;
         };
         if let Some(at) = &mailbox.source_at
@@ -74,6 +82,42 @@ fn password_problem(
             )),
             Err(e) => Some(format!(
                 "cannot read password_file {}{}: {}; make it a file the service can read (through LoadCredential=, systemd reads it as root), then run check again as root or as the unit does",
+                path.display(),
+                credentials_note(),
+                io_words(&e),
+            )),
+        },
+    }
+}
+
+/// An IMAP mailbox's password is where `[mailbox.imap]` says.
+fn imap_password_problem(
+    source: &PasswordSource,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Option<String> {
+    match source {
+        PasswordSource::Env(var) => match env(var) {
+            None => Some(format!(
+                "[mailbox.imap] password_env names ${var}, which is not set, so every read would fail to log in; set it for the service (`systemctl edit treatywatch`: `Environment={var}=…`) and where you run check, or use `password_file`"
+            )),
+            Some(v) if v.is_empty() => Some(format!(
+                "[mailbox.imap] password_env names ${var}, which is set but empty; put the IMAP password in it"
+            )),
+            Some(_) => None,
+        },
+        PasswordSource::File(path) => match std::fs::read(path) {
+            Ok(bytes) if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) => Some(format!(
+                "[mailbox.imap] password_file {} is empty; write the IMAP password into it",
+                path.display()
+            )),
+            Ok(_) => None,
+            Err(e) if e.kind() == ErrorKind::NotFound => Some(format!(
+                "[mailbox.imap] password_file {} does not exist{}, so every read would fail to log in; write the password there (`LoadCredential=imap-password:/etc/treatywatch/imap-password` in the unit hands it to the service as $CREDENTIALS_DIRECTORY/imap-password)",
+                path.display(),
+                credentials_note(),
+            )),
+            Err(e) => Some(format!(
+                "cannot read [mailbox.imap] password_file {}{}: {}; make it a file the service can read (through LoadCredential=, systemd reads it as root)",
                 path.display(),
                 credentials_note(),
                 io_words(&e),

@@ -334,3 +334,28 @@ fn tls_with_a_private_ca_needs_ca_file() {
     );
     assert_eq!(found(&trusted).len(), 1);
 }
+
+/// `check` looks for the IMAP password where a read will: a missing file
+/// is named at the mailbox, with how to hand it to the service.
+#[test]
+fn check_names_a_missing_imap_password_file() {
+    let dir = ConfigDir::new(&config(993, ""));
+    let out = dir
+        .cmd(&["check"])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mailbox un-imap: [mailbox.imap] password_file")
+            && stderr.contains("imap-password does not exist")
+            && stderr.contains("LoadCredential=imap-password:"),
+        "{stderr}"
+    );
+    dir.write("imap-password", PASSWORD);
+    dir.cmd(&["check"])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .assert()
+        .success();
+}
