@@ -619,6 +619,35 @@ fn reads_like_a_desk() {
     );
 }
 
+/// The shortcuts `classify` takes (an item that cannot name a treaty, or
+/// in which no cue can be complete, is not read further) never change
+/// what it finds: `explain` reads every item in full and must agree, item
+/// by item, over every training and stress item.
+#[test]
+fn shortcuts_never_change_a_detection() {
+    let files = [
+        "labelled.toml",
+        "train-withdrawals.toml",
+        "train-mixed.toml",
+        "train-wave.toml",
+        "train-v3.toml",
+        "train-v4.toml",
+        "stress.toml",
+        "stress-v2.toml",
+    ];
+    let mut items = 0;
+    for f in files {
+        for item in fixture(f) {
+            let text = item.text();
+            let fast = classifier().classify(&text);
+            let (full, _) = classifier().explain(&text);
+            assert_eq!(fast, full, "{f}: {}", item.id);
+            items += 1;
+        }
+    }
+    assert!(items > 2_000, "read {items} items");
+}
+
 #[test]
 fn evidence_spans_index_the_item_text() {
     let input = Text {

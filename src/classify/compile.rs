@@ -131,6 +131,8 @@ pub struct PatternInfo {
 
 pub struct Compiled {
     pub automaton: AhoCorasick,
+    /// Whether an item can name a treaty at all (`None`: always read).
+    pub prefilter: Option<super::prefilter::Prefilter>,
     /// Per pattern id, its length in tokens and where its uses and slots
     /// are in `use_list` and `slot_list`: one flat table, because it is read
     /// for every match and a vector per pattern costs a cache miss each.
@@ -560,8 +562,31 @@ impl Compiled {
                 AhoCorasick::new(Vec::<String>::new()).expect("an empty automaton builds")
             });
 
+        let nouns: Vec<&str> = rules
+            .context
+            .treaty_nouns
+            .iter()
+            .map(String::as_str)
+            .chain(["charter", "constitution"])
+            .collect();
+        let cased: Vec<String> = treaties
+            .list
+            .iter()
+            .flat_map(|t| t.cased_aliases.iter().cloned())
+            .collect();
+        let prefilter = super::prefilter::Prefilter::new(
+            treaties.list.iter().flat_map(|t| {
+                [t.name.as_str(), t.short_name.as_str()]
+                    .into_iter()
+                    .chain(t.aliases.iter().map(String::as_str))
+                    .chain(t.keywords.iter().map(String::as_str))
+            }),
+            nouns,
+            &cased,
+        );
         Compiled {
             automaton,
+            prefilter,
             patterns,
             use_list,
             slot_list,
@@ -611,6 +636,10 @@ impl Compiled {
     /// Heap bytes held by the automaton.
     pub fn memory_usage(&self) -> usize {
         self.automaton.memory_usage()
+            + self
+                .prefilter
+                .as_ref()
+                .map_or(0, super::prefilter::Prefilter::memory_usage)
     }
 }
 

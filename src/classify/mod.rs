@@ -13,6 +13,7 @@
 mod compile;
 mod dates;
 mod document;
+mod prefilter;
 mod resolve;
 pub mod rule_tests;
 mod scan;
@@ -157,6 +158,15 @@ impl Classifier {
     }
 
     fn run(&self, input: &Text, why: Option<&mut Vec<Explanation>>) -> Vec<Detection> {
+        // Most news names no treaty anywhere, and then nothing in it can be
+        // a detection; `--explain` still reads it, to say why.
+        if why.is_none()
+            && let Some(p) = &self.compiled.prefilter
+            && !p.may_name_treaty(&input.title)
+            && !p.may_name_treaty(&input.body)
+        {
+            return Vec::new();
+        }
         let text = input.item_text();
         let sentences = sentences::split(&text);
         let title_end = input.title.len();
