@@ -191,8 +191,13 @@ pub fn read(
         Some(When::Recent { at }) => Some(at),
         _ => None,
     };
-    if let Some(m) = blocking_modifier(c, scan, cue, &clause, stage, recent, rule.needs_withdrawal)
-    {
+    let so_far = FrameSoFar {
+        action: stage,
+        agent,
+        recent,
+        suspension_cue: rule.needs_withdrawal,
+    };
+    if let Some(m) = blocking_modifier(c, scan, cue, &clause, &so_far) {
         return Err(m);
     }
     if let Some(m) = modifier_in_gap(c, scan, cue, rule, stage) {
@@ -582,15 +587,36 @@ fn shift(
     })
 }
 
+/// What a cue's frame says before its modifiers are weighed.
+struct FrameSoFar {
+    action: Action,
+    agent: Option<AgentClass>,
+    /// Where a date in the last two weeks stands, if the cue has one.
+    recent: Option<usize>,
+    /// The cue reads a suspension law as a withdrawal's step.
+    suspension_cue: bool,
+}
+
 fn blocking_modifier(
     c: &Compiled,
     scan: &Scan,
     cue: &RuleMatch,
     clause: &Range<usize>,
-    action: crate::domain::Action,
-    recent: Option<usize>,
-    suspension_cue: bool,
+    so_far: &FrameSoFar,
 ) -> Option<Dropped> {
+    let FrameSoFar {
+        action,
+        agent,
+        recent,
+        suspension_cue,
+    } = *so_far;
+    // A government's, minister's or leader's proposal to withdraw is the
+    // announcement (LABELS.md: a recommendation announces); anyone else's
+    // proposal is only a proposal.
+    let executive = matches!(
+        agent,
+        Some(AgentClass::Government | AgentClass::PrimeMinister | AgentClass::HeadOfState)
+    );
     for m in &scan.modifiers {
         let Some(rule) = c.modifiers.get(m.index as usize) else {
             continue;
@@ -649,6 +675,15 @@ fn blocking_modifier(
                         || t.ends_with("rd")))
             });
         if ranked {
+            continue;
+        }
+        let proposal = m.tokens.clone().all(|i| {
+            matches!(
+                scan.norm.token(i),
+                "propose" | "proposes" | "proposed" | "proposal" | "proposing"
+            )
+        });
+        if proposal && executive && action == Action::WithdrawalAnnounced {
             continue;
         }
         return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));
