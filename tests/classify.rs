@@ -342,7 +342,8 @@ fn frozen_test_split() {
     // The goal (issue 10) is 0.95 / 0.90 / 0.90; this gate holds the level
     // reached so far (only these totals are ever looked at, never which
     // items fail), so a change that loses ground fails here.
-    s.gate("frozen test split", 0.85, 0.77, 0.85);
+    // Reached 0.866 / 0.797 / 0.869 on 2026-12-02.
+    s.gate("frozen test split", 0.86, 0.79, 0.86);
 }
 
 /// The second frozen test split (test-v2.toml): written and split from the
@@ -355,10 +356,10 @@ fn frozen_test_split_v2() {
         &["test-v2.toml"],
         Report::TotalsOnly,
     );
-    // A regression floor at its first measurement (2026-12-02, before any
-    // tuning: 0.880 / 0.687 / 0.906), rounded down to two decimals; the goal
-    // is 0.95 / 0.90 / 0.90.
-    s.gate("frozen test split v2", 0.88, 0.68, 0.90);
+    // Its first measurement (2026-12-02, before any tuning): 0.880 / 0.687
+    // / 0.906. After that day's tuning on the training sets: 0.887 / 0.733
+    // / 0.911, the floor here rounded down; the goal is 0.95 / 0.90 / 0.90.
+    s.gate("frozen test split v2", 0.88, 0.73, 0.91);
 }
 
 /// Everything the rules were tuned on.
@@ -380,8 +381,9 @@ fn training_sets() {
     // 0.90 / 0.90); the frozen split is the estimate that matters. Lowered
     // from 0.94 / 0.85 / 0.94 when train-v4.toml joined (2026-12-02): its
     // untuned items pulled the combined figures to 0.935 / 0.847 / 0.943,
-    // and the floor is those, rounded down.
-    s.gate("training sets", 0.93, 0.84, 0.94);
+    // and the floor was those, rounded down; tuning the same day reached
+    // 0.946 / 0.878 / 0.953.
+    s.gate("training sets", 0.94, 0.87, 0.95);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -390,7 +392,7 @@ fn training_sets() {
 #[test]
 fn train_v3() {
     let s = score("train-v3", &["train-v3.toml"], Report::TotalsOnly);
-    s.gate("train-v3", 0.97, 0.94, 0.98);
+    s.gate("train-v3", 0.98, 0.96, 0.99);
 }
 
 /// train-v4.toml on its own: the training half of the v4 pool, split from
@@ -399,9 +401,9 @@ fn train_v3() {
 #[test]
 fn train_v4() {
     let s = score("train-v4", &["train-v4.toml"], Report::TotalsOnly);
-    // The floor is its first measurement (2026-12-02: 0.831 / 0.720 / 0.880
-    // as printed, strict just under 0.88), rounded down.
-    s.gate("train-v4", 0.83, 0.72, 0.87);
+    // Its first measurement (2026-12-02: 0.831 / 0.720 / 0.880); tuned on
+    // the same day to 0.875 / 0.840 / 0.912, the floor rounded down.
+    s.gate("train-v4", 0.87, 0.84, 0.91);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
