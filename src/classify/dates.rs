@@ -259,6 +259,15 @@ pub fn judge(
                 i += 1;
                 continue;
             }
+            // "the European Convention for the Prevention of Torture ... of
+            // 26 November 1987": a whole date after a name and "of" is the
+            // treaty's own, not the event's.
+            let after_name =
+                i >= 2 && norm.token(i - 1) == "of" && skip.iter().any(|s| s.end == i - 1);
+            if after_name && let Some((_, next)) = date_at(norm, i, item, future_tense) {
+                i = next.max(i + 1);
+                continue;
+            }
             match date_at(norm, i, item, future_tense) {
                 Some((found, next)) => {
                     let distance = if i >= cue.end {
@@ -303,7 +312,10 @@ mod tests {
             .unwrap();
         let item = NaiveDate::parse_from_str(item, "%Y-%m-%d").unwrap();
         let skip: Vec<Range<usize>> = (0..norm.len())
-            .filter(|&i| norm.token(i) == "1997" && norm.token(i + 1) == "treaty")
+            .filter(|&i| {
+                (norm.token(i) == "1997" && norm.token(i + 1) == "treaty")
+                    || norm.token(i) == "convention"
+            })
             .map(|i| i..i + 1)
             .collect();
         assert_eq!(
@@ -326,6 +338,13 @@ mod tests {
             "Ukraine ratified it on Friday.",
             "ratified",
             "2025-06-29",
+            Some(Recent { at: 4 }),
+        );
+        // The date of the treaty's own name is not the event's.
+        check(
+            "The Duma adopted on Wednesday the law on the Convention of 26 November 1987.",
+            "adopted",
+            "2025-09-17",
             Some(Recent { at: 4 }),
         );
         check(
