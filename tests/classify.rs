@@ -2,7 +2,7 @@
 //!
 //! - `seed_article`: the motivating article reads as exactly one announcement.
 //! - `frozen_test_split`, `frozen_test_split_v2`, `training_sets` (and
-//!   `train_v3`, `train_v4` alone), `stress_set_yields_nothing`
+//!   `train_v3`, `train_v4`, `train_v5` alone), `stress_set_yields_nothing`
 //!   (stress.toml with stress-v2.toml): the labelled fixtures
 //!   (tests/fixtures/classify/README.md), scored lenient and strict as
 //!   LABELS.md defines.
@@ -374,6 +374,7 @@ fn training_sets() {
             "train-wave.toml",
             "train-v3.toml",
             "train-v4.toml",
+            "train-v5.toml",
         ],
         Report::Items,
     );
@@ -382,8 +383,10 @@ fn training_sets() {
     // from 0.94 / 0.85 / 0.94 when train-v4.toml joined (2026-12-02): its
     // untuned items pulled the combined figures to 0.935 / 0.847 / 0.943,
     // and the floor was those, rounded down; tuning the same day reached
-    // 0.946 / 0.878 / 0.953.
-    s.gate("training sets", 0.94, 0.87, 0.95);
+    // 0.946 / 0.878 / 0.953. Lowered again when train-v5.toml joined
+    // (2026-12-02): its untuned items pulled the combined figures to 0.936 /
+    // 0.857 / 0.945, and the floor is those, rounded down.
+    s.gate("training sets", 0.93, 0.85, 0.94);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -404,6 +407,18 @@ fn train_v4() {
     // Its first measurement (2026-12-02: 0.831 / 0.720 / 0.880); tuned on
     // the same day to 0.875 / 0.840 / 0.912, the floor rounded down.
     s.gate("train-v4", 0.87, 0.84, 0.91);
+}
+
+/// train-v5.toml on its own: written on 2026-12-02 before any rule was tuned
+/// on it, so its first figures were a further honest estimate; it is part of
+/// `training_sets` too.
+#[test]
+fn train_v5() {
+    let s = score("train-v5", &["train-v5.toml"], Report::TotalsOnly);
+    // Its first measurement (2026-12-02, before any tuning: 0.859 / 0.701 /
+    // 0.887; machine-translated items 0.878 / 0.625 / 0.907), the floor
+    // rounded down.
+    s.gate("train-v5", 0.85, 0.70, 0.88);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
