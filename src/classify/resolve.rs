@@ -660,8 +660,15 @@ fn blocking_modifier(
         }
         // "became the first world leader to sign", "the 178th to ratify":
         // an infinitive after an ordinal names the act done, not a plan.
-        let ranked = rule.kind == ModifierKind::Hypothetical
-            && scan.norm.token(m.tokens.start) == "to"
+        // Likewise "became the 177th state which ratified".
+        let infinitive_or_relative = match rule.kind {
+            ModifierKind::Hypothetical => scan.norm.token(m.tokens.start) == "to",
+            ModifierKind::Background => {
+                matches!(scan.norm.token(m.tokens.start), "which" | "that" | "who")
+            }
+            _ => false,
+        };
+        let ranked = infinitive_or_relative
             && (m.tokens.start.saturating_sub(4)..m.tokens.start).any(|i| {
                 let t = scan.norm.token(i);
                 matches!(
