@@ -286,11 +286,14 @@ fn withdrawal_of_something_else(scan: &Scan, cue: &RuleMatch) -> bool {
     };
     let whose = |q: usize| {
         (q + 2..q + 5).any(|i| {
-            matches!(scan.norm.token(i), "its" | "their")
-                || scan
-                    .mentions
-                    .iter()
-                    .any(|m| m.tokens.start == i && is_state(m))
+            // "the exit of three countries of the Sahel", "of the two states".
+            matches!(
+                scan.norm.token(i),
+                "its" | "their" | "countries" | "states" | "nations" | "governments"
+            ) || scan
+                .mentions
+                .iter()
+                .any(|m| m.tokens.start == i && is_state(m))
         })
     };
     if noun_of(cue.tokens.start) && !whose(cue.tokens.start) {
