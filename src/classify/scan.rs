@@ -369,7 +369,35 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
                 .agents
                 .iter()
                 .any(|(t, _)| t.start >= m.tokens.end && t.start <= m.tokens.end + 1);
-        if addressee {
+        // "notifies the Council of Europe of its denunciation of the
+        // Istanbul Convention": the organisation told is an addressee too,
+        // when another treaty follows ("notified UNESCO of its withdrawal"
+        // is about UNESCO's own constitution).
+        let another_follows = out.mentions[i + 1..]
+            .iter()
+            .any(|n| matches!(n.entity, Entity::Treaty(t) if Entity::Treaty(t) != m.entity));
+        let told = organisation && another_follows && {
+            let mut k = m.tokens.start;
+            if k > 0 && out.norm.token(k - 1) == "the" {
+                k -= 1;
+            }
+            k > 0
+                && matches!(
+                    out.norm.token(k - 1),
+                    "notify"
+                        | "notifies"
+                        | "notified"
+                        | "notifying"
+                        | "inform"
+                        | "informs"
+                        | "informed"
+                        | "informing"
+                        | "told"
+                        | "tells"
+                        | "tell"
+                )
+        };
+        if addressee || told {
             continue;
         }
         let limit = next.map_or(out.norm.len(), |n| n.tokens.start);
