@@ -178,9 +178,16 @@ pub fn read(
             );
         }
     }
-    let StageCell::Stage(stage) = stage else {
+    let StageCell::Stage(mut stage) = stage else {
         return Err(Dropped::NoStage(cell));
     };
+    // "inform the national and international opinion of their decision to
+    // withdraw": telling the public announces; only telling the depositary
+    // notifies.
+    if stage == Action::WithdrawalNotified && tells_the_public(scan, cue) {
+        stage = Action::WithdrawalAnnounced;
+        cell = format!("{cell}; told the public, not the depositary: announced");
+    }
     let when = ctx.date.and_then(|date| {
         let names: Vec<Range<usize>> = scan.mentions.iter().map(|m| m.tokens.clone()).collect();
         dates::judge(&scan.norm, &cue.tokens, &names, date, c.history_days)
@@ -588,6 +595,43 @@ fn shift(
             && in_scope(rule, scan, &m.tokens, cue, clause))
         .then(|| (rule.id.clone(), to))
     })
+}
+
+/// Whether a cue that informs or notifies someone names the public as the
+/// one told ("informed the nation", "told reporters", "inform the national
+/// and international opinion").
+fn tells_the_public(scan: &Scan, cue: &RuleMatch) -> bool {
+    let first = scan.norm.token(cue.tokens.start);
+    let telling = matches!(
+        first,
+        "inform"
+            | "informs"
+            | "informed"
+            | "informing"
+            | "notify"
+            | "notifies"
+            | "notified"
+            | "tell"
+            | "tells"
+            | "told"
+    );
+    telling
+        && cue.tokens.clone().skip(1).any(|i| {
+            matches!(
+                scan.norm.token(i),
+                "opinion"
+                    | "public"
+                    | "nation"
+                    | "people"
+                    | "citizens"
+                    | "journalists"
+                    | "reporters"
+                    | "press"
+                    | "media"
+                    | "population"
+                    | "compatriots"
+            )
+        })
 }
 
 /// What a cue's frame says before its modifiers are weighed.
