@@ -693,15 +693,12 @@ fn blocking_modifier(
         }
         // Reported speech shifts tense back: "said it had received
         // Nicaragua's notice" reports the receipt, it does not recall it.
+        // Likewise "said on Thursday the United States had formally notified".
         let backshifted = rule.kind == ModifierKind::Background
-            && m.tokens.start >= 2
-            && matches!(
-                scan.norm.token(m.tokens.start - 1),
-                "it" | "they" | "he" | "she" | "we"
-            )
-            && c.reporting_verbs
-                .iter()
-                .any(|w| w == scan.norm.token(m.tokens.start - 2));
+            && (m.tokens.start.saturating_sub(8)..m.tokens.start)
+                .rev()
+                .take_while(|&i| !matches!(scan.norm.token(i), COMMA | BREAK))
+                .any(|i| c.reporting_verbs.iter().any(|w| w == scan.norm.token(i)));
         if backshifted && scan.norm.token(m.tokens.start) == "had" {
             continue;
         }
