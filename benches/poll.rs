@@ -1,8 +1,12 @@
 //! Poll-cycle benchmark: 1,000 feeds × 20 items served from loopback, one
 //! full cycle through the real binary, then a second where every feed
-//! answers 304. Prints wall time, items/s and the child's peak RSS.
+//! answers 304, then a "touched" one where every feed answers 200 with a
+//! new ETag but nothing new (each item is only looked up as seen). Prints
+//! wall time, items/s and the child's peak RSS; with `strace` on PATH, the
+//! `pread64` calls of one more touched cycle (run under strace, untimed).
 //!
-//! Run: `cargo bench --bench poll`
+//! Run: `cargo bench --bench poll`; `TREATYWATCH_BENCH_BIN=path` runs
+//! that binary instead of this build's.
 
 #[path = "../tests/it/feed_server.rs"]
 #[allow(dead_code)]
@@ -17,7 +21,9 @@ use feed_server::{FeedServer, Reply};
 const FEEDS: usize = 1_000;
 const ITEMS: usize = 20;
 
-/// A deterministic feed of `ITEMS` news-like items, about 1 KB each.
+/// A deterministic feed of `ITEMS` news-like items, about 2.8 KB each (the
+/// size of the issue-17 measurements: an `items` row then spills to an
+/// overflow page).
 fn feed(n: usize) -> String {
     const STATES: [&str; 6] = [
         "Ukraine",
@@ -45,7 +51,7 @@ fn feed(n: usize) -> String {
             xml,
             "<item><title>Story {i} from feed {n} about {state}</title><link>https://f{n}.example.org/{i}</link><guid>https://f{n}.example.org/{i}</guid><pubDate>{}</pubDate><description>{}</description></item>",
             chrono::Utc::now().to_rfc2822(),
-            body.repeat(2)
+            body.repeat(9)
         );
     }
     xml.push_str("</channel></rss>");
@@ -54,13 +60,26 @@ fn feed(n: usize) -> String {
 
 /// Runs the binary, sampling its peak resident set (VmHWM) until it exits.
 fn run(config: &std::path::Path) -> (Duration, u64, String) {
+    run_under(config, &[])
+}
+
+/// As `run`, with `wrapper` (a program and its arguments) in front.
+fn run_under(config: &std::path::Path, wrapper: &[&str]) -> (Duration, u64, String) {
     // The summary goes to a file: a pipe nobody reads until the end would
     // fill up and stall the child.
     let out_path = config.with_file_name("poll-output.txt");
+    let config = config.to_path_buf();
     let out_file = std::fs::File::create(&out_path).expect("output file");
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_treatywatch"))
-        .args(["--config", &config.to_string_lossy(), "poll"])
+    // TREATYWATCH_BENCH_BIN runs another build (a copy of an earlier one)
+    // over the same feeds, to compare two.
+    let binary = std::env::var("TREATYWATCH_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_treatywatch").to_string());
+    let config = config.to_string_lossy();
+    let mut argv: Vec<&str> = wrapper.to_vec();
+    argv.extend([binary.as_str(), "--config", &config, "poll"]);
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
         .stdout(out_file)
         .stderr(Stdio::null())
         .spawn()
@@ -95,7 +114,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("dir");
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
     for entry in std::fs::read_dir(shipped).expect("config").flatten() {
-        if entry.file_name() != "feeds.toml" {
+        // Data files only: folders (`membership/`) are not in this config.
+        if entry.file_name() != "feeds.toml" && entry.path().is_file() {
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
         }
     }
@@ -105,12 +125,21 @@ fn main() {
     let mut toml = String::from(
         "[tracking]\nstates = [\"UKR\", \"POL\", \"FIN\", \"EST\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\"]\n\n[fetch]\nper_host = 8\n",
     );
+    let feeds: Vec<String> = (0..FEEDS).map(feed).collect();
+    // Every feed serves the same items under a new ETag: a 200 with
+    // nothing new, so each item is only looked up as seen.
+    let touch = |version: u32| {
+        for (n, body) in feeds.iter().enumerate() {
+            server.set(
+                &format!("/f{n}.xml"),
+                Reply::feed(body.clone(), "application/rss+xml")
+                    .with_etag(&format!("\"{n}-v{version}\"")),
+            );
+        }
+    };
+    touch(1);
     for n in 0..FEEDS {
         let path = format!("/f{n}.xml");
-        server.set(
-            &path,
-            Reply::feed(feed(n), "application/rss+xml").with_etag(&format!("\"{n}-v1\"")),
-        );
         let _ = write!(
             toml,
             "\n[[feed]]\nid = \"f{n}\"\nurl = \"{}\"\n",
@@ -121,10 +150,14 @@ fn main() {
     std::fs::write(&config, toml).expect("write config");
 
     println!("poll cycle: {FEEDS} feeds × {ITEMS} items from 127.0.0.1");
-    for (label, items) in [
-        ("first cycle (200)", FEEDS * ITEMS),
-        ("second cycle (304)", 0),
+    for (label, items, version) in [
+        ("first cycle (200)", FEEDS * ITEMS, None),
+        ("second cycle (304)", 0, None),
+        ("touched (200, same)", FEEDS * ITEMS, Some(2)),
     ] {
+        if let Some(version) = version {
+            touch(version);
+        }
         let (wall, peak_kb, total) = run(&config);
         let rate = if items > 0 {
             format!("{:.0} items/s", items as f64 / wall.as_secs_f64())
@@ -137,5 +170,38 @@ fn main() {
             peak_kb as f64 / 1024.0
         );
         println!("  {:<20} {total}", "");
+    }
+    let strace_out = dir.path().join("strace.txt");
+    let strace_out = strace_out.to_string_lossy();
+    let traced = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if traced {
+        touch(3);
+        run_under(
+            &config,
+            &[
+                "strace",
+                "-f",
+                "-c",
+                "-e",
+                "trace=pread64",
+                "-o",
+                &strace_out,
+            ],
+        );
+        let summary = std::fs::read_to_string(&*strace_out).unwrap_or_default();
+        // strace -c's table: "% time seconds usecs/call calls errors syscall".
+        let calls = summary
+            .lines()
+            .find(|l| l.trim_end().ends_with(" pread64"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .unwrap_or("0");
+        println!(
+            "  {:<20} {calls} pread64 calls ({:.2} per item)",
+            "touched, strace",
+            calls.parse::<f64>().unwrap_or(0.0) / (FEEDS * ITEMS) as f64
+        );
     }
 }

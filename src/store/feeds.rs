@@ -148,23 +148,34 @@ impl Store {
 
     /// For each item, whether it is new or changed for this feed (`None`
     /// when already seen with the same content).
+    ///
+    /// The lookups read only the `items_seen` index (migration 0009), never
+    /// an item's text, and share one read transaction: one lock and one
+    /// check of the log per feed rather than per item.
     pub fn item_changes(&self, feed_id: &str, items: &[Item]) -> Result<Vec<Option<ItemChange>>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT content_hash FROM items WHERE feed_id = ?1 AND item_key = ?2",
-        )?;
-        items
-            .iter()
-            .map(|item| {
-                let stored: Option<String> = stmt
-                    .query_row([feed_id, &item.key], |r| r.get(0))
-                    .optional()?;
-                Ok(match stored {
-                    None => Some(ItemChange::New),
-                    Some(h) if h != item.content_hash => Some(ItemChange::Changed),
-                    Some(_) => None,
+        let tx = self.conn.unchecked_transaction()?;
+        let changes = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT content_hash FROM items INDEXED BY items_seen WHERE feed_id = ?1 AND item_key = ?2",
+            )?;
+            items
+                .iter()
+                .map(|item| {
+                    let stored: Option<String> = stmt
+                        .query_row([feed_id, &item.key], |r| r.get(0))
+                        .optional()?;
+                    Ok(match stored {
+                        None => Some(ItemChange::New),
+                        Some(h) if h != item.content_hash => Some(ItemChange::Changed),
+                        Some(_) => None,
+                    })
                 })
-            })
-            .collect()
+                .collect::<Result<Vec<_>>>()?
+        };
+        // Nothing was written: ending the transaction only lets go of the
+        // read snapshot.
+        tx.commit()?;
+        Ok(changes)
     }
 
     /// Records one poll of a feed: its new state, the items that were new or

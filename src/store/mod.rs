@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_reclassify.sql"),
     include_str!("../../migrations/0007_baseline.sql"),
     include_str!("../../migrations/0008_mailbox.sql"),
+    include_str!("../../migrations/0009_items_seen.sql"),
 ];
 
 /// How long a statement waits for another connection's lock before failing.

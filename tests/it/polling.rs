@@ -245,6 +245,76 @@ fn unchanged_feed_without_validators_appends_nothing_new() {
     );
 }
 
+/// A database from before migration 0009 (the `items_seen` index that
+/// ingest's lookups read) still knows its items, and their content, once
+/// migrated.
+#[test]
+fn items_seen_before_migration_9_are_still_known_after_it() {
+    let env = PollEnv::new(&[("wire", "/rss2.xml"), ("live", "/live.xml")]);
+    env.server
+        .set("/rss2.xml", Reply::feed(fixture("rss2.xml"), RSS));
+    env.server
+        .set("/live.xml", Reply::feed(fixture("changing-v1.xml"), RSS));
+    env.poll();
+
+    // 0009 only adds an index: without it, and at version 8, the database
+    // is what 0008 left, holding the rows the poll wrote.
+    let schema = |db: &rusqlite::Connection| -> Vec<String> {
+        let mut stmt = db
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .expect("schema");
+        stmt.query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    let db = env.db();
+    db.execute_batch("DROP INDEX items_seen; PRAGMA user_version = 8;")
+        .expect("back to schema 8");
+    let by_hand = rusqlite::Connection::open_in_memory().expect("memory");
+    for sql in [
+        include_str!("../../migrations/0001_event_log.sql"),
+        include_str!("../../migrations/0002_feeds_items.sql"),
+        include_str!("../../migrations/0003_outbox.sql"),
+        include_str!("../../migrations/0004_fold_state.sql"),
+        include_str!("../../migrations/0005_feed_alerts.sql"),
+        include_str!("../../migrations/0006_reclassify.sql"),
+        include_str!("../../migrations/0007_baseline.sql"),
+        include_str!("../../migrations/0008_mailbox.sql"),
+    ] {
+        by_hand.execute_batch(sql).expect("migration");
+    }
+    assert_eq!(schema(&db), schema(&by_hand), "a schema-8 database");
+    drop(db);
+
+    env.server
+        .set("/live.xml", Reply::feed(fixture("changing-v2.xml"), RSS));
+    let (code, lines) = env.poll();
+    assert_eq!(code, Some(0), "{lines:#?}");
+    assert!(
+        PollEnv::line(&lines, "wire").contains("200 0 new, 0 changed"),
+        "{lines:#?}"
+    );
+    assert!(
+        PollEnv::line(&lines, "live").contains("0 new, 1 changed"),
+        "the migrated index holds the old content hash: {lines:#?}"
+    );
+    let db = env.db();
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(
+        version as usize,
+        treatywatch::store::Store::schema_version()
+    );
+    drop(db);
+    let (_, lines) = env.poll();
+    assert!(
+        PollEnv::line(&lines, "live").contains("0 new, 0 changed"),
+        "the change went into the index with its row: {lines:#?}"
+    );
+}
+
 /// Each broken feed, served beside a good one in the same poll.
 #[test]
 fn a_bad_feed_is_recorded_and_never_stops_the_others() {
