@@ -257,6 +257,18 @@ impl FeedServer {
             }
             other => other,
         };
+        // Answered from here on: no longer in flight. Counted before the
+        // first byte is written, because a client that has read the whole
+        // reply may start its next request before this thread runs again,
+        // and would then seem to have one more in flight than it does.
+        {
+            let (state, changed) = &*self.in_flight;
+            let mut state = state.lock().expect("in flight");
+            if let Some(now) = state.now.get_mut(&host) {
+                *now -= 1;
+            }
+            changed.notify_all();
+        }
         let mut stream = stream;
         let (status, body_bytes) = match reply {
             Reply::Feed {
@@ -306,14 +318,6 @@ impl FeedServer {
             }
             Reply::Late { .. } | Reply::Gate { .. } => unreachable!("unwrapped above"),
         };
-        {
-            let (state, changed) = &*self.in_flight;
-            let mut state = state.lock().expect("in flight");
-            if let Some(now) = state.now.get_mut(&host) {
-                *now -= 1;
-            }
-            changed.notify_all();
-        }
         self.log.lock().expect("log").push(Seen {
             path,
             headers,
