@@ -55,39 +55,37 @@ pub fn check(config: &Config, env: &dyn Fn(&str) -> Option<OsString>) -> Vec<Dia
     out
 }
 
+/// What a password is for, in the words its problems are told in.
+struct PasswordUse {
+    /// Before the key's name: "" for `[notify.smtp]`, "[mailbox.imap] ".
+    table: &'static str,
+    /// "SMTP", "IMAP".
+    protocol: &'static str,
+    /// What fails without it: "send", "read".
+    fails: &'static str,
+    /// The unit's line that hands the password file to the service.
+    credential: &'static str,
+}
+
+const SMTP: PasswordUse = PasswordUse {
+    table: "",
+    protocol: "SMTP",
+    fails: "send",
+    credential: "`LoadCredential=smtp:/etc/treatywatch/smtp` hands /etc/treatywatch/smtp to the service as $CREDENTIALS_DIRECTORY/smtp",
+};
+
+const IMAP: PasswordUse = PasswordUse {
+    table: "[mailbox.imap] ",
+    protocol: "IMAP",
+    fails: "read",
+    credential: "`LoadCredential=imap-password:/etc/treatywatch/imap-password` in the unit hands it to the service as $CREDENTIALS_DIRECTORY/imap-password",
+};
+
 fn password_problem(
     source: &PasswordSource,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Option<String> {
-    match source {
-        PasswordSource::Env(var) => match env(var) {
-            None => Some(format!(
-                "password_env names ${var}, which is not set, so every send would fail to log in; set it for the service (`systemctl edit treatywatch`: `Environment={var}=…` or `EnvironmentFile=`) and where you run check, or use `password_file`"
-            )),
-            Some(v) if v.is_empty() => Some(format!(
-                "password_env names ${var}, which is set but empty; put the SMTP password in it"
-            )),
-            Some(_) => None,
-        },
-        PasswordSource::File(path) => match std::fs::read(path) {
-            Ok(bytes) if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) => Some(format!(
-                "password_file {} is empty; write the SMTP password into it",
-                path.display()
-            )),
-            Ok(_) => None,
-            Err(e) if e.kind() == ErrorKind::NotFound => Some(format!(
-                "password_file {} does not exist{}, so every send would fail to log in; write the password there (the unit's `LoadCredential=smtp:/etc/treatywatch/smtp` hands /etc/treatywatch/smtp to the service as $CREDENTIALS_DIRECTORY/smtp)",
-                path.display(),
-                credentials_note(),
-            )),
-            Err(e) => Some(format!(
-                "cannot read password_file {}{}: {}; make it a file the service can read (through LoadCredential=, systemd reads it as root), then run check again as root or as the unit does",
-                path.display(),
-                credentials_note(),
-                io_words(&e),
-            )),
-        },
-    }
+    password_problem_for(&SMTP, source, env)
 }
 
 /// An IMAP mailbox's password is where `[mailbox.imap]` says.
@@ -95,29 +93,43 @@ fn imap_password_problem(
     source: &PasswordSource,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Option<String> {
+    password_problem_for(&IMAP, source, env)
+}
+
+fn password_problem_for(
+    usage: &PasswordUse,
+    source: &PasswordSource,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Option<String> {
+    let PasswordUse {
+        table,
+        protocol,
+        fails,
+        credential,
+    } = usage;
     match source {
         PasswordSource::Env(var) => match env(var) {
             None => Some(format!(
-                "[mailbox.imap] password_env names ${var}, which is not set, so every read would fail to log in; set it for the service (`systemctl edit treatywatch`: `Environment={var}=…`) and where you run check, or use `password_file`"
+                "{table}password_env names ${var}, which is not set, so every {fails} would fail to log in; set it for the service (`systemctl edit treatywatch`: `Environment={var}=…` or `EnvironmentFile=`) and where you run check, or use `password_file`"
             )),
             Some(v) if v.is_empty() => Some(format!(
-                "[mailbox.imap] password_env names ${var}, which is set but empty; put the IMAP password in it"
+                "{table}password_env names ${var}, which is set but empty; put the {protocol} password in it"
             )),
             Some(_) => None,
         },
         PasswordSource::File(path) => match std::fs::read(path) {
             Ok(bytes) if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) => Some(format!(
-                "[mailbox.imap] password_file {} is empty; write the IMAP password into it",
+                "{table}password_file {} is empty; write the {protocol} password into it",
                 path.display()
             )),
             Ok(_) => None,
             Err(e) if e.kind() == ErrorKind::NotFound => Some(format!(
-                "[mailbox.imap] password_file {} does not exist{}, so every read would fail to log in; write the password there (`LoadCredential=imap-password:/etc/treatywatch/imap-password` in the unit hands it to the service as $CREDENTIALS_DIRECTORY/imap-password)",
+                "{table}password_file {} does not exist{}, so every {fails} would fail to log in; write the password there ({credential})",
                 path.display(),
                 credentials_note(),
             )),
             Err(e) => Some(format!(
-                "cannot read [mailbox.imap] password_file {}{}: {}; make it a file the service can read (through LoadCredential=, systemd reads it as root)",
+                "cannot read {table}password_file {}{}: {}; make it a file the service can read (through LoadCredential=, systemd reads it as root), then run check again as root or as the unit does",
                 path.display(),
                 credentials_note(),
                 io_words(&e),
