@@ -162,7 +162,7 @@ struct RawTreaty {
     #[serde(default)]
     cased_aliases: Vec<String>,
     #[serde(default)]
-    keywords: Vec<String>,
+    keywords: Vec<Spanned<String>>,
     #[serde(default)]
     organisation: bool,
     year: Option<u16>,
@@ -271,6 +271,26 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             }
             aliases.push(a.into_inner());
         }
+        // A keyword needs a word the classifier (and its prefilter, which
+        // looks for each name's longest word) can find.
+        let mut keywords = Vec::new();
+        for k in t.keywords {
+            let norm = crate::normalize::normalize(k.get_ref(), 0);
+            let usable = (0..norm.len()).any(|i| {
+                norm.token(i).len() >= 3 && norm.token(i).bytes().all(|b| b.is_ascii_alphabetic())
+            });
+            if usable {
+                keywords.push(k.into_inner());
+            } else {
+                problems.push(src.at(
+                    k.span(),
+                    format!(
+                        "treaty {id}: keyword {:?} has no word of three letters or more to look for; write words of the treaty's name as news writes them (\"anti-personnel mines\")",
+                        k.get_ref()
+                    ),
+                ));
+            }
+        }
         treaties.by_id.insert(id.clone(), treaties.list.len());
         treaties.list.push(Treaty {
             id,
@@ -278,7 +298,7 @@ pub fn parse(src: &SourceText) -> Result<Treaties, Vec<Diagnostic>> {
             short_name: t.short_name,
             aliases,
             cased_aliases: t.cased_aliases,
-            keywords: t.keywords,
+            keywords,
             organisation: t.organisation,
             year: t.year,
             depositary: t.depositary,

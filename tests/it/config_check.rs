@@ -451,6 +451,23 @@ fn bad_notice_period_is_reported_in_the_treaties_file() {
 }
 
 #[test]
+fn a_keyword_with_nothing_to_look_for_is_reported_at_it() {
+    let treaties = std::fs::read_to_string(format!("{}/treaties.toml", crate::support::FIXTURES))
+        .expect("fixture");
+    let broken = treaties.replacen(
+        "withdrawal_notice = \"6 months\"",
+        "keywords = [\"mines\", ‸\"- !\"]\nwithdrawal_notice = \"6 months\"",
+        1,
+    );
+    check_bad_in(
+        "treaties.toml",
+        MINIMAL,
+        Some(&broken),
+        "keyword \"- !\" has no word of three letters or more",
+    );
+}
+
+#[test]
 fn every_problem_is_reported_not_just_the_first() {
     let feeds = MINIMAL
         .replace("[\"UKR\", \"POL\"]", "[\"UKR\", \"XYZ\"]")
