@@ -164,6 +164,11 @@ pub struct Compiled {
     pub reporting_verbs: Vec<String>,
     pub withdrawal_words: Vec<String>,
     pub treaty_nouns: Vec<String>,
+    /// The treaty nouns plus the nouns organisations' founding treaties go
+    /// by ("charter", "constitution"): what may head a treaty's name
+    /// ("the Charter of the OAS"), though "the constitution" alone is no
+    /// anaphor of the item's treaty.
+    pub name_nouns: Vec<String>,
     /// Per treaty index: whether it founds an organisation (`organisation`
     /// in treaties.toml).
     pub organisations: Vec<bool>,
@@ -562,12 +567,12 @@ impl Compiled {
                 AhoCorasick::new(Vec::<String>::new()).expect("an empty automaton builds")
             });
 
-        let nouns: Vec<&str> = rules
+        let name_nouns: Vec<String> = rules
             .context
             .treaty_nouns
             .iter()
-            .map(String::as_str)
-            .chain(["charter", "constitution"])
+            .cloned()
+            .chain(["charter".to_string(), "constitution".to_string()])
             .collect();
         let cased: Vec<String> = treaties
             .list
@@ -581,7 +586,7 @@ impl Compiled {
                     .chain(t.aliases.iter().map(String::as_str))
                     .chain(t.keywords.iter().map(String::as_str))
             }),
-            nouns,
+            name_nouns.iter().map(String::as_str),
             &cased,
         );
         Compiled {
@@ -609,6 +614,7 @@ impl Compiled {
             reporting_verbs: rules.grammar.reporting_verbs.clone(),
             withdrawal_words: rules.grammar.withdrawal_words.clone(),
             treaty_nouns: rules.context.treaty_nouns.clone(),
+            name_nouns,
             organisations: treaties.list.iter().map(|t| t.organisation).collect(),
             cased_forms,
             history_days: rules.settings.history_days,

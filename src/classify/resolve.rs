@@ -215,7 +215,7 @@ pub fn read(
         Some(When::Future) if !rule.future_ok => return Err(Dropped::Future),
         _ => {}
     }
-    if withdrawal_of_something_else(scan, cue) {
+    if withdrawal_of_something_else(c, scan, cue) {
         return Err(Dropped::NotAboutTreaty);
     }
     let treaties = treaties_of(c, treaties, ctx, scan, cue, &clause, rule)?;
@@ -284,7 +284,7 @@ pub fn read(
 /// "The withdrawal of the subsidy took effect": a cue that opens with a
 /// withdrawal noun and "of" names who withdraws right after it (a state,
 /// "the country", "its", a list); anything else withdrew something else.
-fn withdrawal_of_something_else(scan: &Scan, cue: &RuleMatch) -> bool {
+fn withdrawal_of_something_else(c: &Compiled, scan: &Scan, cue: &RuleMatch) -> bool {
     let noun_of = |q: usize| {
         matches!(
             scan.norm.token(q),
@@ -348,21 +348,12 @@ fn withdrawal_of_something_else(scan: &Scan, cue: &RuleMatch) -> bool {
             | "five"
             | "baltic"
             | "our"
-            | "charter"
-            | "constitution"
-            | "treaty"
-            | "convention"
-            | "accord"
-            | "pact"
-            | "agreement"
-            | "statute"
-            | "protocol"
-            | "covenant"
             | "organisation"
             | "organization"
             | ""
     );
-    !named && !treaty_act && word.chars().all(char::is_alphabetic)
+    let treaty_noun = c.name_nouns.iter().any(|n| n == word);
+    !named && !treaty_act && !treaty_noun && word.chars().all(char::is_alphabetic)
 }
 
 /// The withdrawal steps a cap can hold back (a reversal is never capped).

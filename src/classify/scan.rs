@@ -206,7 +206,7 @@ fn named_by_keywords(c: &Compiled, norm: &Normalized, hits: &[Hit]) -> Vec<Hit> 
         };
         let is_noun = |i: usize| {
             let w = norm.token(i);
-            c.treaty_nouns.iter().any(|n| n == w) || matches!(w, "charter" | "constitution")
+            c.name_nouns.iter().any(|n| n == w)
         };
         let from = h.tokens.start.saturating_sub(KEYWORD_REACH);
         let noun = (from..h.tokens.start)
