@@ -378,7 +378,8 @@ pub struct DigestRefused {
     pub first_seq: i64,
     pub last_seq: i64,
     pub message_id: String,
-    /// The SMTP reply code, 500–599.
+    /// What the refusing server answered: an SMTP reply code (500–599) for
+    /// mail, an HTTP status (4xx) for a webhook.
     pub code: u16,
     /// What happened, in treatywatch's words with the server's quoted:
     /// never put in a header.
