@@ -5,7 +5,8 @@
 //!   `train_v3`, `train_v4`, `train_v5` alone), `stress_set_yields_nothing`
 //!   (stress.toml with stress-v2.toml): the labelled fixtures
 //!   (tests/fixtures/classify/README.md), scored lenient and strict as
-//!   LABELS.md defines.
+//!   LABELS.md defines. Training sets list every miss and false alarm
+//!   (`-- --nocapture`; `CLASSIFY_REPORT_BY_FILE=1` names each line's file).
 //! - `reads_like_a_desk`: small cases, one rule of reading each.
 //! - `never_panics_and_spans_point_at_evidence`: hostile input (proptest),
 //!   and `huge_unpunctuated_input_stays_linear`.
@@ -194,8 +195,15 @@ impl Score {
         self.strict_ok as f64 / (self.strict_ok + self.strict_bad).max(1) as f64
     }
 
-    fn add(&mut self, item: &Item) {
+    fn add(&mut self, item: &Item, file: &str) {
         self.items += 1;
+        // CLASSIFY_REPORT_BY_FILE=1 names the fixture file on every line, to
+        // sort the misses by file.
+        let at = if std::env::var_os("CLASSIFY_REPORT_BY_FILE").is_some() {
+            format!("{file} ")
+        } else {
+            String::new()
+        };
         let truth = item.truth();
         let found = classifier().classify(&item.text());
         let evidence = |t: &str| {
@@ -235,7 +243,7 @@ impl Score {
                     self.fp += 1;
                     self.missed += 1;
                     self.report.push(format!(
-                        "WRONG STAGE    {}: {shown}, labelled {}{}",
+                        "WRONG STAGE    {at}{}: {shown}, labelled {}{}",
                         item.id,
                         accepted.join("|"),
                         evidence(&shown)
@@ -245,7 +253,7 @@ impl Score {
                 None => {
                     self.fp += 1;
                     self.report.push(format!(
-                        "FALSE ALARM    {}: {shown}{}",
+                        "FALSE ALARM    {at}{}: {shown}{}",
                         item.id,
                         evidence(&shown)
                     ));
@@ -256,7 +264,7 @@ impl Score {
             if !folded.contains_key(pair) {
                 self.missed += 1;
                 self.report.push(format!(
-                    "MISSED         {}: {} {} {}",
+                    "MISSED         {at}{}: {} {} {}",
                     item.id,
                     pair.0,
                     pair.1,
@@ -316,9 +324,9 @@ fn score(name: &str, files: &[&str], report: Report) -> Score {
     let mut mt = Score::default();
     for f in files {
         for item in fixture(f) {
-            all.add(&item);
+            all.add(&item, f);
             if item.style.as_deref() == Some("mt") {
-                mt.add(&item);
+                mt.add(&item, f);
             }
         }
     }
