@@ -6,7 +6,10 @@
 //! commas or clause breaks around it) plus a sentence-opening "In 2019,".
 //! Understands "2005", "December 1997", "Jan. 10, 2026", "10 January 2026"
 //! and a bare month ("in October", taken as the latest such month not after
-//! the item, or in a future-tense phrase the next one). Relative phrases such as "last year" are history modifiers in
+//! the item, or in a future-tense phrase the next one). A date in an object
+//! relative clause after the cue ("which the Government submitted on 6 July
+//! 2020") is that clause's; "a year later" moves on from the date named
+//! before it in the sentence. Relative phrases such as "last year" are history modifiers in
 //! rules.toml, not code. A date in the last two weeks, or a weekday, "today"
 //! or "yesterday", makes the stage recent: news however it is framed.
 
@@ -188,6 +191,51 @@ fn date_at(
     year(t).map(|y| (Found::Year(y), i + 1))
 }
 
+/// "a year later", "six months later" in `within`: the days it moves on
+/// and where it stands.
+fn later(norm: &Normalized, within: Range<usize>) -> Option<(u64, usize)> {
+    within.clone().skip(2).find_map(|i| {
+        if norm.token(i) != "later" {
+            return None;
+        }
+        let n = count(norm.token(i - 2))?;
+        let days = match norm.token(i - 1) {
+            "day" | "days" => n,
+            "week" | "weeks" => n * 7,
+            "month" | "months" => n * 30,
+            "year" | "years" => n * 365,
+            _ => return None,
+        };
+        Some((days, i - 2))
+    })
+}
+
+/// The date nearest before token `before` in the sentence, names skipped.
+fn date_before(
+    norm: &Normalized,
+    before: usize,
+    skip: &[Range<usize>],
+    item: NaiveDate,
+) -> Option<Found> {
+    let mut last = None;
+    let mut i = 0;
+    while i < before {
+        if skip.iter().any(|s| s.contains(&i)) {
+            i += 1;
+            continue;
+        }
+        match date_at(norm, i, item, false) {
+            // "in six months" is counted from the item, not a date named.
+            Some((found, next)) if norm.token(i) != "in" => {
+                last = Some(found);
+                i = next.max(i + 1);
+            }
+            _ => i += 1,
+        }
+    }
+    last
+}
+
 /// Words that put a phrase in the future tense, for bare months.
 const FUTURE_WORDS: &[&str] = &[
     "will",
@@ -268,7 +316,24 @@ pub fn judge(
                 i = next.max(i + 1);
                 continue;
             }
+            // "retracts the notification which the Government submitted on
+            // 6 July 2020": a date in an object relative clause after the
+            // cue (the pronoun, then a subject) dates what the clause
+            // describes, not the cue. Not "the convention which prohibits
+            // mines on February 20", where the date may be the main verb's.
+            let in_relative = i >= cue.end
+                && (cue.end..i).any(|k| {
+                    let named = |at: usize| skip.iter().any(|s| s.contains(&at));
+                    matches!(norm.token(k), "which" | "who" | "whom")
+                        && !named(k)
+                        && (named(k + 1)
+                            || matches!(
+                                norm.token(k + 1),
+                                "the" | "a" | "an" | "it" | "they" | "he" | "she" | "its" | "their"
+                            ))
+                });
             match date_at(norm, i, item, future_tense) {
+                Some((_, next)) if in_relative => i = next.max(i + 1),
                 Some((found, next)) => {
                     let distance = if i >= cue.end {
                         i - cue.end
@@ -283,6 +348,23 @@ pub fn judge(
                 None => i += 1,
             }
         }
+    }
+    // "Canada announced in December 2011 that it was leaving, and its
+    // withdrawal took effect a year later": a time after a date named
+    // earlier in the sentence is that date moved on.
+    if best.is_none()
+        && let Some((offset, at)) = later(norm, start..end)
+        && let Some(anchor) = date_before(norm, start, skip, item)
+    {
+        let moved = match anchor {
+            Found::Year(y) => NaiveDate::from_ymd_opt(y, 1, 1)
+                .and_then(|d| d.checked_add_days(chrono::Days::new(offset)))
+                .map(|d| Found::Year(d.year())),
+            Found::Date(d) => d
+                .checked_add_days(chrono::Days::new(offset))
+                .map(Found::Date),
+        };
+        best = moved.map(|found| (0, found, at));
     }
     let Some((_, found, at)) = best else {
         return recent_word
@@ -401,6 +483,40 @@ mod tests {
             "voted",
             "2025-06-27",
             Some(Recent { at: 5 }),
+        );
+        // A date in a relative clause after the cue is that clause's.
+        check(
+            "It retracts the notification which it submitted on 6 July 2020.",
+            "retracts",
+            "2021-01-20",
+            None,
+        );
+        check(
+            "It retracts the notification submitted on 6 July 2020.",
+            "retracts",
+            "2021-01-20",
+            Some(History),
+        );
+        // A subject relative may describe the treaty in a main clause
+        // whose date comes last (machine-translated word order).
+        check(
+            "It will leave the convention which prohibits mines on 20 February 2026.",
+            "leave",
+            "2025-12-01",
+            Some(Future),
+        );
+        // "a year later" moves on from a date named earlier in the sentence.
+        check(
+            "It announced in December 2011 that it was leaving, and its withdrawal took effect a year later.",
+            "took",
+            "2025-03-01",
+            Some(History),
+        );
+        check(
+            "It gave notice on 1 June 2024, and the withdrawal took effect a year later.",
+            "took",
+            "2025-06-05",
+            Some(Recent { at: 13 }),
         );
         check(
             "The withdrawal takes effect in six months.",
