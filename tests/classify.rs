@@ -2,7 +2,7 @@
 //!
 //! - `seed_article`: the motivating article reads as exactly one announcement.
 //! - `frozen_test_split`, `frozen_test_split_v2`, `training_sets` (and
-//!   `train_v3`, `train_v4`, `train_v5` alone), `stress_set_yields_nothing`
+//!   `train_v3`, `train_v4`, `train_v5`, `train_v6` alone), `stress_set_yields_nothing`
 //!   (stress.toml with stress-v2.toml): the labelled fixtures
 //!   (tests/fixtures/classify/README.md), scored lenient and strict as
 //!   LABELS.md defines. Training sets list every miss and false alarm
@@ -383,6 +383,7 @@ fn training_sets() {
             "train-v3.toml",
             "train-v4.toml",
             "train-v5.toml",
+            "train-v6.toml",
         ],
         Report::Items,
     );
@@ -393,8 +394,10 @@ fn training_sets() {
     // and the floor was those, rounded down; tuning the same day reached
     // 0.946 / 0.878 / 0.953. Lowered again when train-v5.toml joined
     // (2026-12-02): its untuned items pulled the combined figures to 0.936 /
-    // 0.857 / 0.945; tuning reached 0.949 / 0.880 / 0.957.
-    s.gate("training sets", 0.94, 0.88, 0.95);
+    // 0.857 / 0.945; tuning reached 0.949 / 0.880 / 0.957. Lowered again
+    // when train-v6.toml joined (2026-12-02): its untuned items pulled the
+    // combined figures from 0.949 / 0.884 / 0.956 to 0.945 / 0.874 / 0.952.
+    s.gate("training sets", 0.94, 0.87, 0.95);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -428,6 +431,18 @@ fn train_v5() {
     // rounded down.
     // Tuned the same day to 0.925 / 0.866 / 0.947.
     s.gate("train-v5", 0.92, 0.86, 0.94);
+}
+
+/// train-v6.toml on its own: written on 2026-12-02 before any rule was tuned
+/// on it, so its first figures were a further honest estimate; it is part of
+/// `training_sets` too.
+#[test]
+fn train_v6() {
+    let s = score("train-v6", &["train-v6.toml"], Report::TotalsOnly);
+    // Its first measurement (2026-12-02, before any tuning: 0.916 / 0.801 /
+    // 0.918; machine-translated items 0.961 / 0.820 / 0.963), the floor
+    // rounded down.
+    s.gate("train-v6", 0.91, 0.80, 0.91);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
