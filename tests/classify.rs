@@ -397,7 +397,9 @@ fn training_sets() {
     // 0.857 / 0.945; tuning reached 0.949 / 0.880 / 0.957. Lowered again
     // when train-v6.toml joined (2026-12-02): its untuned items pulled the
     // combined figures from 0.949 / 0.884 / 0.956 to 0.945 / 0.874 / 0.952.
-    s.gate("training sets", 0.94, 0.87, 0.95);
+    // Raised to 0.951 / 0.883 / 0.956, rounded down, once the engine read a
+    // decision told to the depositary as the notice (2026-12-02).
+    s.gate("training sets", 0.95, 0.88, 0.95);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -416,8 +418,9 @@ fn train_v3() {
 fn train_v4() {
     let s = score("train-v4", &["train-v4.toml"], Report::TotalsOnly);
     // Its first measurement (2026-12-02: 0.831 / 0.720 / 0.880); tuned on
-    // the same day to 0.875 / 0.840 / 0.912, the floor rounded down.
-    s.gate("train-v4", 0.89, 0.85, 0.92);
+    // the same day to 0.875 / 0.840 / 0.912, the floor rounded down; 0.917
+    // / 0.880 / 0.925 later that day.
+    s.gate("train-v4", 0.91, 0.88, 0.92);
 }
 
 /// train-v5.toml on its own: written on 2026-12-02 before any rule was tuned
@@ -429,8 +432,9 @@ fn train_v5() {
     // Its first measurement (2026-12-02, before any tuning: 0.859 / 0.701 /
     // 0.887; machine-translated items 0.878 / 0.625 / 0.907), the floor
     // rounded down.
-    // Tuned the same day to 0.925 / 0.866 / 0.947.
-    s.gate("train-v5", 0.92, 0.86, 0.94);
+    // Tuned the same day to 0.925 / 0.866 / 0.947, then 0.933 / 0.885 /
+    // 0.955.
+    s.gate("train-v5", 0.93, 0.88, 0.95);
 }
 
 /// train-v6.toml on its own: written on 2026-12-02 before any rule was tuned

@@ -12,8 +12,10 @@
 //! signed it.") is the treaty named before; coordinated verbs share the
 //! object after the last ("Ghana ratified and Kyrgyzstan signed the treaty"). When the clause names no state before the cue and
 //! its subject is not a generic plural ("120 countries"), the item's state
-//! (from its headline) acts. Pure functions over a `Scan`; the item-level loop
-//! is in `mod.rs`.
+//! (from its headline) acts. A decision told to the depositary ("notified the
+//! Director-General of UNESCO about the decision to withdraw", "has told the
+//! UN it is leaving") is the notice, and the one told is not the agent. Pure
+//! functions over a `Scan`; the item-level loop is in `mod.rs`.
 
 use std::ops::Range;
 
@@ -187,6 +189,16 @@ pub fn read(
     if stage == Action::WithdrawalNotified && tells_the_public(scan, cue) {
         stage = Action::WithdrawalAnnounced;
         cell = format!("{cell}; told the public, not the depositary: announced");
+    }
+    // "notified the Director-General of UNESCO about the decision of the
+    // country to withdraw", "has told the UN it is leaving": a decision
+    // told to the depositary is the notice (LABELS.md: "notified the
+    // Secretary-General").
+    if stage == Action::WithdrawalAnnounced
+        && let Some(verb) = told_the_depositary(c, scan, cue, &clause)
+    {
+        stage = Action::WithdrawalNotified;
+        cell = format!("{cell}; told the depositary (\"{verb}\"): notified");
     }
     let when = ctx.date.and_then(|date| {
         let names: Vec<Range<usize>> = scan.mentions.iter().map(|m| m.tokens.clone()).collect();
@@ -384,8 +396,21 @@ fn agent_of(
             .iter()
             .any(|m| m.entity.is_treaty() && m.tokens.start <= t.start && t.end <= m.tokens.end)
     };
-    let agents: Vec<&(Range<usize>, u8)> =
-        scan.agents.iter().filter(|(t, _)| !in_name(t)).collect();
+    // "The State Department notified the Director-General of UNESCO about
+    // the decision": the one told is the verb's object, not the clause's
+    // agent.
+    let told = |t: &Range<usize>| {
+        let mut i = t.start;
+        while i > 0 && matches!(scan.norm.token(i - 1), "the" | "to" | "its" | "their") {
+            i -= 1;
+        }
+        i > 0 && TELLING.contains(&scan.norm.token(i - 1))
+    };
+    let agents: Vec<&(Range<usize>, u8)> = scan
+        .agents
+        .iter()
+        .filter(|(t, _)| !in_name(t) && !told(t))
+        .collect();
     if let Some(from) = passive_agent_at(c, scan, cue)
         && let Some((_, k)) = agents
             .iter()
@@ -623,6 +648,107 @@ fn tells_the_public(scan: &Scan, cue: &RuleMatch) -> bool {
                     | "compatriots"
             )
         })
+}
+
+/// Verbs that tell someone something in writing or in person.
+const TELLING: &[&str] = &[
+    "notified",
+    "notifies",
+    "informed",
+    "informs",
+    "told",
+    "tells",
+    "communicated",
+    "communicates",
+    "transmitted",
+    "transmits",
+    "wrote",
+    "writes",
+    "sent",
+    "sends",
+    "submitted",
+    "submits",
+    "delivered",
+    "delivers",
+    "handed",
+    "hands",
+];
+
+/// Whether the clause before a cue says its state told the depositary:
+/// a telling verb in the past or present ("notified", "has told"), not
+/// planned or denied ("will notify", "has not informed"), telling no plan
+/// ("told the UN it will leave"), followed before
+/// the cue by an agent of class depositary ("the Secretary-General", "the
+/// UN", "the Director-General of UNESCO"). A UN body that is not the
+/// depositary ("told the UN General Assembly") is an audience. Returns the
+/// verb, for `--explain`.
+fn told_the_depositary<'s>(
+    c: &Compiled,
+    scan: &'s Scan,
+    cue: &RuleMatch,
+    clause: &Range<usize>,
+) -> Option<&'s str> {
+    let from = clause
+        .start
+        .max(cue.tokens.start.saturating_sub(ACTOR_REACH));
+    let verb = (from..cue.tokens.start)
+        .rev()
+        .find(|&i| TELLING.contains(&scan.norm.token(i)))?;
+    let planned_or_denied = (verb.saturating_sub(3)..verb).any(|i| {
+        matches!(
+            scan.norm.token(i),
+            "will"
+                | "would"
+                | "shall"
+                | "to"
+                | "must"
+                | "should"
+                | "could"
+                | "not"
+                | "never"
+                | "yet"
+                | "if"
+                | "once"
+                | "when"
+                | "before"
+                | "until"
+        )
+    });
+    // "told the UN it will leave in coming weeks": what is told is a plan.
+    let told_a_plan = (verb + 1..cue.tokens.end).any(|i| {
+        matches!(
+            scan.norm.token(i),
+            "will" | "would" | "shall" | "intends" | "intend" | "plans" | "plan"
+        )
+    });
+    if planned_or_denied || told_a_plan {
+        return None;
+    }
+    let depositary = c
+        .agent_classes
+        .iter()
+        .position(|(class, _)| *class == AgentClass::Depositary)?;
+    let is_depositary = |k: u8| k as usize == depositary;
+    // "the UN General Assembly", "the UN Human Rights Council": a
+    // capitalised name after the UN's is another body (unless it is the
+    // depositary's own title: "the UN Secretary-General").
+    let another_body = |end: usize| {
+        scan.capitalized.get(end).copied().unwrap_or(false)
+            && !scan
+                .agents
+                .iter()
+                .any(|(u, j)| u.start == end && is_depositary(*j))
+    };
+    scan.agents
+        .iter()
+        .find(|(t, k)| {
+            is_depositary(*k)
+                && t.start > verb
+                && t.end <= cue.tokens.start
+                && t.start - verb <= 10
+                && !another_body(t.end)
+        })
+        .map(|_| scan.norm.token(verb))
 }
 
 /// What a cue's frame says before its modifiers are weighed.
@@ -1324,4 +1450,78 @@ fn joined(c: &Compiled, scan: &Scan, a: &Mention, b: &Mention) -> bool {
             c.list_words.iter().any(|w| w == t)
                 || (!scan.in_title && scan.capitalized.get(i).copied().unwrap_or(false))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use chrono::NaiveDate;
+
+    use crate::classify::{Classifier, Text};
+
+    /// The shipped rules: what a user's classifier reads with.
+    fn shipped() -> &'static Classifier {
+        static C: OnceLock<Classifier> = OnceLock::new();
+        C.get_or_init(|| {
+            let config = crate::config::load(
+                &Path::new(env!("CARGO_MANIFEST_DIR")).join("config/feeds.toml"),
+            )
+            .expect("the shipped config is valid");
+            Classifier::new(&config.gazetteer, &config.treaties, &config.rules)
+        })
+    }
+
+    /// Classifies a headline and body dated `date`; compares the triples.
+    fn check(date: &str, title: &str, body: &str, expected: &[&str]) {
+        let text = Text {
+            title: title.into(),
+            body: body.into(),
+            date: NaiveDate::parse_from_str(date, "%Y-%m-%d").ok(),
+        };
+        let got: Vec<String> = shipped()
+            .classify(&text)
+            .iter()
+            .map(|d| format!("{} {} {}", d.state, d.treaty, d.action))
+            .collect();
+        assert_eq!(got, expected, "{title} / {body}");
+    }
+
+    #[test]
+    fn a_decision_told_to_the_depositary_is_the_notice() {
+        let d = "2025-07-01";
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "Ukraine has told the UN it is leaving the Ottawa Convention",
+                "",
+                &["UKR ottawa withdrawal_notified"],
+            ),
+            (
+                "Decision on UNESCO",
+                "The State Department notified the Director-General of UNESCO about the decision of the United States to withdraw from UNESCO.",
+                &["USA unesco_constitution withdrawal_notified"],
+            ),
+            // Telling a plan, planning to tell, or telling an audience at
+            // the UN is no notice.
+            (
+                "Poland tells UN it will leave landmine treaty in coming weeks",
+                "",
+                &["POL ottawa withdrawal_announced"],
+            ),
+            (
+                "Mali will notify the Secretary-General that it is leaving the Rome Statute",
+                "",
+                &["MLI rome_statute withdrawal_announced"],
+            ),
+            (
+                "Mali told the UN General Assembly it is leaving the Rome Statute",
+                "",
+                &["MLI rome_statute withdrawal_announced"],
+            ),
+        ];
+        for (title, body, expected) in cases {
+            check(d, title, body, expected);
+        }
+    }
 }
