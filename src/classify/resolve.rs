@@ -520,10 +520,16 @@ fn agent_of(
         .or(head)
         .or(nearest.map(|(_, a)| *a))
         .or_else(|| {
-            // Inside the cue: "the Senate-approved withdrawal".
+            // Inside the cue: "the Senate-approved withdrawal"; not the
+            // depositary, which a cue names as the one given the document
+            // ("submitted to the UN the document about denunciation").
             agents
                 .iter()
-                .find(|(t, _)| t.start >= cue.tokens.start && t.end <= cue.tokens.end)
+                .find(|(t, k)| {
+                    t.start >= cue.tokens.start
+                        && t.end <= cue.tokens.end
+                        && class(*k) != Some(AgentClass::Depositary)
+                })
                 .copied()
         })
         .and_then(|(_, k)| class(*k))
@@ -691,7 +697,9 @@ fn told_the_depositary<'s>(
     let from = clause
         .start
         .max(cue.tokens.start.saturating_sub(ACTOR_REACH));
-    let verb = (from..cue.tokens.start)
+    // The verb may be the cue's own first word: "submitted to the United
+    // Nations the document about denunciation".
+    let verb = (from..=cue.tokens.start)
         .rev()
         .find(|&i| TELLING.contains(&scan.norm.token(i)))?;
     let planned_or_denied = (verb.saturating_sub(3)..verb).any(|i| {
@@ -744,7 +752,7 @@ fn told_the_depositary<'s>(
         .find(|(t, k)| {
             is_depositary(*k)
                 && t.start > verb
-                && t.end <= cue.tokens.start
+                && t.end <= cue.tokens.end.max(verb + 1)
                 && t.start - verb <= 10
                 && !another_body(t.end)
         })
@@ -1473,18 +1481,22 @@ mod tests {
         })
     }
 
-    /// Classifies a headline and body dated `date`; compares the triples.
+    /// Classifies a headline and body dated `date`; compares the triples
+    /// in any order.
     fn check(date: &str, title: &str, body: &str, expected: &[&str]) {
         let text = Text {
             title: title.into(),
             body: body.into(),
             date: NaiveDate::parse_from_str(date, "%Y-%m-%d").ok(),
         };
-        let got: Vec<String> = shipped()
+        let mut got: Vec<String> = shipped()
             .classify(&text)
             .iter()
             .map(|d| format!("{} {} {}", d.state, d.treaty, d.action))
             .collect();
+        got.sort();
+        let mut expected = expected.to_vec();
+        expected.sort();
         assert_eq!(got, expected, "{title} / {body}");
     }
 
@@ -1501,6 +1513,27 @@ mod tests {
                 "Decision on UNESCO",
                 "The State Department notified the Director-General of UNESCO about the decision of the United States to withdraw from UNESCO.",
                 &["USA unesco_constitution withdrawal_notified"],
+            ),
+            // The verb may open the cue, with the depositary inside it; the
+            // depositary given the document is not the one acting.
+            (
+                "Finland submitted to the United Nations the document about denunciation of the Ottawa convention",
+                "",
+                &["FIN ottawa withdrawal_notified"],
+            ),
+            (
+                "Finland submitted to parliament the document about denunciation of the Ottawa convention",
+                "",
+                &["FIN ottawa withdrawal_announced"],
+            ),
+            (
+                "Kremlin comments",
+                "Peskov said that the decision of Vilnius, Riga and Tallinn to hand over to UN the notifications about the exit from the Ottawa convention threatens Russia.",
+                &[
+                    "LTU ottawa withdrawal_notified",
+                    "LVA ottawa withdrawal_notified",
+                    "EST ottawa withdrawal_notified",
+                ],
             ),
             // Telling a plan, planning to tell, or telling an audience at
             // the UN is no notice.
