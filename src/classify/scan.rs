@@ -364,11 +364,25 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
         };
         // "the Council of Europe's Secretary General", "the ECOWAS
         // Commission": the organisation as an addressee, not an object.
+        // Not across a comma: "Venezuela to leave OAS, foreign minister
+        // says" names the organisation left, and its speaker.
         let addressee = organisation
-            && out
-                .agents
-                .iter()
-                .any(|(t, _)| t.start >= m.tokens.end && t.start <= m.tokens.end + 1);
+            && out.agents.iter().any(|(t, _)| {
+                t.start == m.tokens.end
+                    || (t.start == m.tokens.end + 1
+                        && !matches!(out.norm.token(m.tokens.end), COMMA | BREAK))
+            });
+        // "The Secretary General of the Council of Europe received the
+        // notification of denunciation of the Istanbul Convention": the
+        // organisation names whose officer is told, when another treaty
+        // follows.
+        let officer_of = organisation && {
+            let mut k = m.tokens.start;
+            if k > 0 && out.norm.token(k - 1) == "the" {
+                k -= 1;
+            }
+            k > 0 && out.norm.token(k - 1) == "of" && out.agents.iter().any(|(t, _)| t.end + 1 == k)
+        };
         // "notifies the Council of Europe of its denunciation of the
         // Istanbul Convention": the organisation told is an addressee too,
         // when another treaty follows ("notified UNESCO of its withdrawal"
@@ -397,7 +411,7 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
                         | "tell"
                 )
         };
-        if addressee || told {
+        if addressee || told || (officer_of && another_follows) {
             continue;
         }
         let limit = next.map_or(out.norm.len(), |n| n.tokens.start);
