@@ -14,7 +14,10 @@
 //! its subject is not a generic plural ("120 countries"), the item's state
 //! (from its headline) acts. A decision told to the depositary ("notified the
 //! Director-General of UNESCO about the decision to withdraw", "has told the
-//! UN it is leaving") is the notice, and the one told is not the agent. Pure
+//! UN it is leaving") is the notice, and the one told is not the agent. A
+//! relative clause on a document ("the decree, which disposes the
+//! withdrawal") says what it does, and a call to undo a step ("urged Hungary
+//! to reconsider its decision to leave") says the step was taken. Pure
 //! functions over a `Scan`; the item-level loop is in `mod.rs`.
 
 use std::ops::Range;
@@ -853,6 +856,18 @@ fn blocking_modifier(
         if ranked {
             continue;
         }
+        // "The decree of the President, which disposes the withdrawal",
+        // "the joint statement, in which they recommend": a relative clause
+        // on a document says what the document does, the act reported,
+        // not an earlier act recalled.
+        if rule.kind == ModifierKind::Background && describes_a_document(scan, m.tokens.start) {
+            continue;
+        }
+        // "urged Hungary to reconsider its decision to leave": a call to
+        // undo something says it was done.
+        if rule.kind == ModifierKind::Call && undoes_the_cue(scan, &m.tokens, cue) {
+            continue;
+        }
         let proposal = m.tokens.clone().all(|i| {
             matches!(
                 scan.norm.token(i),
@@ -865,6 +880,89 @@ fn blocking_modifier(
         return Some(Dropped::Modifier(rule.id.clone(), rule.kind.as_str()));
     }
     None
+}
+
+/// Nouns for documents that do something ("the decree, which disposes the
+/// withdrawal").
+const DOCUMENTS: &[&str] = &[
+    "decree",
+    "law",
+    "act",
+    "letter",
+    "statement",
+    "note",
+    "resolution",
+    "order",
+    "document",
+    "declaration",
+    "communication",
+    "notification",
+    "notice",
+    "instrument",
+];
+
+/// Whether the relative pronoun at `at` ("which", "that") has a document
+/// noun as its antecedent: "the decree of the President Javier Milei, which
+/// ...", "the joint statement, in which ...", "the letter to the UN
+/// Secretary-General which ...". A name or title between ("of the
+/// President", "to the UN Secretary-General") is skipped, up to a few words.
+fn describes_a_document(scan: &Scan, at: usize) -> bool {
+    if !matches!(scan.norm.token(at), "which" | "that") {
+        return false;
+    }
+    let mut i = at;
+    // "in which", "by which", "under which".
+    if i > 0
+        && matches!(
+            scan.norm.token(i - 1),
+            "in" | "by" | "with" | "through" | "under"
+        )
+    {
+        i -= 1;
+    }
+    if i > 0 && scan.norm.token(i - 1) == COMMA {
+        i -= 1;
+    }
+    let antecedent: Vec<&str> = (i.saturating_sub(7)..i)
+        .rev()
+        .take_while(|&k| !matches!(scan.norm.token(k), COMMA | BREAK))
+        .map(|k| scan.norm.token(k))
+        .collect();
+    // "the draft of the law, which obliges the executive to annul the
+    // withdrawal": a draft says what someone wants done.
+    let proposed = antecedent
+        .iter()
+        .any(|w| matches!(*w, "draft" | "bill" | "proposal" | "motion" | "proposed"));
+    !proposed && antecedent.iter().any(|w| DOCUMENTS.contains(w))
+}
+
+/// Verbs of undoing: a call to do one of these to a step presupposes it.
+const UNDOING: &[&str] = &[
+    "reconsider",
+    "rescind",
+    "reverse",
+    "revoke",
+    "rethink",
+    "cancel",
+    "undo",
+    "retract",
+    "drop",
+    "abandon",
+];
+
+/// Whether a call's complement undoes the cue's step: "urged the United
+/// States to reconsider its decision to withdraw" (an undoing verb, then
+/// at most a determiner, then the cue).
+fn undoes_the_cue(scan: &Scan, call: &Range<usize>, cue: &RuleMatch) -> bool {
+    (call.end..cue.tokens.start).any(|v| {
+        UNDOING.contains(&scan.norm.token(v))
+            && (v + 1..cue.tokens.start).all(|k| {
+                matches!(
+                    scan.norm.token(k),
+                    "its" | "their" | "the" | "this" | "that" | "his" | "her"
+                )
+            })
+    })
 }
 
 /// A negation or hypothetical inside the gap of a cue's phrase ("the exit
@@ -1551,6 +1649,47 @@ mod tests {
                 "Mali told the UN General Assembly it is leaving the Rome Statute",
                 "",
                 &["MLI rome_statute withdrawal_announced"],
+            ),
+        ];
+        for (title, body, expected) in cases {
+            check(d, title, body, expected);
+        }
+    }
+
+    #[test]
+    fn what_a_document_does_and_a_call_to_undo_a_step_report_the_step() {
+        let d = "2025-04-04";
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "Decree published",
+                "The decree of the President Javier Milei, which disposes the withdrawal of Argentina from the World Health Organization, was published.",
+                &["ARG who_constitution withdrawal_announced"],
+            ),
+            (
+                "Ministers' statement",
+                "The defence ministers of Lithuania, Latvia and Estonia published a joint statement, in which they recommend to the governments to withdraw from the Ottawa Convention.",
+                &[
+                    "LTU ottawa withdrawal_announced",
+                    "LVA ottawa withdrawal_announced",
+                    "EST ottawa withdrawal_announced",
+                ],
+            ),
+            // A draft says what someone wants done.
+            (
+                "Opposition draft",
+                "Opposition deputies presented the draft of the law, which obliges the executive to annul the withdrawal of Argentina from the World Health Organization.",
+                &[],
+            ),
+            (
+                "EU urges Hungary",
+                "The EU urged Hungary on Friday to reconsider its decision to leave the International Criminal Court.",
+                &["HUN rome_statute withdrawal_announced"],
+            ),
+            // A call to take the step is only a call.
+            (
+                "Activists urge Hungary",
+                "Activists urged Hungary on Friday to leave the International Criminal Court.",
+                &[],
             ),
         ];
         for (title, body, expected) in cases {
