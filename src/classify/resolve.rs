@@ -15,6 +15,8 @@
 //! (from its headline) acts. A decision told to the depositary ("notified the
 //! Director-General of UNESCO about the decision to withdraw", "has told the
 //! UN it is leaving") is the notice, and the one told is not the agent. A
+//! "they" or a list anaphor with no list before it ("the three juntas")
+//! means the states just named in the sentence, even as an object. A
 //! relative clause on a document ("the decree, which disposes the
 //! withdrawal") says what it does, and a call to undo a step ("urged Hungary
 //! to reconsider its decision to leave") says the step was taken. Pure
@@ -1420,6 +1422,13 @@ fn actors_of(
             .any(|r| r.end <= m.tokens.start && m.tokens.start - r.end <= 1)
     };
     let mut with: Vec<Actor> = Vec::new();
+    // "talks with Mali, Burkina Faso and Niger, a day after the three juntas
+    // declared they were quitting": a list anaphor with no list before it in
+    // the item, or "they" as the subject, means the states just named, even
+    // as an object.
+    let mut wants_list = (cue.tokens.start.saturating_sub(3)..cue.tokens.end)
+        .any(|i| matches!(scan.norm.token(i), "they" | "their"));
+    let mut object_list: Vec<Actor> = Vec::new();
     let mut upto = states.len();
     while let Some(i) = states[..upto].iter().rposition(|m| {
         m.tokens.end <= cue.tokens.start
@@ -1436,11 +1445,23 @@ fn actors_of(
                     with.extend(actor(ctx, m));
                 }
             }
+            if object_list.is_empty() {
+                let listed: Vec<Actor> = states[head..=i]
+                    .iter()
+                    .rev()
+                    .flat_map(|m| actor(ctx, m))
+                    .collect();
+                if listed.len() >= 2 || matches!(listed[..], [Actor::Group(_)]) {
+                    object_list = listed;
+                }
+            }
             upto = head;
             continue;
         }
         for m in states[head..=i].iter().rev() {
-            out.extend(actor(ctx, m));
+            let found = actor(ctx, m);
+            wants_list |= found.is_empty() && m.entity == Entity::StateListAnaphor;
+            out.extend(found);
         }
         if !out.is_empty() {
             out.append(&mut with);
@@ -1452,6 +1473,9 @@ fn actors_of(
             continue;
         }
         break;
+    }
+    if out.is_empty() && wants_list {
+        out = object_list;
     }
 
     // 3. Inside the cue, when nothing came before: "Zelensky signed a decree
@@ -1649,6 +1673,32 @@ mod tests {
                 "Mali told the UN General Assembly it is leaving the Rome Statute",
                 "",
                 &["MLI rome_statute withdrawal_announced"],
+            ),
+        ];
+        for (title, body, expected) in cases {
+            check(d, title, body, expected);
+        }
+    }
+
+    #[test]
+    fn they_and_a_list_anaphor_mean_the_states_just_named() {
+        let d = "2024-01-29";
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "Talks go on",
+                "ECOWAS said on Monday it remained committed to talks with Mali, Burkina Faso and Niger, a day after the three juntas declared they were quitting ECOWAS.",
+                &[
+                    "MLI ecowas_treaty withdrawal_announced",
+                    "BFA ecowas_treaty withdrawal_announced",
+                    "NER ecowas_treaty withdrawal_announced",
+                ],
+            ),
+            // A place named as an object acts only when something refers
+            // back to it.
+            (
+                "Summit in Bamako",
+                "Ministers met in Mali and Niger on Monday, and Burkina Faso announced its exit from ECOWAS.",
+                &["BFA ecowas_treaty withdrawal_announced"],
             ),
         ];
         for (title, body, expected) in cases {
