@@ -3,7 +3,8 @@
 //! treaty is it about, and which states are its actors.
 //!
 //! The actor heuristic, in order: the passive agent ("ratified by
-//! Ukraine"); the nearest state before the cue in its clause, with the states
+//! Ukraine", "was handed to the UN by the permanent representative of
+//! Finland"); the nearest state before the cue in its clause, with the states
 //! listed together with it ("Estonia, Latvia and Lithuania deposited"), unless
 //! the list follows a preposition ("in Moscow"); states written inside the
 //! cue ("pull Ukraine out of"); plus states a companion phrase adds after the
@@ -541,16 +542,27 @@ fn agent_of(
 }
 
 /// Where a passive agent would start: after the "by" that ends the cue
-/// ("ratified by") or follows it ("approved by").
+/// ("ratified by") or follows it ("approved by"), or, when the cue is in
+/// the passive voice, a "by" a few words on in its phrase ("the document of
+/// withdrawal was handed to the UN by the permanent representative of
+/// Finland").
 fn passive_agent_at(c: &Compiled, scan: &Scan, cue: &RuleMatch) -> Option<usize> {
     let is_passive = |i: usize| c.passive_words.iter().any(|w| w == scan.norm.token(i));
     if cue.tokens.end > cue.tokens.start && is_passive(cue.tokens.end - 1) {
-        Some(cue.tokens.end)
-    } else if is_passive(cue.tokens.end) {
-        Some(cue.tokens.end + 1)
-    } else {
-        None
+        return Some(cue.tokens.end);
     }
+    if is_passive(cue.tokens.end) {
+        return Some(cue.tokens.end + 1);
+    }
+    let auxiliary = |i: usize| matches!(scan.norm.token(i), "was" | "were" | "been" | "is" | "are");
+    let passive_voice = (cue.tokens.start.saturating_sub(1)..cue.tokens.end).any(auxiliary);
+    if !passive_voice {
+        return None;
+    }
+    (cue.tokens.end + 1..cue.tokens.end + 6)
+        .take_while(|&i| !matches!(scan.norm.token(i), COMMA | BREAK | ""))
+        .find(|&i| is_passive(i))
+        .map(|i| i + 1)
 }
 
 /// Whether modifier match `m` of `rule` reaches the cue.
@@ -1385,9 +1397,17 @@ fn actors_of(
 
     // 1. Passive agent: "ratified by Ukraine", "signed by the Marshall Islands".
     if let Some(from) = passive_agent_at(c, scan, cue) {
+        // "by the permanent representative of Finland": an office of a
+        // state, up to a few words before it.
+        let office_of = |m: &Mention| {
+            m.tokens.start > from
+                && m.tokens.start <= from + 5
+                && scan.norm.token(m.tokens.start - 1) == "of"
+                && (from..m.tokens.start).all(|i| !matches!(scan.norm.token(i), COMMA | BREAK))
+        };
         let first = states
             .iter()
-            .position(|m| m.tokens.start >= from && m.tokens.start <= from + 2);
+            .position(|m| (m.tokens.start >= from && m.tokens.start <= from + 2) || office_of(m));
         if let Some(i) = first {
             return list_forward(c, ctx, scan, &states, i);
         }
@@ -1673,6 +1693,26 @@ mod tests {
                 "Mali told the UN General Assembly it is leaving the Rome Statute",
                 "",
                 &["MLI rome_statute withdrawal_announced"],
+            ),
+        ];
+        for (title, body, expected) in cases {
+            check(d, title, body, expected);
+        }
+    }
+
+    #[test]
+    fn a_passive_agent_may_come_a_few_words_after_the_cue() {
+        let d = "2025-07-11";
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "The Ottawa Convention",
+                "On Friday in Helsinki the document of withdrawal was handed to the UN by the permanent representative of Finland.",
+                &["FIN ottawa withdrawal_notified"],
+            ),
+            (
+                "Mine treaty",
+                "The Ottawa Convention was signed in Ottawa by 122 states.",
+                &[],
             ),
         ];
         for (title, body, expected) in cases {
