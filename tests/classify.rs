@@ -403,8 +403,8 @@ fn training_sets() {
     // combined figures from 0.949 / 0.884 / 0.956 to 0.945 / 0.874 / 0.952.
     // Raised to 0.951 / 0.883 / 0.956, rounded down, once the engine read a
     // decision told to the depositary as the notice (2026-12-02).
-    // Tuning on train-v6 then reached 0.959 / 0.916 / 0.964.
-    s.gate("training sets", 0.95, 0.91, 0.96);
+    // Tuning on train-v6 then reached 0.959 / 0.922 / 0.964.
+    s.gate("training sets", 0.95, 0.92, 0.96);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -451,8 +451,8 @@ fn train_v6() {
     let s = score("train-v6", &["train-v6.toml"], Report::TotalsOnly);
     // Its first measurement (2026-12-02, before any tuning: 0.916 / 0.801 /
     // 0.918; machine-translated items 0.961 / 0.820 / 0.963), the floor
-    // rounded down. Tuned the same day to 0.982 / 0.949 / 0.983.
-    s.gate("train-v6", 0.98, 0.94, 0.98);
+    // rounded down. Tuned the same day to 0.983 / 0.966 / 0.983.
+    s.gate("train-v6", 0.98, 0.96, 0.98);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
