@@ -1,6 +1,8 @@
 //! Daemon benchmark: `treatywatch run` (release build) over 1,000 feeds ×
 //! 20 items served from loopback — wall time and items/s of its first full
-//! cycle, peak RSS — then its resident memory and CPU use while idle.
+//! cycle, peak RSS — then its resident memory and CPU use while idle, and
+//! where that memory is (from /proc/PID/smaps: anonymous and file-backed,
+//! by kind of mapping, and the largest mappings).
 //!
 //! Run: `cargo bench --bench daemon` (IDLE_SECS=60 by default).
 
@@ -49,6 +51,142 @@ fn sample(pid: u32) -> Option<(u64, u64, u64)> {
     Some((kb("VmRSS:")?, kb("VmHWM:")?, ticks))
 }
 
+/// What one kind of mapping holds, in kB of RSS.
+#[derive(Default)]
+struct Share {
+    rss: u64,
+    anonymous: u64,
+}
+
+/// The idle process's resident memory by kind of mapping, read from
+/// /proc/PID/smaps. glibc 2.36 does not name its mappings, so the kinds
+/// of the unnamed anonymous ones are told by their neighbours: a thread
+/// stack sits just above its guard page (`---p`), a malloc arena (a 64 MB
+/// aligned heap) just below the reserved rest of its heap (`---p`).
+struct Breakdown {
+    total: Share,
+    /// (kind, share) in a fixed order, for one line of figures.
+    kinds: Vec<(&'static str, Share)>,
+    /// The largest mappings: (kB RSS, kB anonymous, kind, what).
+    largest: Vec<(u64, u64, &'static str, String)>,
+}
+
+fn breakdown(pid: u32) -> Option<Breakdown> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    struct Map {
+        start: u64,
+        end: u64,
+        perms: String,
+        path: String,
+        rss: u64,
+        anonymous: u64,
+    }
+    let mut maps: Vec<Map> = Vec::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if let Some((start, end)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        {
+            let perms = words.next().unwrap_or_default().to_string();
+            let path = words.skip(3).collect::<Vec<_>>().join(" ");
+            maps.push(Map {
+                start,
+                end,
+                perms,
+                path,
+                rss: 0,
+                anonymous: 0,
+            });
+            continue;
+        }
+        let mut kb = || {
+            words
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if let Some(map) = maps.last_mut() {
+            match first {
+                "Rss:" => map.rss = kb(),
+                "Anonymous:" => map.anonymous = kb(),
+                _ => {}
+            }
+        }
+    }
+    const ORDER: [&str; 8] = [
+        "malloc heap",
+        "malloc arenas",
+        "thread stacks",
+        "other anonymous",
+        "binary (file)",
+        "binary (anonymous)",
+        "libraries",
+        "other",
+    ];
+    let mut kinds: Vec<(&'static str, Share)> =
+        ORDER.iter().map(|k| (*k, Share::default())).collect();
+    let mut total = Share::default();
+    let mut largest = Vec::new();
+    for (i, map) in maps.iter().enumerate() {
+        let guard_below = i > 0 && maps[i - 1].end == map.start && maps[i - 1].perms == "---p";
+        let reserve_above = maps
+            .get(i + 1)
+            .is_some_and(|m| m.start == map.end && m.perms == "---p");
+        let kind = if map.path == "[heap]" {
+            "malloc heap"
+        } else if map.path == "[stack]" {
+            "thread stacks"
+        } else if std::path::Path::new(&map.path) == exe {
+            if map.anonymous > 0 {
+                "binary (anonymous)"
+            } else {
+                "binary (file)"
+            }
+        } else if map.path.starts_with('/') {
+            "libraries"
+        } else if !map.path.is_empty() {
+            "other"
+        } else if guard_below {
+            "thread stacks"
+        } else if reserve_above && map.start % (64 << 20) == 0 {
+            "malloc arenas"
+        } else {
+            "other anonymous"
+        };
+        let share = &mut kinds.iter_mut().find(|(k, _)| *k == kind)?.1;
+        share.rss += map.rss;
+        share.anonymous += map.anonymous;
+        total.rss += map.rss;
+        total.anonymous += map.anonymous;
+        if map.rss > 0 {
+            let what = if map.path.is_empty() {
+                format!("{:x}-{:x} {}", map.start, map.end, map.perms)
+            } else {
+                format!(
+                    "{} {}",
+                    map.path.rsplit('/').next().unwrap_or_default(),
+                    map.perms
+                )
+            };
+            largest.push((map.rss, map.anonymous, kind, what));
+        }
+    }
+    largest.sort_by_key(|b| std::cmp::Reverse(b.0));
+    largest.truncate(8);
+    Some(Breakdown {
+        total,
+        kinds,
+        largest,
+    })
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
 fn main() {
     let idle_secs: u64 = std::env::var("IDLE_SECS")
         .ok()
@@ -60,7 +198,8 @@ fn main() {
         .expect("config")
         .flatten()
     {
-        if entry.file_name() != "feeds.toml" {
+        // Data files only: folders (`membership/`) are not in this config.
+        if entry.file_name() != "feeds.toml" && entry.path().is_file() {
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
         }
     }
@@ -145,6 +284,28 @@ fn main() {
         rss as f64 / 1024.0,
         rss_max as f64 / 1024.0
     );
+    if let Some(b) = breakdown(pid) {
+        println!(
+            "  idle RSS by mapping (smaps)              {:.1} MB: anonymous {:.1} MB, file-backed {:.1} MB",
+            mb(b.total.rss),
+            mb(b.total.anonymous),
+            mb(b.total.rss - b.total.anonymous)
+        );
+        let kinds: Vec<String> = b
+            .kinds
+            .iter()
+            .filter(|(_, s)| s.rss > 0)
+            .map(|(k, s)| format!("{k} {:.1}", mb(s.rss)))
+            .collect();
+        println!("    by kind (MB): {}", kinds.join(", "));
+        for (rss, anonymous, kind, what) in &b.largest {
+            println!(
+                "    {:>6.1} MB ({:>5.1} anonymous)  {kind:<16} {what}",
+                mb(*rss),
+                mb(*anonymous)
+            );
+        }
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

@@ -135,6 +135,9 @@ impl Scheduler {
                             self.metrics.record_cycle(batch.started.elapsed());
                             batches.remove(&batch_id);
                             self.metrics.publish_status();
+                            // A full queue means the writer is busy: the
+                            // next batch's end will do.
+                            let _ = self.writer.try_send(ToWriter::Rest);
                         }
                     }
                     if let Some(feed) = self.config.feeds.iter().find(|f| f.id == id) {

@@ -5,8 +5,9 @@
 //! reader has stalled blocks the sender, and that must never be the writer.
 //!
 //! Also here: keeping glibc from sitting on a cycle's peak memory (two
-//! malloc arenas, `malloc_trim` after each cycle), so an idle daemon's
-//! footprint is its idle need, not its last burst.
+//! malloc arenas, `malloc_trim` after each cycle, called by the writer once
+//! it has let go of SQLite's page cache), so an idle daemon's footprint is
+//! its idle need, not its last burst.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -224,7 +225,6 @@ impl Metrics {
     pub fn record_cycle(&self, took: Duration) {
         self.cycle_ms
             .store(took.as_millis().max(1) as u64, Ordering::Relaxed);
-        release_free_memory();
     }
 
     /// Prometheus text exposition format.
@@ -426,8 +426,8 @@ pub fn limit_malloc_arenas() {
 
 /// Hands memory freed during a cycle back to the kernel. glibc keeps it in
 /// its per-thread arenas otherwise, and an idle daemon would sit at the
-/// peak of its last cycle.
-fn release_free_memory() {
+/// peak of its last cycle. Trims every arena, whichever thread calls it.
+pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {

@@ -41,6 +41,8 @@ pub enum ToWriter {
     Reload(Arc<Config>, Box<Classifier>),
     /// Is the database answering? (for the watchdog)
     Ping(oneshot::Sender<bool>),
+    /// A batch of fetches is done: let go of what only a cycle needs.
+    Rest,
     /// The courier finished a delivery; record its outcome.
     Delivered {
         delivery: Box<Delivery>,
@@ -116,6 +118,7 @@ impl Writer {
                 ToWriter::Ping(reply) => {
                     let _ = reply.send(self.store.last_seq().is_ok());
                 }
+                ToWriter::Rest => self.rest(),
                 ToWriter::Delivered { delivery, outcome } => self.delivered(&delivery, outcome),
                 ToWriter::MailboxRead { mailbox, result } => self.mailbox_read(&mailbox, *result),
             }
@@ -223,6 +226,17 @@ impl Writer {
                 let _ = self.done.send(FeedDone { state });
             }
         }
+    }
+
+    /// Between cycles: SQLite's page cache (2 MB once a cycle has filled
+    /// it) is freed, then malloc's free memory goes back to the kernel. The
+    /// next cycle reads its pages again from the OS's cache, a few reads a
+    /// feed; until then the daemon holds only what it needs to wait.
+    fn rest(&mut self) {
+        if let Err(e) = self.store.release_memory() {
+            warn!("cannot release SQLite's cache: {e}");
+        }
+        super::status::release_free_memory();
     }
 
     /// Periodic work: mailboxes that are due, notice periods that ran out,

@@ -274,6 +274,13 @@ impl Store {
         &self.path
     }
 
+    /// Frees what this connection caches between uses (its page cache,
+    /// up to `cache_size`, 2 MB by default): a daemon idle between cycles
+    /// need not hold pages it will read again from the OS's cache.
+    pub fn release_memory(&self) -> Result<()> {
+        Ok(self.conn.release_memory()?)
+    }
+
     /// The schema version this binary writes.
     pub fn schema_version() -> usize {
         MIGRATIONS.len()
