@@ -4,7 +4,8 @@
 //!
 //! The actor heuristic, in order: the passive agent ("ratified by
 //! Ukraine", "was handed to the UN by the permanent representative of
-//! Finland"); the nearest state before the cue in its clause, with the states
+//! Finland"); the state a withdrawal noun opening the cue names ("the exit
+//! of Poland from the convention which came into force"); the nearest state before the cue in its clause, with the states
 //! listed together with it ("Estonia, Latvia and Lithuania deposited"), unless
 //! the list follows a preposition ("in Moscow"); states written inside the
 //! cue ("pull Ukraine out of"); plus states a companion phrase adds after the
@@ -271,7 +272,7 @@ pub fn read(
             .flat_map(|m| actor(ctx, m))
             .collect()
     } else {
-        Vec::new()
+        genitive_actors(c, ctx, scan, cue)
     };
     let actors = if !inside.is_empty() {
         inside
@@ -372,6 +373,26 @@ fn withdrawal_of_something_else(c: &Compiled, scan: &Scan, cue: &RuleMatch) -> b
     );
     let treaty_noun = c.name_nouns.iter().any(|n| n == word);
     !named && !treaty_act && !treaty_noun && word.chars().all(char::is_alphabetic)
+}
+
+/// "Peskov commented the final exit of Poland from the Ottawa convention
+/// which came into force on Friday": a cue that opens with a withdrawal noun
+/// and "of" names who withdraws right after it, inside the cue; that state
+/// (with its list) acts, not one named before the cue.
+fn genitive_actors(c: &Compiled, ctx: &ItemContext, scan: &Scan, cue: &RuleMatch) -> Vec<Actor> {
+    let q = cue.tokens.start;
+    let noun = matches!(
+        scan.norm.token(q),
+        "withdrawal" | "withdrawals" | "exit" | "exits" | "denunciation" | "departure"
+    );
+    if !noun || scan.norm.token(q + 1) != "of" {
+        return Vec::new();
+    }
+    let states: Vec<&Mention> = scan.mentions.iter().filter(|m| is_state(m)).collect();
+    states
+        .iter()
+        .position(|m| (q + 2..=q + 3).contains(&m.tokens.start) && m.tokens.end <= cue.tokens.end)
+        .map_or_else(Vec::new, |i| list_forward(c, ctx, scan, &states, i))
 }
 
 /// The withdrawal steps a cap can hold back (a reversal is never capped).
@@ -1701,9 +1722,16 @@ mod tests {
     }
 
     #[test]
-    fn a_passive_agent_may_come_a_few_words_after_the_cue() {
+    fn the_state_after_by_or_after_the_exit_of_acts() {
         let d = "2025-07-11";
         let cases: &[(&str, &str, &[&str])] = &[
+            // "the exit of Poland": the state after the noun withdraws,
+            // not the speaker's.
+            (
+                "Kremlin reacts",
+                "The press secretary of the President of Russia commented the final exit of Poland from the Ottawa convention which came into force on Friday.",
+                &["POL ottawa withdrawal_effective"],
+            ),
             (
                 "The Ottawa Convention",
                 "On Friday in Helsinki the document of withdrawal was handed to the UN by the permanent representative of Finland.",
