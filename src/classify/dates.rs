@@ -9,7 +9,8 @@
 //! the item, or in a future-tense phrase the next one). A date in an object
 //! relative clause after the cue ("which the Government submitted on 6 July
 //! 2020") is that clause's; "a year later" moves on from the date named
-//! before it in the sentence. Relative phrases such as "last year" are history modifiers in
+//! before it in the sentence, and "six years after" before a cue puts it
+//! that long before the item. Relative phrases such as "last year" are history modifiers in
 //! rules.toml, not code. A date in the last two weeks, or a weekday, "today"
 //! or "yesterday", makes the stage recent: news however it is framed.
 
@@ -210,6 +211,37 @@ fn later(norm: &Normalized, within: Range<usize>) -> Option<(u64, usize)> {
     })
 }
 
+/// "six years (to the day) after", "a week after", "three months since" a
+/// few words before the cue (from `start`, the phrase's first token): how
+/// many days the cue's stage lies before the time reported.
+fn span_before(norm: &Normalized, start: usize, cue: usize) -> Option<u64> {
+    let after = (start..cue)
+        .rev()
+        .take(5)
+        .find(|&i| matches!(norm.token(i), "after" | "since"))?;
+    // "to the day" between the unit and "after".
+    let mut unit = after.checked_sub(1)?;
+    if unit >= 3
+        && norm.token(unit) == "day"
+        && norm.token(unit - 1) == "the"
+        && norm.token(unit - 2) == "to"
+    {
+        unit -= 3;
+    }
+    if unit < start + 1 {
+        return None;
+    }
+    let n = count(norm.token(unit - 1))?;
+    let days = match norm.token(unit) {
+        "day" | "days" => n,
+        "week" | "weeks" => n * 7,
+        "month" | "months" => n * 30,
+        "year" | "years" => n * 365,
+        _ => return None,
+    };
+    Some(days)
+}
+
 /// The date nearest before token `before` in the sentence, names skipped.
 fn date_before(
     norm: &Normalized,
@@ -366,6 +398,16 @@ pub fn judge(
         };
         best = moved.map(|found| (0, found, at));
     }
+    // "six years to the day after the Philippines' withdrawal took effect":
+    // a stage that long before the one reported (dated by the item) is
+    // history. A short span ("three days after") is left to the rules'
+    // background modifiers and their exceptions (supp.recent).
+    if best.is_none()
+        && let Some(days) = span_before(norm, start, cue.start)
+        && days as i64 >= history_days
+    {
+        return Some(When::History);
+    }
     let Some((_, found, at)) = best else {
         return recent_word
             .filter(|_| !future_tense)
@@ -496,6 +538,19 @@ mod tests {
             "retracts",
             "2021-01-20",
             Some(History),
+        );
+        // A span before the stage reported dates the cue after it.
+        check(
+            "He was flown to The Hague, six years to the day after its withdrawal took effect.",
+            "took",
+            "2025-03-17",
+            Some(History),
+        );
+        check(
+            "It deposited the notice, a week after parliament voted for it.",
+            "voted",
+            "2025-06-27",
+            None,
         );
         // A subject relative may describe the treaty in a main clause
         // whose date comes last (machine-translated word order).
