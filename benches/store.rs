@@ -133,4 +133,37 @@ fn main() {
         size_mb(&path),
         size_mb(&path) * 1e6 / last as f64
     );
+    drop(store);
+    where_the_bytes_go(&path, last);
+}
+
+/// Bytes per event of each table and index (SQLite's `dbstat`), so a change
+/// to the log's layout shows what it saved, and where.
+fn where_the_bytes_go(path: &std::path::Path, events: i64) {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("read-only connection");
+    let mut stmt = conn
+        .prepare("SELECT name, sum(pgsize), sum(payload) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+        .expect("dbstat");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .expect("query");
+    for row in rows {
+        let (name, pages, payload) = row.expect("row");
+        if pages < events {
+            continue;
+        }
+        println!(
+            "  {name}: {:.0} bytes/event on pages ({:.0} of them content)",
+            pages as f64 / events as f64,
+            payload as f64 / events as f64
+        );
+    }
 }
