@@ -247,7 +247,11 @@ impl Store {
     }
 }
 
-fn read_item_page(conn: &rusqlite::Connection, after: &str, limit: usize) -> Result<ItemPage> {
+pub(super) fn read_item_page(
+    conn: &rusqlite::Connection,
+    after: &str,
+    limit: usize,
+) -> Result<ItemPage> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(
         "SELECT feed_id, item_key, title, link, published, body, first_seen, last_changed FROM items

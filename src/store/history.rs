@@ -55,7 +55,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT DISTINCT d.seq, d.occurred_at, d.recorded_at, d.payload
              FROM events d, json_each(d.payload, '$.changes') j
-             WHERE d.kind = 'digest_sent'
+             WHERE d.kind = 'digest_sent' AND d.kind != 'detection'
                AND j.value IN (SELECT seq FROM events
                                WHERE state = ?1 AND treaty = ?2 AND kind = 'status_changed')
              ORDER BY d.seq",
@@ -73,7 +73,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT c.seq, c.occurred_at, c.recorded_at, c.payload FROM events c
              LEFT JOIN events cause ON cause.seq = json_extract(c.payload, '$.cause_seq')
-             WHERE c.kind = 'status_changed'
+             WHERE c.kind = 'status_changed' AND c.kind != 'detection'
                AND (?1 IS NULL OR c.state = ?1) AND (?2 IS NULL OR c.treaty = ?2)
                AND c.occurred_at <= ?3
                AND (?4 = 0 OR json_extract(c.payload, '$.backfill') = 0 OR cause.kind = 'retracted')

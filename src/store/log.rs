@@ -1,5 +1,14 @@
 //! The event log: append (deduplicated, with the projection refreshed in the
 //! same transaction) and read back.
+//!
+//! The `events` table (migrations 0001 and 0010) holds each event's JSON
+//! payload as serde_json wrote it from the typed `EventBody`, so no SQL
+//! check validates it again; `seq` is never reused because no row is ever
+//! deleted (migration 0010 says why AUTOINCREMENT is not needed for that).
+//! Its indexes are the ones these queries use: by (state, treaty), by kind
+//! for every kind but detections (a query that wants it says
+//! `kind != 'detection'`), by item for detections and by target for
+//! retractions, and the unique dedupe key.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,8 @@
 //! The SQLite store: the only module that speaks SQL.
 //!
 //! Owns opening the database (WAL, busy timeout, `synchronous=FULL`,
-//! migrations from `migrations/` in one exclusive transaction), the
+//! migrations from `migrations/` in one exclusive transaction, foreign keys
+//! off and checked before it commits), the
 //! append-only event log (`log.rs`), the status projection kept beside it
 //! (`projection.rs`), feed health and the items seen (`feeds.rs`), the
 //! messages read from mailboxes (`mailbox.rs`), the notifier's outbox
@@ -20,6 +21,8 @@ mod history;
 pub mod lock;
 mod log;
 mod mailbox;
+#[cfg(test)]
+mod migration_tests;
 mod outbox;
 pub mod owner;
 mod projection;
@@ -30,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, MAIN_DB, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, TransactionBehavior};
 
 pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
 pub use history::ChangeFilter;
@@ -57,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_baseline.sql"),
     include_str!("../../migrations/0008_mailbox.sql"),
     include_str!("../../migrations/0009_items_seen.sql"),
+    include_str!("../../migrations/0010_lean_events.sql"),
 ];
 
 /// How long a statement waits for another connection's lock before failing.
@@ -184,10 +188,18 @@ impl Store {
             })?;
         }
         let held = lock::acquire(path, role, wait)?;
-        Store::open_locked(path, held).map_err(|e| damaged_or(path, e))
+        Store::open_locked(path, held, MIGRATIONS.len()).map_err(|e| damaged_or(path, e))
     }
 
-    fn open_locked(path: &Path, held: Arc<lock::WriterLock>) -> Result<Store> {
+    /// `open` with the schema brought only up to `version`: a database as
+    /// an older release made it, for the migration tests.
+    #[cfg(test)]
+    fn open_at_version(path: &Path, version: usize) -> Result<Store> {
+        let held = lock::acquire(path, Role::Command, LOCK_WAIT)?;
+        Store::open_locked(path, held, version)
+    }
+
+    fn open_locked(path: &Path, held: Arc<lock::WriterLock>, version: usize) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             path: path.to_path_buf(),
             source,
@@ -208,7 +220,7 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        migrate(&mut conn, path)?;
+        migrate(&mut conn, path, &MIGRATIONS[..version])?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -309,7 +321,20 @@ fn wal_mode(conn: &Connection) -> rusqlite::Result<()> {
 /// Brings the schema up to date in one exclusive transaction, the version
 /// read inside it: two processes opening a fresh database at once cannot
 /// both apply a migration (the second waits, then finds it applied).
-fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+///
+/// Foreign keys are off while migrations run, as SQLite's procedure for
+/// rebuilding a table asks (migration 0010 drops and re-creates `events`,
+/// which other tables refer to); `foreign_key_check` must find nothing
+/// before the transaction commits, and they are on again afterwards.
+fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()> {
+    // The pragma is a no-op inside a transaction, so it is set around it.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = migrate_in(conn, path, migrations);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    result
+}
+
+fn migrate_in(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Exclusive)
         .map_err(|e| {
@@ -320,7 +345,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         })?;
     let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let found = usize::try_from(found).unwrap_or(usize::MAX);
-    let known = MIGRATIONS.len();
+    let known = migrations.len();
     if found > known {
         return Err(StoreError::TooNew {
             path: path.to_path_buf(),
@@ -331,13 +356,22 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     if found == known {
         return Ok(());
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
-        tx.execute_batch(sql)
-            .map_err(|source| StoreError::Migrate {
-                path: path.to_path_buf(),
-                version: i + 1,
-                source,
-            })?;
+    for (i, sql) in migrations.iter().enumerate().skip(found) {
+        let failed = |source| StoreError::Migrate {
+            path: path.to_path_buf(),
+            version: i + 1,
+            source,
+        };
+        tx.execute_batch(sql).map_err(failed)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(failed(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                Some(format!("a row of {table} refers to a row that is gone")),
+            )));
+        }
     }
     tx.pragma_update(None, "user_version", known as i64)?;
     tx.commit()?;

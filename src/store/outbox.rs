@@ -196,7 +196,8 @@ impl Store {
     pub fn notifiable_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurred_at, recorded_at, payload FROM events
-             WHERE kind IN ('status_changed', 'source_health', 'digest_refused') AND seq > ?1
+             WHERE kind IN ('status_changed', 'source_health', 'digest_refused') AND kind != 'detection'
+               AND seq > ?1
              ORDER BY seq LIMIT ?2",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -487,7 +488,7 @@ impl Store {
     pub fn refused_digests(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT seq, occurred_at, recorded_at, payload FROM events
-             WHERE kind = 'digest_refused' ORDER BY seq DESC LIMIT ?1",
+             WHERE kind = 'digest_refused' AND kind != 'detection' ORDER BY seq DESC LIMIT ?1",
         )?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map([limit], raw_row)?;

@@ -258,10 +258,14 @@ fn items_seen_before_migration_9_are_still_known_after_it() {
     env.poll();
 
     // 0009 only adds an index: without it, and at version 8, the database
-    // is what 0008 left, holding the rows the poll wrote.
+    // is what 0008 left, holding the rows the poll wrote. The `events`
+    // table is left out: 0010 has rebuilt it since (and rebuilds it again
+    // on the way back up); `store::migration_tests` covers that migration.
     let schema = |db: &rusqlite::Connection| -> Vec<String> {
         let mut stmt = db
-            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .prepare(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name != 'events' ORDER BY name",
+            )
             .expect("schema");
         stmt.query_map([], |r| r.get(0))
             .expect("rows")
