@@ -306,7 +306,7 @@ pub(super) fn read_item_page(
         let event = decode(raw)?;
         let retraction = match (retraction_seq, retraction_payload) {
             (Some(seq), Some(payload)) => {
-                match serde_json::from_str(&payload)
+                match EventBody::from_json(&payload)
                     .map_err(|source| StoreError::Payload { seq, source })?
                 {
                     EventBody::Retracted(r) => Some((seq, r)),

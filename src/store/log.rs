@@ -126,20 +126,27 @@ impl Store {
     }
 
     /// Walks every observation about a (state, treaty) in log order: the
-    /// baselines, or (with `baselines` false) all the others. A scan in
-    /// `seq` order reads the table sequentially, which on a large log is
-    /// several times faster than visiting it key by key.
+    /// baselines, or (with `baselines` false) all the others. The others
+    /// are a scan in `seq` order, which reads the table sequentially and on
+    /// a large log is several times faster than visiting it key by key; the
+    /// baselines are few, and read through `events_by_kind` rather than by
+    /// a second scan of the whole table.
     pub(super) fn for_each_observation(
         &self,
         as_of: Option<DateTime<Utc>>,
         baselines: bool,
         mut f: impl FnMut(StoredEvent),
     ) -> Result<()> {
+        let which = if baselines {
+            "kind = 'baseline' AND kind != 'detection'"
+        } else {
+            "kind NOT IN ('status_changed', 'digest_sent', 'baseline')"
+        };
         let mut stmt = self.conn.prepare(&format!(
-            "{SELECT_EVENT} WHERE kind NOT IN ('status_changed', 'digest_sent') AND state IS NOT NULL AND occurred_at <= ?1 AND (kind = 'baseline') = ?2 ORDER BY seq"
+            "{SELECT_EVENT} WHERE {which} AND state IS NOT NULL AND occurred_at <= ?1 ORDER BY seq"
         ))?;
         let bound = as_of.map_or_else(|| "9999".to_string(), timestamp);
-        let rows = stmt.query_map(params![bound, baselines], raw_row)?;
+        let rows = stmt.query_map(params![bound], raw_row)?;
         for row in rows {
             f(decode(row?)?);
         }
@@ -396,7 +403,7 @@ pub(super) fn decode((seq, occurred, recorded, payload): RawRow) -> Result<Store
         seq,
         occurred_at: parse_timestamp(&occurred)?,
         recorded_at: parse_timestamp(&recorded)?,
-        body: serde_json::from_str(&payload)
+        body: EventBody::from_json(&payload)
             .map_err(|source| StoreError::Payload { seq, source })?,
     })
 }
