@@ -45,6 +45,11 @@ pub(super) enum Cause {
 
 const SELECT_EVENT: &str = "SELECT seq, occurred_at, recorded_at, payload FROM events";
 
+/// From how many events an append is a bulk one (see `with_cache_for`).
+const BULK_EVENTS: usize = 1_000;
+/// The page cache of a bulk append, in KiB.
+const BULK_CACHE_KIB: i64 = 32 * 1024;
+
 impl Store {
     /// Appends `events` in one transaction: new ones get sequence numbers,
     /// ones already in the log are skipped, and every (state, treaty) they
@@ -55,10 +60,12 @@ impl Store {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome> {
-        let tx = self.conn.transaction()?;
-        let outcome = append_in(&tx, events, policy, now, Cause::News)?;
-        tx.commit()?;
-        Ok(outcome)
+        self.with_cache_for(events.len(), |conn| {
+            let tx = conn.transaction()?;
+            let outcome = append_in(&tx, events, policy, now, Cause::News)?;
+            tx.commit()?;
+            Ok(outcome)
+        })
     }
 
     /// Appends like `append`, but every status change it causes is
@@ -70,10 +77,35 @@ impl Store {
         policy: &Policy,
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome> {
-        let tx = self.conn.transaction()?;
-        let outcome = append_in(&tx, events, policy, now, Cause::Correction)?;
-        tx.commit()?;
-        Ok(outcome)
+        self.with_cache_for(events.len(), |conn| {
+            let tx = conn.transaction()?;
+            let outcome = append_in(&tx, events, policy, now, Cause::Correction)?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    /// Runs `f` with a page cache sized for appending `events` events. A
+    /// bulk append (a baseline import, a large batch) dirties more pages
+    /// than SQLite's default cache of 2 MB holds, and SQLite then spills
+    /// pages to the WAL before the commit and writes some of them again.
+    /// Such an append gets `BULK_CACHE_KIB` for its transaction; the
+    /// default comes back after it, which frees the extra pages, so a
+    /// daemon does not keep them while idle.
+    fn with_cache_for<T>(
+        &mut self,
+        events: usize,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
+        if events < BULK_EVENTS {
+            return f(&mut self.conn);
+        }
+        let usual: i64 = self.conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        self.conn
+            .pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+        let result = f(&mut self.conn);
+        self.conn.pragma_update(None, "cache_size", usual)?;
+        result
     }
 
     /// Which of `keys` (events' dedupe keys) are already in the log.
@@ -406,4 +438,43 @@ pub(super) fn decode((seq, occurred, recorded, payload): RawRow) -> Result<Store
         body: EventBody::from_json(&payload)
             .map_err(|source| StoreError::Payload { seq, source })?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{HealthCondition, SourceHealth};
+
+    #[test]
+    fn a_bulk_append_gives_its_larger_page_cache_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = Store::open(&dir.path().join("log.db")).expect("open");
+        let cache = |s: &Store| -> i64 {
+            s.conn
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .expect("cache size")
+        };
+        let usual = cache(&store);
+        let now = Utc::now();
+        let events: Vec<NewEvent> = (0..BULK_EVENTS)
+            .map(|i| NewEvent {
+                occurred_at: now,
+                body: EventBody::SourceHealth(SourceHealth {
+                    feed: format!("feed-{i}"),
+                    condition: HealthCondition::Failing,
+                    since: now,
+                    failures: 1,
+                    summary: None,
+                    error: None,
+                    gone: false,
+                    last_item_at: None,
+                }),
+            })
+            .collect();
+        let out = store
+            .append(&events, &Policy::default(), now)
+            .expect("bulk append");
+        assert_eq!(out.appended.len(), BULK_EVENTS);
+        assert_eq!(cache(&store), usual, "an idle store keeps the usual cache");
+    }
 }
