@@ -314,7 +314,9 @@ fn tls_with_a_private_ca_needs_ca_file() {
     assert!(
         stdout.contains("TLS with the IMAP server 127.0.0.1:")
             && stdout.contains("trust a private CA with `ca_file`"),
-        "{stdout}"
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
     );
 
     let ca = server.dir.path().join("ca.pem");
