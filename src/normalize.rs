@@ -37,6 +37,15 @@ pub struct Normalized {
 }
 
 impl Normalized {
+    /// An empty text with room for about `bytes` bytes of input.
+    pub fn with_capacity(bytes: usize) -> Normalized {
+        Normalized {
+            text: String::with_capacity(bytes + bytes / 8 + 2),
+            tokens: Vec::with_capacity(bytes / 5 + 1),
+            original: Vec::with_capacity(bytes / 5 + 1),
+        }
+    }
+
     pub fn token(&self, i: usize) -> &str {
         self.tokens.get(i).map_or("", |r| &self.text[r.clone()])
     }
@@ -53,6 +62,54 @@ impl Normalized {
     /// a padded pattern (whose leading space sits at `start`).
     pub fn token_at(&self, start: usize) -> usize {
         self.tokens.partition_point(|r| r.start <= start)
+    }
+
+    /// The original byte range covered by tokens `first..end`.
+    pub fn original_range(&self, tokens: Range<usize>) -> Range<usize> {
+        self.all().original_range(tokens)
+    }
+
+    /// All its tokens, as a view.
+    pub fn all(&self) -> Tokens<'_> {
+        self.view(0..self.tokens.len())
+    }
+
+    /// Tokens `range` (as `normalize_into` returned it), numbered from 0.
+    pub fn view(&self, range: Range<usize>) -> Tokens<'_> {
+        Tokens {
+            text: &self.text,
+            tokens: self.tokens.get(range.clone()).unwrap_or(&[]),
+            original: self.original.get(range).unwrap_or(&[]),
+        }
+    }
+}
+
+/// A run of tokens of a `Normalized` (one sentence of an item normalised
+/// whole), numbered from 0: what reading a sentence looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokens<'a> {
+    /// The whole normalised text the token ranges point into.
+    text: &'a str,
+    tokens: &'a [Range<usize>],
+    original: &'a [Range<usize>],
+}
+
+impl<'a> Tokens<'a> {
+    pub fn token(&self, i: usize) -> &'a str {
+        self.tokens.get(i).map_or("", |r| &self.text[r.clone()])
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Each token's byte range in the original text.
+    pub fn original(&self) -> &'a [Range<usize>] {
+        self.original
     }
 
     /// The original byte range covered by tokens `first..end`.
@@ -96,11 +153,19 @@ fn is_clause_mark(c: char) -> bool {
 /// Normalises `s`; original ranges are offset by `base` (the position of
 /// `s` in a larger text).
 pub fn normalize(s: &str, base: usize) -> Normalized {
-    let mut out = Normalized {
-        text: String::with_capacity(s.len() + 2),
-        tokens: Vec::with_capacity(s.len() / 5 + 1),
-        original: Vec::with_capacity(s.len() / 5 + 1),
-    };
+    let mut out = Normalized::with_capacity(s.len());
+    normalize_into(&mut out, s, base);
+    out
+}
+
+/// Appends the normal form of `s` (at byte `base` of a larger text) to
+/// `out`, exactly as `normalize` would write it alone, and returns the
+/// range of its tokens. Each piece keeps its padding, so two pieces are
+/// joined by two spaces, which no padded pattern holds: a match never
+/// spans two pieces (an item's sentences are normalised into one text and
+/// scanned once).
+pub fn normalize_into(out: &mut Normalized, s: &str, base: usize) -> Range<usize> {
+    let first = out.tokens.len();
     out.text.push(' ');
     let bytes = s.as_bytes();
     let char_at = |i: usize| s.get(i..).and_then(|rest| rest.chars().next());
@@ -114,7 +179,7 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
         // Fast path: a run of ASCII letters and digits, the bulk of news text.
         if bytes[i].is_ascii_alphanumeric() {
             if !in_word {
-                start_token(&mut out, base + i);
+                start_token(out, base + i);
                 in_word = true;
             }
             let start = i;
@@ -124,14 +189,14 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
             let from = out.text.len();
             out.text.push_str(&s[start..i]);
             out.text[from..].make_ascii_lowercase();
-            extend(&mut out, base + i);
+            extend(out, base + i);
             prev = Some(char::from(bytes[i - 1]));
             continue;
         }
         // Fast path: a plain space or line break only ends a word.
         if matches!(bytes[i], b' ' | b'\n' | b'\t' | b'\r') {
             if in_word {
-                end_token(&mut out);
+                end_token(out);
                 in_word = false;
             }
             prev = Some(' ');
@@ -146,24 +211,24 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
         if in_word && is_combining_mark(c) {
             // A combining accent belongs to the letter before it: dropped,
             // as the precomposed letter's accent is ("Tu\u{308}rkiye").
-            extend(&mut out, base + i + len);
+            extend(out, base + i + len);
             i += len;
             continue;
         }
         if c.is_alphanumeric() {
             if !in_word {
-                start_token(&mut out, base + i);
+                start_token(out, base + i);
                 in_word = true;
             }
             push_folded(&mut out.text, c);
-            extend(&mut out, base + i + len);
+            extend(out, base + i + len);
         } else if in_word && is_apostrophe(c) {
             let after_next = next.and_then(|n| char_at(i + len + n.len_utf8()));
             match next {
                 // Possessive or contracted "'s": dropped, the word ends.
                 Some('s' | 'S') if !after_next.is_some_and(char::is_alphanumeric) => {
-                    extend(&mut out, base + i + len + 1);
-                    end_token(&mut out);
+                    extend(out, base + i + len + 1);
+                    end_token(out);
                     in_word = false;
                     prev = Some('s');
                     i += len + 1;
@@ -172,16 +237,16 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
                 // Inside a word: "d'Ivoire", "didn't".
                 Some(n) if n.is_alphanumeric() => {
                     out.text.push('\'');
-                    extend(&mut out, base + i + len);
+                    extend(out, base + i + len);
                 }
                 // Plural possessive "states'": dropped with the word's end.
                 _ if prev.is_some_and(|p| p == 's' || p == 'S') => {
-                    extend(&mut out, base + i + len);
-                    end_token(&mut out);
+                    extend(out, base + i + len);
+                    end_token(out);
                     in_word = false;
                 }
                 _ => {
-                    end_token(&mut out);
+                    end_token(out);
                     in_word = false;
                 }
             }
@@ -195,10 +260,10 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
         {
             // "U.S", "3.5" and "1,000" stay one token.
             out.text.push(c);
-            extend(&mut out, base + i + 1);
+            extend(out, base + i + 1);
         } else {
             if in_word {
-                end_token(&mut out);
+                end_token(out);
                 in_word = false;
             }
             let digits_around = prev.is_some_and(|p| p.is_ascii_digit())
@@ -206,9 +271,9 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
             let spaced =
                 prev.is_none_or(char::is_whitespace) || next.is_none_or(char::is_whitespace);
             if c == ',' {
-                single(&mut out, COMMA, base + i..base + i + 1);
+                single(out, COMMA, base + i..base + i + 1);
             } else if c == '&' {
-                single(&mut out, "and", base + i..base + i + 1);
+                single(out, "and", base + i..base + i + 1);
             } else if (is_clause_mark(c) && !digits_around)
                 || (is_hyphen(c) && !(prev_alnum && next_alnum) && spaced)
             {
@@ -224,7 +289,7 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
                 } else {
                     asides.clear();
                 }
-                single(&mut out, BREAK, base + i..base + i + len);
+                single(out, BREAK, base + i..base + i + len);
             }
             // Everything else (spaces, quotes, full stops, symbols) only separates.
         }
@@ -232,10 +297,10 @@ pub fn normalize(s: &str, base: usize) -> Normalized {
         i += len;
     }
     if in_word {
-        end_token(&mut out);
+        end_token(out);
     }
-    commas_around_asides(&mut out, &asides);
-    out
+    commas_around_asides(out, &asides);
+    first..out.tokens.len()
 }
 
 #[derive(Clone, Copy, PartialEq)]

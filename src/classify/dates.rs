@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::normalize::{BREAK, COMMA, Normalized};
+use crate::normalize::{BREAK, COMMA, Tokens};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
@@ -130,12 +130,7 @@ enum Found {
 
 /// Reads a date starting at token `i`, if one starts there; returns it and
 /// the token after it.
-fn date_at(
-    norm: &Normalized,
-    i: usize,
-    item: NaiveDate,
-    future_tense: bool,
-) -> Option<(Found, usize)> {
+fn date_at(norm: &Tokens, i: usize, item: NaiveDate, future_tense: bool) -> Option<(Found, usize)> {
     let t = norm.token(i);
     // "in six months", "in 90 days", "in a year": a date after the item.
     if t == "in" {
@@ -194,7 +189,7 @@ fn date_at(
 
 /// "a year later", "six months later" in `within`: the days it moves on
 /// and where it stands.
-fn later(norm: &Normalized, within: Range<usize>) -> Option<(u64, usize)> {
+fn later(norm: &Tokens, within: Range<usize>) -> Option<(u64, usize)> {
     within.clone().skip(2).find_map(|i| {
         if norm.token(i) != "later" {
             return None;
@@ -214,7 +209,7 @@ fn later(norm: &Normalized, within: Range<usize>) -> Option<(u64, usize)> {
 /// "six years (to the day) after", "a week after", "three months since" a
 /// few words before the cue (from `start`, the phrase's first token): how
 /// many days the cue's stage lies before the time reported.
-fn span_before(norm: &Normalized, start: usize, cue: usize) -> Option<u64> {
+fn span_before(norm: &Tokens, start: usize, cue: usize) -> Option<u64> {
     let after = (start..cue)
         .rev()
         .take(5)
@@ -244,7 +239,7 @@ fn span_before(norm: &Normalized, start: usize, cue: usize) -> Option<u64> {
 
 /// The date nearest before token `before` in the sentence, names skipped.
 fn date_before(
-    norm: &Normalized,
+    norm: &Tokens,
     before: usize,
     skip: &[Range<usize>],
     item: NaiveDate,
@@ -285,7 +280,7 @@ const DATE_REACH: usize = 30;
 /// Judges the dates in the cue's phrase. `skip` holds token ranges that are
 /// names, not dates ("the 1997 treaty"), sorted and non-overlapping.
 pub fn judge(
-    norm: &Normalized,
+    norm: &Tokens,
     cue: &Range<usize>,
     skip: &[Range<usize>],
     item: NaiveDate,
@@ -443,7 +438,7 @@ mod tests {
             .map(|i| i..i + 1)
             .collect();
         assert_eq!(
-            judge(&norm, &(at..at + 1), &skip, item, 60),
+            judge(&norm.all(), &(at..at + 1), &skip, item, 60),
             expected,
             "{sentence:?}"
         );

@@ -1,8 +1,9 @@
 //! classify — pure and synchronous (no I/O, no clock): `(Text, rules) -> Vec<Detection>`.
 //! `Classifier::new` compiles states, treaties and rules.toml once into one automaton
-//! (`compile`); `classify` splits sentences (`sentences`), scans each normalised sentence
-//! once (`normalize`, `scan`), then reads every cue with the headline's state and treaty as
-//! context: blocked or not, which treaty, which states acted (`resolve`, `dates`).
+//! (`compile`); `classify` splits sentences (`sentences`), normalises them into one text
+//! and scans it once (`normalize`, `scan`; each sentence keeps its own tokens), then reads
+//! every cue with the headline's state and treaty as context: blocked or not, which
+//! treaty, which states acted (`resolve`, `dates`).
 //! A cue is read as a clause event frame: its agent (states and the agent's class), the
 //! stage from the cue's row of the stage table for that class, shifted or capped by
 //! modifiers, and whether a dated stage is history, future or recent news. `document`
@@ -27,6 +28,7 @@ use serde::Serialize;
 use crate::config::rules::DiscardScope;
 use crate::config::{CueRules, Gazetteer, Treaties};
 use crate::domain::Action;
+use crate::normalize::{Normalized, normalize_into};
 use compile::Compiled;
 use document::Candidate;
 use resolve::{Actor, ItemContext};
@@ -170,27 +172,33 @@ impl Classifier {
         let text = input.item_text();
         let sentences = sentences::split(&text);
         let title_end = input.title.len();
-        let found: Vec<scan::Found> = sentences
+        // The whole item is normalised into one text and scanned once; each
+        // sentence keeps its own tokens (`normalize_into`).
+        let mut norm = Normalized::with_capacity(text.len() + 2 * sentences.len());
+        let tokens: Vec<Range<usize>> = sentences
             .iter()
-            .map(|r| scan::find(&self.compiled, &text[r.clone()], r.start))
+            .map(|r| normalize_into(&mut norm, &text[r.clone()], r.start))
             .collect();
+        let found = scan::find(&self.compiled, &norm, &tokens, &text);
         // An item in which no cue phrase can be complete yields nothing and
         // explains nothing: its mentions are never chosen. A third of the
         // news corpus in benches/classify.rs is such.
-        if !found.iter().any(|f| f.may_hold_cue(&self.compiled)) {
+        if !found.may_hold_cue(&self.compiled) {
             return Vec::new();
         }
         // Nor does one that names no treaty (most ordinary news): every
         // cue would be dropped for want of one. `--explain` still reads
         // them, to say so.
-        if why.is_none() && !found.iter().any(scan::Found::names_treaty) {
+        if why.is_none() && !found.names_treaty() {
             return Vec::new();
         }
-        let mut scans: Vec<Scan> = found
-            .into_iter()
-            .zip(&sentences)
-            .map(|(f, r)| {
-                let mut s = scan::read(&self.compiled, f, &text[r.clone()], r.start);
+        let mut scans: Vec<Scan> = sentences
+            .iter()
+            .zip(tokens)
+            .enumerate()
+            .map(|(i, (r, t))| {
+                let f = found.sentence(i);
+                let mut s = scan::read(&self.compiled, f, norm.view(t), &text[r.clone()], r.start);
                 s.in_title = r.start < title_end;
                 s
             })

@@ -1,6 +1,7 @@
-//! Scanning one sentence: run the automaton once over its normalised text
-//! and sort what matched into mentions (treaties, states, anaphora) and rule
-//! matches (cues, modifiers, suppressors, discards).
+//! Scanning an item: run the automaton once over its normalised text (its
+//! sentences' normal forms, joined so that no match spans two), and sort
+//! what matched, sentence by sentence, into mentions (treaties, states,
+//! anaphora) and rule matches (cues, modifiers, suppressors, discards).
 //!
 //! Treaty names are chosen first, leftmost-longest, and consume their words;
 //! anaphora and then states are chosen only from what is left, so "Ottawa
@@ -13,7 +14,7 @@
 use std::ops::Range;
 
 use super::compile::{Compiled, RuleRef, Use};
-use crate::normalize::{BREAK, COMMA, Normalized, normalize};
+use crate::normalize::{BREAK, COMMA, Normalized, Tokens};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -57,8 +58,9 @@ pub struct RuleMatch {
 
 /// Everything found in one sentence.
 #[derive(Debug, Default)]
-pub struct Scan {
-    pub norm: Normalized,
+pub struct Scan<'a> {
+    /// The sentence's tokens, numbered from 0.
+    pub norm: Tokens<'a>,
     /// Non-overlapping, sorted by position.
     pub mentions: Vec<Mention>,
     pub companions: Vec<Range<usize>>,
@@ -79,32 +81,57 @@ pub struct Scan {
     pub other_senses: Vec<u16>,
 }
 
-/// One raw hit: a pattern use at a token range.
+/// One raw hit: a pattern use at a token range of sentence `sentence`.
 #[derive(Clone)]
 struct Hit {
+    sentence: u32,
     tokens: Range<usize>,
     use_: Use,
 }
 
 /// One occurrence of a phrase part: a slot (`Compiled::slot_list`) at a
-/// token range.
-type PartHit = (u32, Range<usize>);
+/// token range of sentence `sentence`.
+#[derive(Clone)]
+struct PartHit {
+    sentence: u32,
+    slot: u32,
+    tokens: Range<usize>,
+}
 
-/// What the automaton found in one sentence, before it is read (`read`).
+/// What the automaton found in an item, sentence by sentence, before each
+/// sentence is read (`read`): one set of buffers per item, not per
+/// sentence. Token ranges are each sentence's own (from 0).
 pub struct Found {
-    norm: Normalized,
+    /// By sentence, in the order found.
     hits: Vec<Hit>,
-    /// By slot, then start.
+    /// By sentence, then slot, then start.
     part_hits: Vec<PartHit>,
-    /// The phrases all of whose parts occur, ascending.
+    /// The phrases all of whose parts occur, by sentence, ascending in each.
     phrases: Vec<u32>,
+    /// Per sentence, where its hits, part hits and phrases are.
+    sentences: Vec<[Range<usize>; 3]>,
+}
+
+/// What the automaton found in one sentence.
+#[derive(Clone, Copy)]
+pub struct InSentence<'f> {
+    hits: &'f [Hit],
+    part_hits: &'f [PartHit],
+    phrases: &'f [u32],
 }
 
 impl Found {
-    /// Whether a cue can be read in the sentence: whether every part of a
-    /// cue phrase occurs in it. An item none of whose sentences can hold a
-    /// cue yields nothing, and needs no reading at all.
-    /// Whether the sentence names a treaty ("the Ottawa Convention", "the
+    /// What was found in sentence `i`.
+    pub fn sentence(&self, i: usize) -> InSentence<'_> {
+        let [h, p, f] = self.sentences.get(i).cloned().unwrap_or_default();
+        InSentence {
+            hits: self.hits.get(h).unwrap_or(&[]),
+            part_hits: self.part_hits.get(p).unwrap_or(&[]),
+            phrases: self.phrases.get(f).unwrap_or(&[]),
+        }
+    }
+
+    /// Whether some sentence names a treaty ("the Ottawa Convention", "the
     /// treaty"). An item none of whose sentences does yields nothing: a
     /// cue's treaty is always one named in the item.
     pub fn names_treaty(&self) -> bool {
@@ -116,6 +143,9 @@ impl Found {
         })
     }
 
+    /// Whether a cue can be read in some sentence: whether every part of a
+    /// cue phrase occurs in one. An item none of whose sentences can hold a
+    /// cue yields nothing, and needs no reading at all.
     pub fn may_hold_cue(&self, c: &Compiled) -> bool {
         self.phrases.iter().any(|&p| {
             c.phrases
@@ -125,15 +155,19 @@ impl Found {
     }
 }
 
-/// Normalises `sentence`, which starts at byte `base` of the item text,
-/// and runs the automaton over it.
-pub fn find(c: &Compiled, sentence: &str, base: usize) -> Found {
-    let norm = normalize(sentence, base);
-    let mut hits = Vec::new();
+/// Runs the automaton once over `norm`, an item's text normalised
+/// sentence by sentence (`normalize_into`, whose padding keeps every match
+/// inside one sentence), and sorts what it finds by sentence: `sentences`
+/// are the token ranges of the sentences, in order, and `text` is the item
+/// text the original ranges point into.
+pub fn find(c: &Compiled, norm: &Normalized, sentences: &[Range<usize>], text: &str) -> Found {
+    let mut hits: Vec<Hit> = Vec::new();
     let mut part_hits: Vec<PartHit> = Vec::new();
     // The token after a match's end: matches come by end position, so a
     // cursor moving forward finds it (a binary search if one ever did not).
     let mut end = 0;
+    // The sentence holding the token before `end`, likewise.
+    let mut at = 0;
     for m in c.automaton.find_overlapping_iter(norm.text.as_str()) {
         let pattern = m.pattern().as_usize();
         let last_space = m.end().saturating_sub(1);
@@ -149,21 +183,35 @@ pub fn find(c: &Compiled, sentence: &str, base: usize) -> Found {
         let Some(first) = end.checked_sub(length).filter(|_| length > 0) else {
             continue;
         };
+        if !sentences
+            .get(at)
+            .is_some_and(|s| s.start < end && end <= s.end)
+        {
+            at = sentences.partition_point(|s| s.end < end);
+        }
+        let Some(sentence) = sentences.get(at).filter(|s| first >= s.start) else {
+            continue;
+        };
+        let tokens = first - sentence.start..end - sentence.start;
         for &slot in c.slots(pattern) {
-            part_hits.push((slot, first..end));
+            part_hits.push(PartHit {
+                sentence: at as u32,
+                slot,
+                tokens: tokens.clone(),
+            });
         }
         for &use_ in c.uses(pattern) {
             let use_ = match use_ {
                 // "US" is the United States, "us" is not; "WHO" is the
                 // World Health Organization, "who" is not.
                 Use::StateCased { state, form } => {
-                    if !written_as(c, sentence, base, &norm, first..end, form) {
+                    if !written_as(c, text, norm, first..end, form) {
                         continue;
                     }
                     Use::State(state)
                 }
                 Use::TreatyCased { treaty, form } => {
-                    if !written_as(c, sentence, base, &norm, first..end, form) {
+                    if !written_as(c, text, norm, first..end, form) {
                         continue;
                     }
                     Use::Treaty(treaty)
@@ -171,20 +219,35 @@ pub fn find(c: &Compiled, sentence: &str, base: usize) -> Found {
                 other => other,
             };
             hits.push(Hit {
-                tokens: first..end,
+                sentence: at as u32,
+                tokens: tokens.clone(),
                 use_,
             });
         }
     }
 
-    // Each slot's occurrences together, by start (ties in the order found).
-    part_hits.sort_by_key(|(slot, t)| (*slot, t.start));
-    let phrases = complete_phrases(c, &part_hits);
+    // By sentence (as found already, matches coming by end position; the
+    // stable sort only makes sure), each sentence's hits in the order
+    // found and each slot's occurrences together, by start (ties in the
+    // order found).
+    hits.sort_by_key(|h| h.sentence);
+    part_hits.sort_by_key(|p| (p.sentence, p.slot, p.tokens.start));
+    let mut phrases = Vec::new();
+    let mut ranges = Vec::with_capacity(sentences.len());
+    let (mut h, mut p) = (0, 0);
+    for i in 0..sentences.len() as u32 {
+        let h_end = h + hits[h..].partition_point(|x| x.sentence <= i);
+        let p_end = p + part_hits[p..].partition_point(|x| x.sentence <= i);
+        let f = phrases.len();
+        complete_phrases(c, &part_hits[p..p_end], &mut phrases);
+        ranges.push([h..h_end, p..p_end, f..phrases.len()]);
+        (h, p) = (h_end, p_end);
+    }
     Found {
-        norm,
         hits,
         part_hits,
         phrases,
+        sentences: ranges,
     }
 }
 
@@ -198,7 +261,7 @@ const KEYWORD_REACH: usize = 12;
 /// its "the") to the keyword. Exact names, found as whole aliases, win over
 /// these where they overlap (both are treaty mentions; the leftmost-longest
 /// is kept).
-fn named_by_keywords(c: &Compiled, norm: &Normalized, hits: &[Hit]) -> Vec<Hit> {
+fn named_by_keywords(c: &Compiled, norm: &Tokens, hits: &[Hit]) -> Vec<Hit> {
     let mut out = Vec::new();
     for h in hits {
         let Use::TreatyKeyword(t) = h.use_ else {
@@ -220,6 +283,7 @@ fn named_by_keywords(c: &Compiled, norm: &Normalized, hits: &[Hit]) -> Vec<Hit> 
             n
         };
         out.push(Hit {
+            sentence: h.sentence,
             tokens: start..h.tokens.end,
             use_: Use::Treaty(t),
         });
@@ -233,7 +297,7 @@ fn named_by_keywords(c: &Compiled, norm: &Normalized, hits: &[Hit]) -> Vec<Hit> 
 /// time after "on" ("the treaty on Friday", "on 27 June", "on the same
 /// day") is no such complement. (`resolve` then compares the complement
 /// with the item's treaty's name.)
-pub fn names_another_agreement(norm: &Normalized, m: &Mention) -> bool {
+pub fn names_another_agreement(norm: &Tokens, m: &Mention) -> bool {
     const TIME: &[&str] = &[
         "monday",
         "tuesday",
@@ -318,10 +382,16 @@ pub fn names_another_agreement(norm: &Normalized, m: &Mention) -> bool {
     }
 }
 
-/// Reads what `find` found in `sentence` (at byte `base` of the item text).
-pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
-    let Found {
-        norm,
+/// Reads what `find` found in `sentence` (at byte `base` of the item text),
+/// whose tokens are `norm`.
+pub fn read<'a>(
+    c: &Compiled,
+    found: InSentence<'_>,
+    norm: Tokens<'a>,
+    sentence: &str,
+    base: usize,
+) -> Scan<'a> {
+    let InSentence {
         hits,
         part_hits,
         phrases,
@@ -334,9 +404,9 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
     if hits.is_empty() && part_hits.is_empty() {
         return out;
     }
-    let named = named_by_keywords(c, &out.norm, &hits);
+    let named = named_by_keywords(c, &out.norm, hits);
     out.mentions = if named.is_empty() {
-        choose_mentions(&hits, out.norm.len())
+        choose_mentions(hits, out.norm.len())
     } else {
         let all: Vec<Hit> = hits.iter().cloned().chain(named).collect();
         choose_mentions(&all, out.norm.len())
@@ -345,7 +415,7 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
     // it ("the Council of Europe's Istanbul Convention"): dropped. Before a
     // treaty noun a few words on, it names a treaty of that organisation
     // the catalogue does not hold ("UNESCO's World Heritage Convention").
-    out.agents = choose_agents(&hits, out.norm.len());
+    out.agents = choose_agents(hits, out.norm.len());
     let mut kept: Vec<Mention> = Vec::with_capacity(out.mentions.len());
     for (i, m) in out.mentions.iter().enumerate() {
         if !matches!(m.entity, Entity::Treaty(_)) {
@@ -469,7 +539,7 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
             words[i + 1] = words[i] + usize::from(!inner[i]);
         }
     }
-    let mut rule_hits = join_parts(c, &phrases, &part_hits, &out.norm, &words, &list_comma);
+    let mut rule_hits = join_parts(c, phrases, part_hits, &out.norm, &words, &list_comma);
     // Suppressors remove the cues and modifiers lying inside them.
     // reach[i] = the furthest end of a suppressor starting at or before
     // token i; a match is inside one when reach[start] >= end.
@@ -552,7 +622,7 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
     if !out.cues.is_empty() {
         out.capitalized = out
             .norm
-            .original
+            .original()
             .iter()
             .map(|r| {
                 sentence
@@ -565,17 +635,17 @@ pub fn read(c: &Compiled, found: Found, sentence: &str, base: usize) -> Scan {
     out
 }
 
-/// Whether `tokens` are written exactly as case-sensitive form `form`.
+/// Whether `tokens` are written in `text` exactly as case-sensitive form
+/// `form`.
 fn written_as(
     c: &Compiled,
-    sentence: &str,
-    base: usize,
+    text: &str,
     norm: &Normalized,
     tokens: Range<usize>,
     form: u16,
 ) -> bool {
     let r = norm.original_range(tokens);
-    let written = sentence.get(r.start.saturating_sub(base)..r.end.saturating_sub(base));
+    let written = text.get(r);
     let form = c.cased_forms.get(form as usize).map(String::as_str);
     written.is_some() && written == form
 }
@@ -655,8 +725,8 @@ fn choose_agents(hits: &[Hit], tokens: usize) -> Vec<(Range<usize>, u8)> {
 
 /// The occurrences of `slot` in `part_hits` (sorted by slot, then start).
 fn occurrences(part_hits: &[PartHit], slot: u32) -> &[PartHit] {
-    let from = part_hits.partition_point(|p| p.0 < slot);
-    let to = part_hits.partition_point(|p| p.0 <= slot);
+    let from = part_hits.partition_point(|p| p.slot < slot);
+    let to = part_hits.partition_point(|p| p.slot <= slot);
     &part_hits[from..to]
 }
 
@@ -664,7 +734,7 @@ fn occurrences(part_hits: &[PartHit], slot: u32) -> &[PartHit] {
 /// those can be complete. Each phrase is looked at only when its key part
 /// (its least shared one, `Compiled::keyed`) occurs, so the hundreds of
 /// phrases a common word starts or ends cost nothing in ordinary news.
-fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
+fn complete_phrases(c: &Compiled, part_hits: &[PartHit], out: &mut Vec<u32>) {
     // Which slots occur, one bit each (a thousand slots are 16 words, kept
     // on the stack: this runs for nearly every sentence).
     let words = c.keyed.len().div_ceil(64);
@@ -680,14 +750,14 @@ fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
             .get(s as usize / 64)
             .is_some_and(|w| w & (1 << (s % 64)) != 0)
     };
-    for &(s, _) in part_hits {
+    for s in part_hits.iter().map(|p| p.slot) {
         if let Some(w) = present.get_mut(s as usize / 64) {
             *w |= 1 << (s % 64);
         }
     }
-    let mut out = Vec::new();
+    let from = out.len();
     let mut previous = None;
-    for &(slot, _) in part_hits {
+    for slot in part_hits.iter().map(|p| p.slot) {
         if previous == Some(slot) {
             continue;
         }
@@ -702,8 +772,7 @@ fn complete_phrases(c: &Compiled, part_hits: &[PartHit]) -> Vec<u32> {
             }
         }
     }
-    out.sort_unstable();
-    out
+    out[from..].sort_unstable();
 }
 
 /// Joins the parts of gapped phrases: each next part must start within
@@ -715,7 +784,7 @@ fn join_parts(
     c: &Compiled,
     phrases: &[u32],
     part_hits: &[PartHit],
-    norm: &Normalized,
+    norm: &Tokens,
     words: &[usize],
     list_comma: &[bool],
 ) -> Vec<(RuleRef, Range<usize>)> {
@@ -736,18 +805,20 @@ fn join_parts(
         let Some((&first_slot, rest)) = phrase.slots.split_first() else {
             continue;
         };
-        for (_, first) in occurrences(part_hits, first_slot) {
+        for first in occurrences(part_hits, first_slot).iter().map(|p| &p.tokens) {
             let mut end = first.end;
             let mut complete = true;
             for &slot in rest {
                 let candidates = occurrences(part_hits, slot);
-                let from = candidates.partition_point(|p| p.1.start < end);
+                let from = candidates.partition_point(|p| p.tokens.start < end);
                 let next = candidates[from..]
                     .iter()
-                    .take_while(|p| gap(end, p.1.start) <= phrase.max_gap + PARENTHETICAL)
-                    .find(|p| gap_fits(norm, end..p.1.start, &gap, phrase.max_gap, list_comma));
+                    .take_while(|p| gap(end, p.tokens.start) <= phrase.max_gap + PARENTHETICAL)
+                    .find(|p| {
+                        gap_fits(norm, end..p.tokens.start, &gap, phrase.max_gap, list_comma)
+                    });
                 match next {
-                    Some((_, t)) => end = t.end,
+                    Some(p) => end = p.tokens.end,
                     None => {
                         complete = false;
                         break;
@@ -772,7 +843,7 @@ const PARENTHETICAL: usize = 8;
 /// outside the commas are at most `max_gap` and those inside at most
 /// `PARENTHETICAL`.
 fn gap_fits(
-    norm: &Normalized,
+    norm: &Tokens,
     range: Range<usize>,
     words: &dyn Fn(usize, usize) -> usize,
     max_gap: usize,
@@ -792,7 +863,7 @@ fn gap_fits(
     inside <= PARENTHETICAL && words(range.start, range.end) - inside <= max_gap
 }
 
-fn is_lowercase(sentence: &str, base: usize, norm: &Normalized, tokens: &Range<usize>) -> bool {
+fn is_lowercase(sentence: &str, base: usize, norm: &Tokens, tokens: &Range<usize>) -> bool {
     let r = norm.original_range(tokens.clone());
     sentence
         .get(r.start.saturating_sub(base)..r.end.saturating_sub(base))
