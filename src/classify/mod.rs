@@ -179,17 +179,18 @@ impl Classifier {
             .iter()
             .map(|r| normalize_into(&mut norm, &text[r.clone()], r.start))
             .collect();
-        let found = scan::find(&self.compiled, &norm, &tokens, &text);
-        // An item in which no cue phrase can be complete yields nothing and
-        // explains nothing: its mentions are never chosen. A third of the
-        // news corpus in benches/classify.rs is such.
-        if !found.may_hold_cue(&self.compiled) {
+        let mut found = scan::find(&self.compiled, &norm, &tokens, &text);
+        // An item that names no treaty (most ordinary news) yields
+        // nothing: every cue would be dropped for want of one. `--explain`
+        // still reads it, to say so.
+        if why.is_none() && !found.names_treaty() {
             return Vec::new();
         }
-        // Nor does one that names no treaty (most ordinary news): every
-        // cue would be dropped for want of one. `--explain` still reads
-        // them, to say so.
-        if why.is_none() && !found.names_treaty() {
+        // Nor does, and explains nothing, an item in which no cue phrase can
+        // be complete: its mentions are never chosen. A third of the news
+        // corpus in benches/classify.rs is such.
+        found.find_phrases(&self.compiled);
+        if !found.may_hold_cue(&self.compiled) {
             return Vec::new();
         }
         let mut scans: Vec<Scan> = sentences

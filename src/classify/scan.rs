@@ -143,8 +143,20 @@ impl Found {
         })
     }
 
-    /// Whether a cue can be read in some sentence: whether every part of a
-    /// cue phrase occurs in one. An item none of whose sentences can hold a
+    /// Finds the phrases all of whose parts occur in each sentence (only
+    /// those can be complete); before it, no sentence has any.
+    pub fn find_phrases(&mut self, c: &Compiled) {
+        self.phrases.clear();
+        for r in &mut self.sentences {
+            let from = self.phrases.len();
+            let parts = self.part_hits.get(r[1].clone()).unwrap_or(&[]);
+            complete_phrases(c, parts, &mut self.phrases);
+            r[2] = from..self.phrases.len();
+        }
+    }
+
+    /// Whether a cue can be read in some sentence (after `find_phrases`):
+    /// whether every part of a cue phrase occurs in one. An item none of whose sentences can hold a
     /// cue yields nothing, and needs no reading at all.
     pub fn may_hold_cue(&self, c: &Compiled) -> bool {
         self.phrases.iter().any(|&p| {
@@ -232,21 +244,18 @@ pub fn find(c: &Compiled, norm: &Normalized, sentences: &[Range<usize>], text: &
     // order found).
     hits.sort_by_key(|h| h.sentence);
     part_hits.sort_by_key(|p| (p.sentence, p.slot, p.tokens.start));
-    let mut phrases = Vec::new();
     let mut ranges = Vec::with_capacity(sentences.len());
     let (mut h, mut p) = (0, 0);
     for i in 0..sentences.len() as u32 {
         let h_end = h + hits[h..].partition_point(|x| x.sentence <= i);
         let p_end = p + part_hits[p..].partition_point(|x| x.sentence <= i);
-        let f = phrases.len();
-        complete_phrases(c, &part_hits[p..p_end], &mut phrases);
-        ranges.push([h..h_end, p..p_end, f..phrases.len()]);
+        ranges.push([h..h_end, p..p_end, 0..0]);
         (h, p) = (h_end, p_end);
     }
     Found {
         hits,
         part_hits,
-        phrases,
+        phrases: Vec::new(),
         sentences: ranges,
     }
 }
