@@ -242,13 +242,20 @@ pub fn find(c: &Compiled, norm: &Normalized, sentences: &[Range<usize>], text: &
     // stable sort only makes sure), each sentence's hits in the order
     // found and each slot's occurrences together, by start (ties in the
     // order found).
-    hits.sort_by_key(|h| h.sentence);
-    part_hits.sort_by_key(|p| (p.sentence, p.slot, p.tokens.start));
+    // Each sentence's part hits are sorted alone: a few at a time sort in
+    // place, where the item's together would need scratch memory.
+    if !hits.is_sorted_by_key(|h| h.sentence) {
+        hits.sort_by_key(|h| h.sentence);
+    }
+    if !part_hits.is_sorted_by_key(|p| p.sentence) {
+        part_hits.sort_by_key(|p| p.sentence);
+    }
     let mut ranges = Vec::with_capacity(sentences.len());
     let (mut h, mut p) = (0, 0);
     for i in 0..sentences.len() as u32 {
         let h_end = h + hits[h..].partition_point(|x| x.sentence <= i);
         let p_end = p + part_hits[p..].partition_point(|x| x.sentence <= i);
+        part_hits[p..p_end].sort_by_key(|x| (x.slot, x.tokens.start));
         ranges.push([h..h_end, p..p_end, 0..0]);
         (h, p) = (h_end, p_end);
     }
