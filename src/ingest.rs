@@ -2,9 +2,14 @@
 //! its new or changed items, their detections and any source-health alert
 //! committed to the store together.
 //!
-//! This is the one function that walks a feed through parse → classify →
-//! append (the stages never call each other). It decides nothing about
-//! when to poll beyond recording `next_poll`, and does no network I/O.
+//! This is the one place that walks a feed through parse → classify →
+//! append (the stages never call each other), in two steps so the work can
+//! leave the writer: `prepare` parses, asks the store which items are new
+//! or changed (a read) and classifies those, writing nothing; `commit`
+//! records prepared polls, one transaction for a whole batch of feeds,
+//! each feed's state, items and events together. `ingest` is both for one
+//! feed. It decides nothing about when to poll beyond recording
+//! `next_poll`, and does no network I/O.
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use crate::feed::{self, Item};
 use crate::fetch::schedule::{self, LastPoll};
 use crate::fetch::{FetchError, Fetched};
 use crate::health::{self, Poll, Thresholds};
-use crate::store::{FeedState, ItemChange, Store, StoreError};
+use crate::store::{AppendOutcome, FeedCommit, FeedState, ItemChange, Store, StoreError};
 
 /// What polling one feed came to; the `poll` summary line is made from it.
 #[derive(Debug, Clone)]
@@ -106,18 +111,88 @@ pub struct IngestContext<'a> {
     pub jitter: f64,
 }
 
+/// A feed's poll worked out and ready to commit: its new state, its new or
+/// changed items, their detections and the health alerts, with the report
+/// `commit` completes. `prepare` makes it off the writer; nothing of it is
+/// recorded until `commit`.
+#[derive(Debug)]
+pub struct Prepared {
+    state: FeedState,
+    /// The new or changed items, in document order.
+    items: Vec<Item>,
+    events: Vec<NewEvent>,
+    now: DateTime<Utc>,
+    /// Its `Fetched { changes }` is filled in by `into_report`.
+    report: FeedReport,
+}
+
+impl Prepared {
+    pub fn feed_id(&self) -> &str {
+        &self.state.feed_id
+    }
+
+    /// The report, with the status changes `commit` caused.
+    pub fn into_report(mut self, committed: AppendOutcome) -> FeedReport {
+        if let FeedOutcome::Fetched { changes, .. } = &mut self.report.outcome {
+            *changes = committed.changes;
+        }
+        self.report
+    }
+}
+
 /// Records the result of fetching `feed`: on success parses, classifies new
 /// or changed items and commits them with their events; on failure records
 /// the error and the backoff. Either way the feed's health is assessed and
 /// any alert it calls for is committed with the state that caused it. Only a
-/// store failure is an error here.
+/// store failure is an error here. `prepare` then `commit`, in one.
 pub fn ingest(
     store: &mut Store,
+    feed: &Feed,
+    state: FeedState,
+    result: Result<Fetched, FetchError>,
+    ctx: &IngestContext<'_>,
+) -> Result<FeedReport, StoreError> {
+    let prepared = prepare(store, feed, state, result, ctx)?;
+    let mut committed = commit(store, [&prepared], ctx.policy)?;
+    Ok(prepared.into_report(committed.pop().unwrap_or_default()))
+}
+
+/// Commits prepared polls in one transaction (one fsync for the lot), each
+/// feed's state, items and events together; the outcomes in order. All or
+/// nothing: after an error none of them is recorded.
+pub fn commit<'a>(
+    store: &mut Store,
+    batch: impl IntoIterator<Item = &'a Prepared>,
+    policy: &Policy,
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let feeds: Vec<FeedCommit<'_>> = batch
+        .into_iter()
+        .map(|p| FeedCommit {
+            state: &p.state,
+            items: &p.items,
+            events: &p.events,
+            now: p.now,
+        })
+        .collect();
+    store.commit_feeds(&feeds, policy)
+}
+
+/// Works out what polling `feed` came to, writing nothing: parses the
+/// document, asks `seen` (any connection to the store, read-only will do)
+/// which items are new or changed, and classifies only those. Pure but for
+/// that read, so it runs off the writer; a store failure of the read is
+/// the only error.
+///
+/// The read is current because a feed is in one poll at a time: `poll`
+/// fetches each feed once a cycle, and the daemon fetches a feed again only
+/// after its last poll was committed.
+pub fn prepare(
+    seen: &Store,
     feed: &Feed,
     mut state: FeedState,
     result: Result<Fetched, FetchError>,
     ctx: &IngestContext<'_>,
-) -> Result<FeedReport, StoreError> {
+) -> Result<Prepared, StoreError> {
     let before = state.clone();
     state.last_attempt = Some(ctx.now);
     let fetched = match result {
@@ -130,17 +205,19 @@ pub fn ingest(
                 status: error.status(),
                 retry_after: error.retry_after(),
             };
-            return fail(store, feed, &before, state, failure, ctx);
+            return Ok(fail(feed, &before, state, failure, ctx));
         }
     };
     let Some(body) = &fetched.body else {
         succeed(&mut state, feed, &fetched, None, ctx);
-        let alerts = commit_without_items(store, feed, &before, &mut state, Poll::Succeeded, ctx)?;
-        return Ok(FeedReport {
-            feed_id: feed.id.clone(),
-            outcome: FeedOutcome::NotModified,
-            alerts,
-        });
+        return Ok(without_items(
+            feed,
+            &before,
+            state,
+            Poll::Succeeded,
+            FeedOutcome::NotModified,
+            ctx,
+        ));
     };
     let parsed = match feed::parse_at_most(
         body,
@@ -156,7 +233,7 @@ pub fn ingest(
                 status: Some(fetched.status),
                 retry_after: None,
             };
-            return fail(store, feed, &before, state, failure, ctx);
+            return Ok(fail(feed, &before, state, failure, ctx));
         }
     };
     let truncated = parsed.truncated();
@@ -171,12 +248,18 @@ pub fn ingest(
         );
     }
     let first_sync = state.last_success.is_none();
-    let changes = store.item_changes(&feed.id, &parsed.items)?;
-    let mut touched: Vec<&Item> = Vec::new();
+    let changes = seen.item_changes(&feed.id, &parsed.items)?;
+    // A date in the future is a publisher's clock error; an undated item
+    // seen for the first time was published, as far as we can tell, now.
+    let dated = parsed.items.iter().filter_map(|i| i.published).max();
+    let ttl = parsed
+        .ttl_minutes
+        .map(|m| Duration::from_secs(u64::from(m) * 60));
+    let mut touched: Vec<Item> = Vec::new();
     let (mut new, mut changed) = (0, 0);
     let mut events = Vec::new();
     let mut undated_new = false;
-    for (item, change) in parsed.items.iter().zip(&changes) {
+    for (item, change) in parsed.items.into_iter().zip(changes) {
         match change {
             None => continue,
             Some(ItemChange::New) => {
@@ -185,19 +268,13 @@ pub fn ingest(
             }
             Some(ItemChange::Changed) => changed += 1,
         }
-        touched.push(item);
-        let backfill = is_backfill(item, first_sync, ctx);
-        for detection in ctx.classifier.classify(&text_of(item, ctx.now)) {
-            events.push(detection_event(feed, item, detection, backfill, ctx));
+        let backfill = is_backfill(&item, first_sync, ctx);
+        for detection in ctx.classifier.classify(&text_of(&item, ctx.now)) {
+            events.push(detection_event(feed, &item, detection, backfill, ctx));
         }
+        touched.push(item);
     }
-    let ttl = parsed
-        .ttl_minutes
-        .map(|m| Duration::from_secs(u64::from(m) * 60));
     succeed(&mut state, feed, &fetched, ttl, ctx);
-    // A date in the future is a publisher's clock error; an undated item
-    // seen for the first time was published, as far as we can tell, now.
-    let dated = parsed.items.iter().filter_map(|i| i.published).max();
     let newest = dated
         .map(|t| t.min(ctx.now))
         .into_iter()
@@ -209,20 +286,45 @@ pub fn ingest(
     let detections = events.len();
     let alerts = assess(feed, &before, &mut state, Poll::Succeeded, ctx);
     events.extend(alert_events(&alerts, ctx));
-    let outcome = store.commit_feed(&state, &touched, &events, ctx.policy, ctx.now)?;
-    Ok(FeedReport {
-        feed_id: feed.id.clone(),
-        outcome: FeedOutcome::Fetched {
-            status: fetched.status,
-            new,
-            changed,
-            detections,
-            changes: outcome.changes,
-            moved_to: fetched.moved_to.map(|u| u.to_string()),
-            truncated,
+    Ok(Prepared {
+        state,
+        items: touched,
+        events,
+        now: ctx.now,
+        report: FeedReport {
+            feed_id: feed.id.clone(),
+            outcome: FeedOutcome::Fetched {
+                status: fetched.status,
+                new,
+                changed,
+                detections,
+                changes: Vec::new(),
+                moved_to: fetched.moved_to.map(|u| u.to_string()),
+                truncated,
+            },
+            alerts,
         },
-        alerts,
     })
+}
+
+/// A poll that could not be worked out because treatywatch itself failed
+/// (reading the feed panicked): recorded as a failure of the feed, backed
+/// off and retried like any other, so one feed cannot stop a cycle.
+pub fn prepare_broken(
+    feed: &Feed,
+    mut state: FeedState,
+    error: String,
+    ctx: &IngestContext<'_>,
+) -> Prepared {
+    let before = state.clone();
+    state.last_attempt = Some(ctx.now);
+    let failure = Failure {
+        error: format!("treatywatch failed reading this feed (a bug; please report it): {error}"),
+        summary: "treatywatch failed reading the feed".to_string(),
+        status: None,
+        retry_after: None,
+    };
+    fail(feed, &before, state, failure, ctx)
 }
 
 /// "50,000": counts in messages are read by people.
@@ -253,19 +355,28 @@ fn assess(
     health::assess(before, after, poll, &thresholds, ctx.now)
 }
 
-/// Commits a poll that brought no items (a 304 or a failure): the feed's
-/// new state and the source alerts it calls for, together.
-fn commit_without_items(
-    store: &mut Store,
+/// A poll that brought no items (a 304 or a failure): the feed's new
+/// state and the source alerts it calls for, to be committed together.
+fn without_items(
     feed: &Feed,
     before: &FeedState,
-    state: &mut FeedState,
+    mut state: FeedState,
     poll: Poll<'_>,
+    outcome: FeedOutcome,
     ctx: &IngestContext<'_>,
-) -> Result<Vec<SourceHealth>, StoreError> {
-    let alerts = assess(feed, before, state, poll, ctx);
-    store.commit_feed(state, &[], &alert_events(&alerts, ctx), ctx.policy, ctx.now)?;
-    Ok(alerts)
+) -> Prepared {
+    let alerts = assess(feed, before, &mut state, poll, ctx);
+    Prepared {
+        state,
+        items: Vec::new(),
+        events: alert_events(&alerts, ctx),
+        now: ctx.now,
+        report: FeedReport {
+            feed_id: feed.id.clone(),
+            outcome,
+            alerts,
+        },
+    }
 }
 
 fn alert_events(alerts: &[SourceHealth], ctx: &IngestContext<'_>) -> Vec<NewEvent> {
@@ -378,13 +489,12 @@ struct Failure {
 }
 
 fn fail(
-    store: &mut Store,
     feed: &Feed,
     before: &FeedState,
     mut state: FeedState,
     failure: Failure,
     ctx: &IngestContext<'_>,
-) -> Result<FeedReport, StoreError> {
+) -> Prepared {
     state.consecutive_failures = state.consecutive_failures.saturating_add(1);
     state.last_status = failure.status;
     state.last_error = Some(failure.error.clone());
@@ -403,20 +513,16 @@ fn fail(
         ctx.settings.backoff_cap,
         ctx.jitter,
     ));
+    let outcome = FeedOutcome::Failed {
+        error: failure.error,
+        status: failure.status,
+        failures: state.consecutive_failures,
+        next_poll: state.next_poll,
+    };
     let poll = Poll::Failed {
         summary: &failure.summary,
     };
-    let alerts = commit_without_items(store, feed, before, &mut state, poll, ctx)?;
-    Ok(FeedReport {
-        feed_id: feed.id.clone(),
-        outcome: FeedOutcome::Failed {
-            error: failure.error,
-            status: failure.status,
-            failures: state.consecutive_failures,
-            next_poll: state.next_poll,
-        },
-        alerts,
-    })
+    without_items(feed, before, state, poll, outcome, ctx)
 }
 
 #[cfg(test)]

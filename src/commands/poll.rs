@@ -16,7 +16,7 @@ use crate::notify::{self, Flush, NotifyReport};
 const PROGRESS_ABOVE: usize = 10;
 
 pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
-    let config = ctx.config()?;
+    let config = std::sync::Arc::new(ctx.config()?);
     let mut store = ctx.store(&config)?;
     // As the daemon does at start: an edited membership file is imported
     // before the news is read against it.
@@ -38,7 +38,11 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         .build()
         .map_err(CommandError::Output)?;
     let feeds: Vec<_> = config.feeds.iter().collect();
-    let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+    let classifier = std::sync::Arc::new(Classifier::new(
+        &config.gazetteer,
+        &config.treaties,
+        &config.rules,
+    ));
     let show_progress = feeds.len() > PROGRESS_ABOVE && std::io::stderr().is_terminal();
     let mut progress = |done: usize, total: usize| {
         if show_progress {
@@ -54,7 +58,7 @@ pub(super) fn poll(ctx: &Context, out: &mut dyn Write) -> Result<Outcome> {
         &mut store,
         &config,
         &feeds,
-        &classifier,
+        classifier,
         &mut progress,
     )?;
     let mailboxes = crate::mailbox::ingest::poll_mailboxes(

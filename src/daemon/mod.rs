@@ -3,7 +3,8 @@
 //! Tasks on a tokio runtime — the scheduler (`scheduler.rs`) with its
 //! fetches, a notifier tick, the signal handler, the watchdog and the
 //! optional metrics endpoint — talk over bounded channels to one writer
-//! thread (`writer.rs`) that owns the database; the courier (`courier.rs`)
+//! thread (`writer.rs`) that owns the database and commits feeds parsed
+//! and classified on blocking threads (`poll::Preparer`); the courier (`courier.rs`)
 //! delivers the digests the writer plans and reports back, and the mailman
 //! (`mailman.rs`) reads the IMAP mailboxes the writer finds due. SIGHUP reloads
 //! the config (an invalid one is logged and ignored; feeds, rules, notify
@@ -36,6 +37,7 @@ use tracing::{error, info, warn};
 use crate::classify::Classifier;
 use crate::config::{self, Config, ConfigError};
 use crate::fetch::{FetchError, Fetcher};
+use crate::poll::Preparer;
 use crate::store::{Check, LOCK_WAIT, Role, Store, StoreError};
 pub use status::Metrics;
 use status::Note;
@@ -109,10 +111,10 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
     let (courier_tx, courier_rx) = mpsc::unbounded_channel();
     let (mailman_tx, mailman_rx) = mpsc::unbounded_channel();
     let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
+    let preparer = Preparer::new(config.clone(), Arc::new(classifier), store.path());
     let writer = writer::Writer {
         store,
         config: config.clone(),
-        classifier,
         metrics: metrics.clone(),
         done: done_tx,
         courier: courier_tx,
@@ -125,6 +127,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
         .spawn(move || writer.run(inbox))?;
 
     let (reload_tx, reload_rx) = watch::channel(config.clone());
+    let (rules_tx, rules_rx) = watch::channel(preparer);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (poll_now_tx, poll_now_rx) = mpsc::unbounded_channel();
     let result = runtime.block_on(async {
@@ -163,7 +166,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
             states,
             writer: to_writer.clone(),
             done: done_rx,
-            reload: reload_rx.clone(),
+            rules: rules_rx,
             poll_now: poll_now_rx,
             shutdown: stop_rx.clone(),
             metrics: metrics.clone(),
@@ -188,7 +191,7 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
             tokio::select! {
                 _ = hangup.recv() => {
                     metrics.note(Note::Reloading);
-                    reload(config_path, &reload_tx, &to_writer).await;
+                    reload(config_path, &reload_tx, &rules_tx, &to_writer).await;
                     metrics.note(Note::Ready);
                     metrics.publish_status();
                 }
@@ -221,11 +224,12 @@ pub fn run(config_path: &Path, db_override: Option<&Path>) -> Result<(), DaemonE
 async fn reload(
     path: &Path,
     reload: &watch::Sender<Arc<Config>>,
+    rules: &watch::Sender<Preparer>,
     writer: &mpsc::Sender<writer::ToWriter>,
 ) {
     let path = path.to_path_buf();
-    // The classifier is compiled here, not on the writer: that takes a
-    // while, and the writer must keep answering the watchdog meanwhile.
+    // The classifier is compiled here, on a blocking thread: that takes a
+    // while, and nothing else should wait for it.
     let loaded = tokio::task::spawn_blocking(move || {
         config::load(&path).map(|config| {
             let classifier = Classifier::new(&config.gazetteer, &config.treaties, &config.rules);
@@ -238,12 +242,12 @@ async fn reload(
             for change in needs_restart(&reload.borrow(), &config) {
                 warn!("{change}");
             }
-            let _ = writer
-                .send(writer::ToWriter::Reload(
-                    config.clone(),
-                    Box::new(classifier),
-                ))
-                .await;
+            // New rules apply to feeds fetched from now on.
+            let preparer = rules
+                .borrow()
+                .with_rules(config.clone(), Arc::new(classifier));
+            rules.send_replace(preparer);
+            let _ = writer.send(writer::ToWriter::Reload(config.clone())).await;
             // The web server keeps the socket and token it started with;
             // names, tracking and base_url follow the reload.
             let (old, new) = (reload.borrow().web.clone(), config.web.clone());

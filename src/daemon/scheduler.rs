@@ -1,8 +1,13 @@
 //! The scheduler: decides which feeds are due, starts their fetches (at
-//! most `concurrency` at once, `per_host` to one host) and hands results to the writer. It keeps
-//! each feed's last known state, updated by the writer after every ingest.
+//! most `concurrency` feeds in progress, `per_host` requests to one host),
+//! has each result parsed and classified off the writer (`poll::Preparer`)
+//! and hands the prepared poll to the writer, which commits it in a batch.
+//! It keeps each feed's last known state, updated by the writer after
+//! every commit; a feed is not fetched again before that.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +17,11 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::status::Metrics;
-use super::writer::{FeedDone, ToWriter};
+use super::writer::{FeedDone, Polled, ToWriter};
 use crate::config::{Config, Feed};
 use crate::fetch::{Fetcher, HostLimit, Validators};
 use crate::ingest;
+use crate::poll::Preparer;
 use crate::store::FeedState;
 
 /// The scheduler wakes at least this often to look for due feeds.
@@ -27,7 +33,8 @@ pub struct Scheduler {
     pub states: HashMap<String, FeedState>,
     pub writer: mpsc::Sender<ToWriter>,
     pub done: mpsc::UnboundedReceiver<FeedDone>,
-    pub reload: watch::Receiver<Arc<Config>>,
+    /// The config and the rules to read feeds with; a reload sends new ones.
+    pub rules: watch::Receiver<Preparer>,
     /// SIGUSR1: poll every feed now, whatever its schedule.
     pub poll_now: mpsc::UnboundedReceiver<()>,
     pub shutdown: watch::Receiver<bool>,
@@ -81,6 +88,7 @@ impl Scheduler {
                 );
                 debug!(feeds = ready.len(), "starting fetches");
             }
+            let preparer = self.rules.borrow().clone();
             for feed in ready {
                 due.remove(&feed.id);
                 in_flight.insert(feed.id.clone(), next_batch);
@@ -89,30 +97,38 @@ impl Scheduler {
                     etag: state.etag.clone(),
                     last_modified: state.last_modified.clone(),
                 };
-                let (fetcher, writer, permits, hosts, metrics) = (
+                let jitter = (RandomState::new().hash_one(&feed.id) % 10_000) as f64 / 10_000.0;
+                let (fetcher, writer, permits, hosts, metrics, preparer) = (
                     self.fetcher.clone(),
                     self.writer.clone(),
                     permits.clone(),
                     hosts.clone(),
                     self.metrics.clone(),
+                    preparer.clone(),
                 );
                 tasks.spawn(async move {
                     // The host's slot first, then a global one: a fetch
                     // waiting on a busy host holds nothing others need.
-                    let Some(_host) = hosts.acquire(&feed.url).await else {
+                    let Some(host) = hosts.acquire(&feed.url).await else {
                         return;
                     };
+                    // Held until the prepared poll is queued for the
+                    // writer: at most `concurrency` documents in memory.
                     let Ok(_permit) = permits.acquire_owned().await else {
                         return;
                     };
                     let started = Instant::now();
                     let result = fetcher.fetch(&feed.url, &validators, Utc::now()).await;
                     metrics.observe_poll(started.elapsed());
-                    let message = ToWriter::Fetched {
-                        feed: Box::new(feed),
-                        state: Box::new(state),
-                        result: Box::new(result),
-                    };
+                    drop(host);
+                    let prepared = preparer
+                        .prepare(feed.clone(), state.clone(), result, jitter)
+                        .await;
+                    let message = ToWriter::Prepared(Box::new(Polled {
+                        feed,
+                        before: state,
+                        prepared,
+                    }));
                     // A closed writer means we are shutting down; the feed is polled next start.
                     let _ = writer.send(message).await;
                 });
@@ -147,9 +163,14 @@ impl Scheduler {
                         due.insert(id.clone(), next);
                     }
                     self.states.insert(id, done.state);
+                    if in_flight.is_empty() {
+                        // Idle until the next due feed: no connection
+                        // needs to keep its page cache meanwhile.
+                        self.rules.borrow().release_readers();
+                    }
                 }
-                Ok(()) = self.reload.changed() => {
-                    let config = self.reload.borrow_and_update().clone();
+                Ok(()) = self.rules.changed() => {
+                    let config = self.rules.borrow_and_update().config().clone();
                     if config.fetch.concurrency != self.config.fetch.concurrency {
                         // Fetches already waiting or running keep the old
                         // semaphore; every fetch started from now on takes

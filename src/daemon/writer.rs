@@ -2,12 +2,15 @@
 //! changes the store arrives here as a message, in order, so appends never
 //! race and blocking SQLite calls never run on the async workers.
 //!
+//! Feeds arrive parsed and classified (`poll::Preparer` did that off this
+//! thread); the writer commits the polls queued one after another in one
+//! transaction (up to `poll::BATCH_FEEDS`), then reports each feed.
+//!
 //! It plans digests (route, freeze, record the attempt as begun) and hands
 //! each delivery to the courier (`courier.rs`); the outcome comes back as a
 //! message and is recorded here. The writer never waits on a mail server.
 
 use std::collections::BTreeSet;
-use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,28 +20,23 @@ use tracing::{error, info, warn};
 
 use super::courier::Job;
 use super::status::Metrics;
-use crate::classify::Classifier;
 use crate::config::{Config, Feed, Mailbox};
 use crate::domain::{HealthCondition, Policy};
-use crate::fetch::{FetchError, Fetched};
-use crate::ingest::{self, FeedOutcome, IngestContext};
+use crate::ingest::{self, FeedOutcome, FeedReport, Prepared};
 use crate::mailbox::ingest::{MailboxOutcome, MailboxReport};
 use crate::mailbox::{MailboxError, Messages};
 use crate::notice;
 use crate::notify::{self, Delivery, DeliveryError, Flush, NotifyReport};
-use crate::store::{FeedState, Store};
+use crate::poll::BATCH_FEEDS;
+use crate::store::{FeedState, Store, StoreError};
 
 pub enum ToWriter {
-    /// A fetch finished; ingest it.
-    Fetched {
-        feed: Box<Feed>,
-        state: Box<FeedState>,
-        result: Box<Result<Fetched, FetchError>>,
-    },
+    /// A feed was fetched and read; commit it.
+    Prepared(Box<Polled>),
     /// Periodic work: pending digests and time-driven changes.
     Tick,
-    /// A new configuration took effect, with its rules compiled.
-    Reload(Arc<Config>, Box<Classifier>),
+    /// A new configuration took effect (the scheduler has its rules).
+    Reload(Arc<Config>),
     /// Is the database answering? (for the watchdog)
     Ping(oneshot::Sender<bool>),
     /// A batch of fetches is done: let go of what only a cycle needs.
@@ -55,6 +53,16 @@ pub enum ToWriter {
     },
 }
 
+/// One feed's poll, read and ready to commit.
+pub struct Polled {
+    pub feed: Feed,
+    /// The state the poll started from: what the scheduler goes on with
+    /// if the poll cannot be recorded.
+    pub before: FeedState,
+    /// A store error here is the read of the "seen before?" lookups.
+    pub prepared: Result<Prepared, StoreError>,
+}
+
 /// Sent back to the scheduler after each ingest.
 pub struct FeedDone {
     pub state: FeedState,
@@ -63,7 +71,6 @@ pub struct FeedDone {
 pub struct Writer {
     pub store: Store,
     pub config: Arc<Config>,
-    pub classifier: Classifier,
     pub metrics: Arc<Metrics>,
     pub done: mpsc::UnboundedSender<FeedDone>,
     /// Deliveries go here, to the courier.
@@ -97,18 +104,29 @@ impl Writer {
     /// Runs until every sender of `inbox` is gone, then returns: messages
     /// already queued at shutdown are still handled.
     pub fn run(mut self, mut inbox: mpsc::Receiver<ToWriter>) {
-        while let Some(message) = inbox.blocking_recv() {
+        // A message taken while gathering a batch, handled after it.
+        let mut next = None;
+        while let Some(message) = next.take().or_else(|| inbox.blocking_recv()) {
             self.metrics.writer_busy(true);
             match message {
-                ToWriter::Fetched {
-                    feed,
-                    state,
-                    result,
-                } => self.ingest(&feed, *state, *result),
+                ToWriter::Prepared(polled) => {
+                    // Group commit: the polls queued behind this one, up to
+                    // a batch; the first other message ends it, in order.
+                    let mut batch = vec![*polled];
+                    while batch.len() < BATCH_FEEDS {
+                        match inbox.try_recv() {
+                            Ok(ToWriter::Prepared(polled)) => batch.push(*polled),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.record_polls(batch);
+                }
                 ToWriter::Tick => self.tick(),
-                ToWriter::Reload(config, classifier) => {
-                    // New rules apply to items ingested from now on.
-                    self.classifier = *classifier;
+                ToWriter::Reload(config) => {
                     self.config = config;
                     // An edited membership file is imported on reload.
                     import_baseline(&mut self.store, &self.config);
@@ -127,105 +145,129 @@ impl Writer {
         info!("writer stopped; database closed cleanly");
     }
 
-    fn ingest(&mut self, feed: &Feed, state: FeedState, result: Result<Fetched, FetchError>) {
+    /// Commits a batch of polls in one transaction, then reports each feed
+    /// to the logs, the metrics and the scheduler. If the batch cannot be
+    /// committed, its feeds are committed one by one, so a store error one
+    /// feed's data causes costs only that feed.
+    fn record_polls(&mut self, batch: Vec<Polled>) {
         let policy = Policy {
             min_sources: self.config.treaties.min_sources(),
         };
-        let jitter = (std::collections::hash_map::RandomState::new().hash_one(&feed.id) % 10_000)
-            as f64
-            / 10_000.0;
-        let ctx = IngestContext {
-            settings: &self.config.fetch,
-            thresholds: self.config.notify.thresholds,
-            policy: &policy,
-            classifier: &self.classifier,
-            rules_version: &self.config.rules_version,
-            now: Utc::now(),
-            jitter,
-        };
-        let fallback = state.clone();
-        match ingest::ingest(&mut self.store, feed, state, result, &ctx) {
-            Ok(report) => {
-                let failed = report.outcome.is_failure();
-                self.metrics.record_poll(&feed.id, failed);
-                match &report.outcome {
-                    FeedOutcome::Fetched {
-                        new,
-                        changed,
-                        detections,
-                        changes,
-                        moved_to,
-                        status,
-                        ..
-                    } => {
-                        self.metrics
-                            .items
-                            .fetch_add((new + changed) as u64, Ordering::Relaxed);
-                        self.metrics
-                            .detections
-                            .fetch_add(*detections as u64, Ordering::Relaxed);
-                        self.metrics
-                            .status_changes
-                            .fetch_add(changes.len() as u64, Ordering::Relaxed);
-                        if new + changed > 0 {
-                            info!(feed = %feed.id, status, new, changed, detections, changes = changes.len(), "ingested");
-                        }
-                        if let Some(url) = moved_to {
-                            warn!(feed = %feed.id, to = %url, "feed moved permanently; update its url in the config");
-                        }
-                    }
-                    FeedOutcome::Failed {
-                        error,
-                        failures,
-                        next_poll,
-                        ..
-                    } => {
-                        warn!(feed = %feed.id, failures, next_poll = %when(*next_poll), "poll failed: {error}");
-                    }
-                    FeedOutcome::NotModified | FeedOutcome::Skipped(_) => {}
-                }
-                for alert in &report.alerts {
-                    // Mailed by the next notifier pass, like a status change.
-                    match alert.condition {
-                        HealthCondition::Failing | HealthCondition::Stale => {
-                            warn!(feed = %feed.id, condition = %alert.condition, since = %alert.since, "source alert recorded")
-                        }
-                        HealthCondition::Recovered | HealthCondition::Fresh => {
-                            info!(feed = %feed.id, condition = %alert.condition, since = %alert.since, "source alert recorded")
-                        }
-                    }
-                }
-                // A change or an alert may be urgent for someone: route it
-                // now rather than at the next tick.
-                let news = report.alerts.len()
-                    + match &report.outcome {
-                        FeedOutcome::Fetched { changes, .. } => changes.len(),
-                        _ => 0,
-                    };
-                if news > 0 {
-                    self.notify(Flush::Debounced);
-                }
-                match self.store.feed_state(&feed.id) {
-                    Ok(Some(state)) => {
-                        let _ = self.done.send(FeedDone { state });
-                    }
-                    Ok(None) => {}
-                    Err(e) => error!(feed = %feed.id, "cannot read back feed state: {e}"),
-                }
-                self.metrics.publish_status();
-            }
-            // The feed is retried after its interval; the daemon goes on.
-            Err(e) => {
-                error!(feed = %feed.id, "could not record the poll: {e}");
-                let mut state = fallback;
-                state.next_poll = Some(
-                    ctx.now
-                        + chrono::Duration::from_std(feed.interval)
-                            .unwrap_or(chrono::Duration::MAX),
-                );
-                let _ = self.done.send(FeedDone { state });
+        let mut ready = Vec::with_capacity(batch.len());
+        for polled in batch {
+            match polled.prepared {
+                Ok(prepared) => ready.push((polled.feed, polled.before, prepared)),
+                Err(e) => self.not_recorded(&polled.feed, polled.before, &e),
             }
         }
+        let committed =
+            match ingest::commit(&mut self.store, ready.iter().map(|(_, _, p)| p), &policy) {
+                Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                Err(e) if ready.len() > 1 => {
+                    warn!(
+                        feeds = ready.len(),
+                        "could not record a batch of polls, recording them one by one: {e}"
+                    );
+                    ready
+                        .iter()
+                        .map(|(_, _, p)| {
+                            ingest::commit(&mut self.store, [p], &policy)
+                                .map(|mut o| o.pop().unwrap_or_default())
+                        })
+                        .collect()
+                }
+                Err(e) => vec![Err(e)],
+            };
+        let mut news = 0;
+        for ((feed, before, prepared), committed) in ready.into_iter().zip(committed) {
+            match committed {
+                Ok(outcome) => news += self.report(&feed, prepared.into_report(outcome)),
+                Err(e) => self.not_recorded(&feed, before, &e),
+            }
+        }
+        // A change or an alert may be urgent for someone: route it now
+        // rather than at the next tick.
+        if news > 0 {
+            self.notify(Flush::Debounced);
+        }
+        self.metrics.publish_status();
+    }
+
+    /// Logs and counts one committed poll and hands the feed's state back
+    /// to the scheduler; returns how many changes and alerts it recorded.
+    fn report(&mut self, feed: &Feed, report: FeedReport) -> usize {
+        let failed = report.outcome.is_failure();
+        self.metrics.record_poll(&feed.id, failed);
+        match &report.outcome {
+            FeedOutcome::Fetched {
+                new,
+                changed,
+                detections,
+                changes,
+                moved_to,
+                status,
+                ..
+            } => {
+                self.metrics
+                    .items
+                    .fetch_add((new + changed) as u64, Ordering::Relaxed);
+                self.metrics
+                    .detections
+                    .fetch_add(*detections as u64, Ordering::Relaxed);
+                self.metrics
+                    .status_changes
+                    .fetch_add(changes.len() as u64, Ordering::Relaxed);
+                if new + changed > 0 {
+                    info!(feed = %feed.id, status, new, changed, detections, changes = changes.len(), "ingested");
+                }
+                if let Some(url) = moved_to {
+                    warn!(feed = %feed.id, to = %url, "feed moved permanently; update its url in the config");
+                }
+            }
+            FeedOutcome::Failed {
+                error,
+                failures,
+                next_poll,
+                ..
+            } => {
+                warn!(feed = %feed.id, failures, next_poll = %when(*next_poll), "poll failed: {error}");
+            }
+            FeedOutcome::NotModified | FeedOutcome::Skipped(_) => {}
+        }
+        for alert in &report.alerts {
+            // Mailed by the next notifier pass, like a status change.
+            match alert.condition {
+                HealthCondition::Failing | HealthCondition::Stale => {
+                    warn!(feed = %feed.id, condition = %alert.condition, since = %alert.since, "source alert recorded")
+                }
+                HealthCondition::Recovered | HealthCondition::Fresh => {
+                    info!(feed = %feed.id, condition = %alert.condition, since = %alert.since, "source alert recorded")
+                }
+            }
+        }
+        match self.store.feed_state(&feed.id) {
+            Ok(Some(state)) => {
+                let _ = self.done.send(FeedDone { state });
+            }
+            Ok(None) => {}
+            Err(e) => error!(feed = %feed.id, "cannot read back feed state: {e}"),
+        }
+        report.alerts.len()
+            + match &report.outcome {
+                FeedOutcome::Fetched { changes, .. } => changes.len(),
+                _ => 0,
+            }
+    }
+
+    /// A poll that could not be recorded: nothing of it was written, and the
+    /// feed is retried after its interval; the daemon goes on.
+    fn not_recorded(&mut self, feed: &Feed, before: FeedState, e: &StoreError) {
+        error!(feed = %feed.id, "could not record the poll: {e}");
+        let mut state = before;
+        state.next_poll = Some(
+            Utc::now() + chrono::Duration::from_std(feed.interval).unwrap_or(chrono::Duration::MAX),
+        );
+        let _ = self.done.send(FeedDone { state });
     }
 
     /// Between cycles: SQLite's page cache (2 MB once a cycle has filled

@@ -2,10 +2,11 @@
 //!
 //! `commit_feed` is the one write of an ingest: the feed's new state, its new
 //! or changed items and the events they produced go in one transaction, so a
-//! crash can never record an item as seen without its detections.
+//! crash can never record an item as seen without its detections;
+//! `commit_feeds` puts several feeds' polls in one transaction the same way.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::log::{AppendOutcome, Cause, append_in, decode};
 use super::{Result, Store, StoreError, parse_timestamp, timestamp};
@@ -57,6 +58,18 @@ impl FeedState {
 pub enum ItemChange {
     New,
     Changed,
+}
+
+/// One feed's poll as `Store::commit_feeds` records it.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedCommit<'a> {
+    pub state: &'a FeedState,
+    /// The items that were new or changed.
+    pub items: &'a [Item],
+    pub events: &'a [NewEvent],
+    /// When the poll was read: the items' `first_seen`/`last_changed` and
+    /// the events' `recorded_at`.
+    pub now: DateTime<Utc>,
 }
 
 /// One feed's stored copy of an item, as `reclassify` reads it again.
@@ -190,31 +203,27 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome> {
         let tx = self.conn.transaction()?;
-        {
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO items (feed_id, item_key, content_hash, title, link, published, body, first_seen, last_changed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-                 ON CONFLICT (feed_id, item_key) DO UPDATE SET
-                   content_hash = excluded.content_hash, title = excluded.title, link = excluded.link,
-                   published = excluded.published, body = excluded.body, last_changed = excluded.last_changed",
-            )?;
-            for item in items {
-                upsert.execute(params![
-                    state.feed_id,
-                    item.key,
-                    item.content_hash,
-                    item.title,
-                    item.link,
-                    item.published.map(timestamp),
-                    item.text,
-                    timestamp(now),
-                ])?;
-            }
-        }
-        let outcome = append_in(&tx, events, policy, now, Cause::News)?;
-        write_state(&tx, state)?;
+        let outcome = commit_in(&tx, state, items.iter().copied(), events, policy, now)?;
         tx.commit()?;
         Ok(outcome)
+    }
+
+    /// Records the polls of several feeds in one transaction, so a batch
+    /// costs one fsync rather than one per feed: each feed's state, items
+    /// and events as `commit_feed` writes them, in order. All or nothing:
+    /// on an error no feed of the batch is recorded.
+    pub fn commit_feeds(
+        &mut self,
+        feeds: &[FeedCommit<'_>],
+        policy: &Policy,
+    ) -> Result<Vec<AppendOutcome>> {
+        let tx = self.conn.transaction()?;
+        let outcomes = feeds
+            .iter()
+            .map(|f| commit_in(&tx, f.state, f.items.iter(), f.events, policy, f.now))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(outcomes)
     }
 
     /// Reads the next page of stored items (the `limit` item keys after
@@ -245,6 +254,41 @@ impl Store {
         tx.commit()?;
         Ok(Some((page, outcome)))
     }
+}
+
+/// One feed's poll inside a write transaction (`commit_feed`, `commit_feeds`).
+fn commit_in<'a>(
+    tx: &Transaction<'_>,
+    state: &FeedState,
+    items: impl Iterator<Item = &'a Item>,
+    events: &[NewEvent],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<AppendOutcome> {
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO items (feed_id, item_key, content_hash, title, link, published, body, first_seen, last_changed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (feed_id, item_key) DO UPDATE SET
+               content_hash = excluded.content_hash, title = excluded.title, link = excluded.link,
+               published = excluded.published, body = excluded.body, last_changed = excluded.last_changed",
+        )?;
+        for item in items {
+            upsert.execute(params![
+                state.feed_id,
+                item.key,
+                item.content_hash,
+                item.title,
+                item.link,
+                item.published.map(timestamp),
+                item.text,
+                timestamp(now),
+            ])?;
+        }
+    }
+    let outcome = append_in(tx, events, policy, now, Cause::News)?;
+    write_state(tx, state)?;
+    Ok(outcome)
 }
 
 pub(super) fn read_item_page(

@@ -35,7 +35,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, TransactionBehavior};
 
-pub use feeds::{FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
+pub use feeds::{FeedCommit, FeedState, ItemChange, ItemPage, LoggedDetection, StoredItem};
 pub use history::ChangeFilter;
 pub use lock::{LOCK_WAIT, LockError, Role};
 pub use log::AppendOutcome;

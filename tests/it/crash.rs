@@ -341,3 +341,138 @@ fn killed_at_random_moments_the_daemon_loses_and_duplicates_nothing() {
         );
     }
 }
+
+/// Feeds for the `poll` crash test: enough that a cycle commits many
+/// batches, each item one ratification.
+const POLL_FEEDS: usize = 120;
+
+/// `poll` SIGKILLed while it commits batches of feeds: what it recorded is
+/// whole (no item marked seen without its detection, no feed's ETag stored
+/// without its items, or a re-poll would get a 304 and never read them),
+/// and the next `poll` brings every detection in exactly once.
+#[test]
+fn poll_killed_mid_cycle_leaves_no_item_seen_without_its_detections() {
+    let env = PollEnv::new(&[]);
+    let db_path = env.dir.path().join("data/treatywatch.db");
+    let states: Vec<String> = STATES.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    let mut toml = format!(
+        "[tracking]\nstates = [{}]\ntreaties = [\"tpnw\"]\n\n[fetch]\ntimeout = \"10s\"\nper_host = 8\n",
+        states.join(", ")
+    );
+    // The last feeds answer late, so each killed `poll` is still running
+    // when the first batches commit.
+    let late = POLL_FEEDS - 8;
+    let serve = |n: usize, wait: bool| {
+        let n_state = n % (STATES.len() / ITEMS_PER_FEED);
+        let reply = Reply::feed(
+            feed(n_state).replace("crash", &format!("p{n}-")),
+            "application/rss+xml",
+        )
+        .with_etag(&format!("\"p{n}\""));
+        let reply = if wait && n >= late {
+            reply.late(Duration::from_secs(3))
+        } else {
+            reply
+        };
+        env.server.set(&format!("/p{n}.xml"), reply);
+    };
+    for n in 0..POLL_FEEDS {
+        serve(n, true);
+        let _ = write!(
+            toml,
+            "\n[[feed]]\nid = \"p{n}\"\nurl = \"{}\"\n",
+            env.server.url(&format!("/p{n}.xml"))
+        );
+    }
+    std::fs::write(env.config_path(), toml).expect("write config");
+    let stored = |sql: &str| -> i64 {
+        rusqlite::Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)).ok())
+            .unwrap_or(0)
+    };
+    let items = || stored("SELECT count(*) FROM items");
+    let poll = || {
+        Command::new(assert_cmd::cargo::cargo_bin("treatywatch"))
+            .env_remove("TREATYWATCH_CONFIG")
+            .arg("--config")
+            .arg(env.config_path())
+            .arg("poll")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start poll")
+    };
+
+    let mut killed_with = Vec::new();
+    // Each run is killed once it has stored this many more items: at its
+    // first batch, then further into the cycle, while others are being
+    // read and committed behind them.
+    for more in [1, 20, 60, 1] {
+        let before = items();
+        let mut child = KillOnDrop(poll());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while items() < before + more && child.0.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "poll recorded nothing");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        drop(child);
+        let (seen, with_detection) = seen_and_detected(&env, &db_path);
+        assert_eq!(
+            seen, with_detection,
+            "items marked seen without their detection after a SIGKILL"
+        );
+        let validated_without_items = stored(
+            "SELECT count(*) FROM feed_state f WHERE f.etag IS NOT NULL AND \
+             (SELECT count(*) FROM items i WHERE i.feed_id = f.feed_id) < 2",
+        );
+        assert_eq!(
+            validated_without_items, 0,
+            "a feed's ETag was stored without its items"
+        );
+        killed_with.push(seen.len());
+    }
+    eprintln!(
+        "poll crash test: killed with {killed_with:?} of {} items stored",
+        POLL_FEEDS * ITEMS_PER_FEED
+    );
+
+    for n in late..POLL_FEEDS {
+        serve(n, false);
+    }
+    let status = poll().wait().expect("poll");
+    assert!(status.success(), "the last poll failed: {status}");
+    let (seen, with_detection) = seen_and_detected(&env, &db_path);
+    assert_eq!(seen.len(), POLL_FEEDS * ITEMS_PER_FEED, "every item stored");
+    assert_eq!(seen, with_detection);
+    let detections: Vec<String> = events(&env)
+        .iter()
+        .filter(|e| e["kind"] == "detection")
+        .map(|e| e["item_key"].to_string())
+        .collect();
+    assert_eq!(
+        detections.len(),
+        POLL_FEEDS * ITEMS_PER_FEED,
+        "one detection per item, none twice"
+    );
+}
+
+/// The stored items' keys, and those of them the log holds a detection for.
+fn seen_and_detected(env: &PollEnv, db: &std::path::Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("db");
+    let mut stmt = conn.prepare("SELECT item_key FROM items").expect("select");
+    let seen: BTreeSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .expect("items")
+        .collect::<Result<_, _>>()
+        .expect("item keys");
+    let detected: BTreeSet<String> = events(env)
+        .iter()
+        .filter(|e| e["kind"] == "detection")
+        .filter_map(|e| e["item_key"].as_str().map(str::to_string))
+        .collect();
+    let with_detection = seen.intersection(&detected).cloned().collect();
+    (seen, with_detection)
+}
