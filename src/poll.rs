@@ -3,9 +3,9 @@
 //!
 //! 1. fetches run concurrently on a tokio runtime, at most `concurrency`
 //!    feeds in progress and `per_host` requests to one host;
-//! 2. each result is parsed and classified (`ingest::prepare`) on tokio's
-//!    blocking pool, one feed per core at once (`Preparer`), with its
-//!    "seen before?" lookups on a read-only connection of its own;
+//! 2. each result is parsed and classified (`ingest::prepare`) on one of
+//!    `Preparer`'s worker threads, one per core, with its "seen before?"
+//!    lookups on a read-only connection of the worker's;
 //! 3. the one writer only commits: whatever has arrived while it committed
 //!    the last batch, up to `BATCH_FEEDS` feeds, in one transaction
 //!    (`ingest::commit`), so a busy cycle costs one fsync per batch rather
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::classify::Classifier;
 use crate::config::{Config, Feed};
@@ -40,18 +40,20 @@ use crate::store::{FeedState, Store, StoreError};
 /// few megabytes.
 pub const BATCH_FEEDS: usize = 32;
 
-/// Parses and classifies fetch results off the writer: on tokio's blocking
-/// pool, at most one feed per core at once. Cheap to clone (shared).
+/// Parses and classifies fetch results off the writer, on one worker
+/// thread per core. Cheap to clone (shared); the workers end when the last
+/// clone is gone.
 ///
-/// tokio's blocking pool rather than rayon: the fetches already run on
-/// tokio, so a finished fetch hands its body over with one `spawn_blocking`
-/// and awaits the result, and a semaphore bounds the work to the cores
-/// without a second thread pool or another crate.
+/// Its own threads rather than tokio's blocking pool or rayon: a fixed
+/// set, so the work stays at one feed per core with nothing to tune, and
+/// no thread is started per burst (tokio's pool starts a new thread
+/// whenever none is idle at that instant, and each new thread may take its
+/// own malloc arena: more memory for nothing). A fetch task hands its
+/// result over on a bounded channel and awaits the answer; rayon would add
+/// a crate for the same few lines.
 #[derive(Clone)]
 pub struct Preparer {
     config: Arc<Config>,
-    /// `config`'s; `prepare` folds nothing, but its context carries it.
-    policy: Policy,
     classifier: Arc<Classifier>,
     shared: Arc<Shared>,
 }
@@ -59,11 +61,21 @@ pub struct Preparer {
 /// What every `Preparer` of one database shares, across reloads.
 struct Shared {
     db: PathBuf,
-    /// One per core: how many feeds are being read at once.
-    slots: Semaphore,
+    jobs: mpsc::Sender<Job>,
     /// Idle read-only connections for the "seen before?" lookups, one per
-    /// slot at most (opened on first use).
+    /// worker at most (opened on first use).
     readers: Mutex<Vec<Store>>,
+}
+
+/// One fetch result to read, with the rules to read it by.
+struct Job {
+    feed: Feed,
+    state: FeedState,
+    result: Result<Fetched, FetchError>,
+    jitter: f64,
+    config: Arc<Config>,
+    classifier: Arc<Classifier>,
+    reply: oneshot::Sender<Result<Prepared, StoreError>>,
 }
 
 impl Preparer {
@@ -71,17 +83,29 @@ impl Preparer {
     /// looking items up in the database at `db`, which must exist.
     pub fn new(config: Arc<Config>, classifier: Arc<Classifier>, db: &Path) -> Preparer {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Each worker holds at most one job, and this many wait: enough
+        // that a worker never idles while a fetched document waits.
+        let (jobs, queue) = mpsc::channel::<Job>(cores);
+        let shared = Arc::new(Shared {
+            db: db.to_path_buf(),
+            jobs,
+            readers: Mutex::new(Vec::new()),
+        });
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..cores {
+            let (queue, shared) = (queue.clone(), Arc::downgrade(&shared));
+            let started = std::thread::Builder::new()
+                .name(format!("prepare-{n}"))
+                .spawn(move || work(&queue, &shared));
+            if let Err(e) = started {
+                // Fewer workers, slower; none at all is reported per feed.
+                tracing::error!("cannot start a feed reader thread: {e}");
+            }
+        }
         Preparer {
-            policy: Policy {
-                min_sources: config.treaties.min_sources(),
-            },
             config,
             classifier,
-            shared: Arc::new(Shared {
-                db: db.to_path_buf(),
-                slots: Semaphore::new(cores),
-                readers: Mutex::new(Vec::new()),
-            }),
+            shared,
         }
     }
 
@@ -89,9 +113,6 @@ impl Preparer {
     /// read finish with the rules they started with.
     pub fn with_rules(&self, config: Arc<Config>, classifier: Arc<Classifier>) -> Preparer {
         Preparer {
-            policy: Policy {
-                min_sources: config.treaties.min_sources(),
-            },
             config,
             classifier,
             shared: self.shared.clone(),
@@ -105,16 +126,12 @@ impl Preparer {
     /// Closes the idle read connections (and their page caches): for an
     /// idle daemon. The next feed read opens one again.
     pub fn release_readers(&self) {
-        self.shared
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        lock(&self.shared.readers).clear();
     }
 
-    /// `ingest::prepare` for one fetch result, on the blocking pool.
-    /// `jitter` in [0, 1) spreads the next poll. A panic while reading the
-    /// feed becomes a failure of that feed (`ingest::prepare_broken`).
+    /// `ingest::prepare` for one fetch result, on a worker. `jitter` in
+    /// [0, 1) spreads the next poll. A panic while reading the feed becomes
+    /// a failure of that feed (`ingest::prepare_broken`).
     pub async fn prepare(
         &self,
         feed: Feed,
@@ -122,72 +139,111 @@ impl Preparer {
         result: Result<Fetched, FetchError>,
         jitter: f64,
     ) -> Result<Prepared, StoreError> {
-        // `None` only if closed, which this semaphore never is.
-        let _slot = self.shared.slots.acquire().await.ok();
-        let this = self.clone();
+        let (reply, answer) = oneshot::channel();
         let fallback = (feed.clone(), state.clone());
-        let now = Utc::now();
-        let work = tokio::task::spawn_blocking(move || {
-            let reader = this.reader()?;
-            let result = ingest::prepare(&reader, &feed, state, result, &this.context(now, jitter));
-            this.give_back(reader);
-            result
-        });
-        match work.await {
-            Ok(result) => result,
-            Err(e) => {
-                let (feed, state) = fallback;
-                let message = match e.try_into_panic() {
-                    Ok(panic) => panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panicked".into()),
-                    Err(e) => e.to_string(),
-                };
-                tracing::error!(feed = %feed.id, "reading the feed failed: {message}");
-                Ok(ingest::prepare_broken(
-                    &feed,
-                    state,
-                    message,
-                    &self.context(now, jitter),
-                ))
-            }
-        }
-    }
-
-    fn context(&self, now: chrono::DateTime<Utc>, jitter: f64) -> IngestContext<'_> {
-        IngestContext {
-            settings: &self.config.fetch,
-            thresholds: self.config.notify.thresholds,
-            policy: &self.policy,
-            classifier: &self.classifier,
-            rules_version: &self.config.rules_version,
-            now,
+        let job = Job {
+            feed,
+            state,
+            result,
             jitter,
-        }
+            config: self.config.clone(),
+            classifier: self.classifier.clone(),
+            reply,
+        };
+        let now = Utc::now();
+        let failure = match self.shared.jobs.send(job).await {
+            Ok(()) => match answer.await {
+                Ok(prepared) => return prepared,
+                Err(_) => "the feed reader stopped while reading it".to_string(),
+            },
+            Err(_) => "no feed reader is running".to_string(),
+        };
+        let (feed, state) = fallback;
+        let policy = policy(&self.config);
+        let ctx = context(&self.config, &policy, &self.classifier, now, jitter);
+        Ok(ingest::prepare_broken(&feed, state, failure, &ctx))
     }
+}
 
-    fn reader(&self) -> Result<Store, StoreError> {
-        let idle = self
-            .shared
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        match idle {
-            Some(reader) => Ok(reader),
-            None => Store::open_read_only(&self.shared.db),
-        }
+/// A worker: takes jobs until every `Preparer` is gone.
+fn work(queue: &Mutex<mpsc::Receiver<Job>>, shared: &std::sync::Weak<Shared>) {
+    loop {
+        // The lock is held only while waiting for a job, so the others
+        // wait for the lock instead, and each job goes to one worker.
+        let next = {
+            let mut queue = lock(queue);
+            queue.blocking_recv()
+        };
+        let Some(job) = next else {
+            return;
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Job {
+            feed,
+            state,
+            result,
+            jitter,
+            config,
+            classifier,
+            reply,
+        } = job;
+        let now = Utc::now();
+        let policy = policy(&config);
+        let ctx = context(&config, &policy, &classifier, now, jitter);
+        let fallback = state.clone();
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let reader = match lock(&shared.readers).pop() {
+                Some(reader) => reader,
+                None => Store::open_read_only(&shared.db)?,
+            };
+            let prepared = ingest::prepare(&reader, &feed, state, result, &ctx);
+            lock(&shared.readers).push(reader);
+            prepared
+        }));
+        let prepared = read.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "it panicked".into());
+            tracing::error!(feed = %feed.id, "reading the feed failed: {message}");
+            Ok(ingest::prepare_broken(&feed, fallback, message, &ctx))
+        });
+        // The fetch task went away only if the cycle was abandoned.
+        let _ = reply.send(prepared);
     }
+}
 
-    fn give_back(&self, reader: Store) {
-        self.shared
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(reader);
+/// `prepare` folds nothing, but its context carries the config's policy.
+fn policy(config: &Config) -> Policy {
+    Policy {
+        min_sources: config.treaties.min_sources(),
     }
+}
+
+fn context<'a>(
+    config: &'a Config,
+    policy: &'a Policy,
+    classifier: &'a Classifier,
+    now: chrono::DateTime<Utc>,
+    jitter: f64,
+) -> IngestContext<'a> {
+    IngestContext {
+        settings: &config.fetch,
+        thresholds: config.notify.thresholds,
+        policy,
+        classifier,
+        rules_version: &config.rules_version,
+        now,
+        jitter,
+    }
+}
+
+/// A poisoned lock only means a panic elsewhere, already contained.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Polls `feeds` once. `progress(done, total)` is called after each feed
