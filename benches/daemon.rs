@@ -4,7 +4,8 @@
 //! where that memory is (from /proc/PID/smaps: anonymous and file-backed,
 //! by kind of mapping, and the largest mappings).
 //!
-//! Run: `cargo bench --bench daemon` (IDLE_SECS=60 by default).
+//! Run: `cargo bench --bench daemon` (IDLE_SECS=60 by default);
+//! `TREATYWATCH_BENCH_BIN=path` runs that binary instead of this build's.
 
 #[path = "../tests/it/feed_server.rs"]
 #[allow(dead_code)]
@@ -225,7 +226,10 @@ fn main() {
     let db = dir.path().join("data/treatywatch.db");
 
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_treatywatch"))
+    // TREATYWATCH_BENCH_BIN runs another build (a copy of an earlier one).
+    let binary = std::env::var("TREATYWATCH_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_treatywatch").to_string());
+    let mut child = Command::new(binary)
         .args(["--config", &config.to_string_lossy(), "run"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -2,11 +2,17 @@
 //! full cycle through the real binary, then a second where every feed
 //! answers 304, then a "touched" one where every feed answers 200 with a
 //! new ETag but nothing new (each item is only looked up as seen). Prints
-//! wall time, items/s and the child's peak RSS; with `strace` on PATH, the
-//! `pread64` calls of one more touched cycle (run under strace, untimed).
+//! wall time, items/s and the child's peak RSS, each next to its ceiling,
+//! measured just before it over the same server: a raw HTTP client (reqwest,
+//! 32 requests in flight, on two tokio workers) fetching every feed's bytes
+//! in the same shape (200s, or 304s to conditional requests), and the ratio.
+//! With `strace` on PATH, the `pread64` calls of one more touched cycle (run
+//! under strace, untimed).
 //!
-//! Run: `cargo bench --bench poll`; `TREATYWATCH_BENCH_BIN=path` runs
-//! that binary instead of this build's.
+//! Run: `cargo bench --bench poll`; `POLL_BENCH_FEEDS=10000` for the
+//! 10,000-feed variant (about a minute more, and ~1.5 GB for the server's
+//! copies of the feeds); `TREATYWATCH_BENCH_BIN=path` runs that binary
+//! instead of this build's.
 
 #[path = "../tests/it/feed_server.rs"]
 #[allow(dead_code)]
@@ -20,6 +26,8 @@ use feed_server::{FeedServer, Reply};
 
 const FEEDS: usize = 1_000;
 const ITEMS: usize = 20;
+/// Requests the ceiling's client keeps in flight.
+const CEILING_IN_FLIGHT: usize = 32;
 
 /// A deterministic feed of `ITEMS` news-like items, about 2.8 KB each (the
 /// size of the issue-17 measurements: an `items` row then spills to an
@@ -109,7 +117,50 @@ fn run_under(config: &std::path::Path, wrapper: &[&str]) -> (Duration, u64, Stri
     (wall, peak_kb, total)
 }
 
+/// The ceiling: every url fetched whole by a raw concurrent client, each
+/// with its `If-None-Match` when `etags` are given (the 304 shape). The
+/// wall time, and the body bytes read.
+fn ceiling(urls: &[String], etags: Option<&[String]>) -> (Duration, usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CEILING_IN_FLIGHT)
+        .build()
+        .expect("client");
+    let start = Instant::now();
+    let bytes = rt.block_on(async {
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(CEILING_IN_FLIGHT));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (n, url) in urls.iter().enumerate() {
+            let mut request = client.get(url);
+            if let Some(etags) = etags {
+                request = request.header("If-None-Match", &etags[n]);
+            }
+            let permit = permits.clone().acquire_owned().await.expect("permit");
+            tasks.spawn(async move {
+                let response = request.send().await.expect("ceiling request");
+                let body = response.bytes().await.expect("ceiling body");
+                drop(permit);
+                body.len()
+            });
+        }
+        let mut bytes = 0;
+        while let Some(n) = tasks.join_next().await {
+            bytes += n.expect("ceiling task");
+        }
+        bytes
+    });
+    (start.elapsed(), bytes)
+}
+
 fn main() {
+    let feed_count: usize = std::env::var("POLL_BENCH_FEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FEEDS);
     let server = FeedServer::start();
     let dir = tempfile::tempdir().expect("dir");
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
@@ -125,39 +176,42 @@ fn main() {
     let mut toml = String::from(
         "[tracking]\nstates = [\"UKR\", \"POL\", \"FIN\", \"EST\", \"LVA\", \"LTU\"]\ntreaties = [\"ottawa\"]\n\n[fetch]\nper_host = 8\n",
     );
-    let feeds: Vec<String> = (0..FEEDS).map(feed).collect();
+    let feeds: Vec<String> = (0..feed_count).map(feed).collect();
+    let urls: Vec<String> = (0..feed_count)
+        .map(|n| server.url(&format!("/f{n}.xml")))
+        .collect();
+    let etag = |n: usize, version: u32| format!("\"{n}-v{version}\"");
     // Every feed serves the same items under a new ETag: a 200 with
     // nothing new, so each item is only looked up as seen.
     let touch = |version: u32| {
         for (n, body) in feeds.iter().enumerate() {
             server.set(
                 &format!("/f{n}.xml"),
-                Reply::feed(body.clone(), "application/rss+xml")
-                    .with_etag(&format!("\"{n}-v{version}\"")),
+                Reply::feed(body.clone(), "application/rss+xml").with_etag(&etag(n, version)),
             );
         }
     };
     touch(1);
-    for n in 0..FEEDS {
-        let path = format!("/f{n}.xml");
-        let _ = write!(
-            toml,
-            "\n[[feed]]\nid = \"f{n}\"\nurl = \"{}\"\n",
-            server.url(&path)
-        );
+    for (n, url) in urls.iter().enumerate() {
+        let _ = write!(toml, "\n[[feed]]\nid = \"f{n}\"\nurl = \"{url}\"\n");
     }
     let config = dir.path().join("feeds.toml");
     std::fs::write(&config, toml).expect("write config");
 
-    println!("poll cycle: {FEEDS} feeds × {ITEMS} items from 127.0.0.1");
-    for (label, items, version) in [
-        ("first cycle (200)", FEEDS * ITEMS, None),
-        ("second cycle (304)", 0, None),
-        ("touched (200, same)", FEEDS * ITEMS, Some(2)),
+    println!(
+        "poll cycle: {feed_count} feeds × {ITEMS} items from 127.0.0.1; ceiling: a raw client, {CEILING_IN_FLIGHT} requests in flight"
+    );
+    for (label, items, version, conditional) in [
+        ("first cycle (200)", feed_count * ITEMS, None, None),
+        ("second cycle (304)", 0, None, Some(1)),
+        ("touched (200, same)", feed_count * ITEMS, Some(2), None),
     ] {
         if let Some(version) = version {
             touch(version);
         }
+        let etags: Option<Vec<String>> =
+            conditional.map(|v| (0..feed_count).map(|n| etag(n, v)).collect());
+        let (ceiling_wall, ceiling_bytes) = ceiling(&urls, etags.as_deref());
         let (wall, peak_kb, total) = run(&config);
         let rate = if items > 0 {
             format!("{:.0} items/s", items as f64 / wall.as_secs_f64())
@@ -165,9 +219,12 @@ fn main() {
             "no items".into()
         };
         println!(
-            "  {label:<20} wall {:>7.3} s   {rate:>14}   peak RSS {:>6.1} MB",
+            "  {label:<20} wall {:>7.3} s   {rate:>14}   peak RSS {:>6.1} MB   ceiling {:>6.3} s ({:.1} MB read)   ratio {:.2}×",
             wall.as_secs_f64(),
-            peak_kb as f64 / 1024.0
+            peak_kb as f64 / 1024.0,
+            ceiling_wall.as_secs_f64(),
+            ceiling_bytes as f64 / 1e6,
+            wall.as_secs_f64() / ceiling_wall.as_secs_f64()
         );
         println!("  {:<20} {total}", "");
     }
@@ -201,7 +258,7 @@ fn main() {
         println!(
             "  {:<20} {calls} pread64 calls ({:.2} per item)",
             "touched, strace",
-            calls.parse::<f64>().unwrap_or(0.0) / (FEEDS * ITEMS) as f64
+            calls.parse::<f64>().unwrap_or(0.0) / (feed_count * ITEMS) as f64
         );
     }
 }

@@ -143,7 +143,14 @@ impl Scheduler {
                 _ = tokio::time::sleep(sleep) => {}
                 Some(done) = self.done.recv() => {
                     let id = done.state.feed_id.clone();
-                    if let Some(batch_id) = in_flight.remove(&id)
+                    let batch_id = in_flight.remove(&id);
+                    if in_flight.is_empty() {
+                        // Idle until the next due feed: the read connections
+                        // need not keep their page caches meanwhile (closed
+                        // before the cycle's end hands freed memory back).
+                        self.rules.borrow().release_readers();
+                    }
+                    if let Some(batch_id) = batch_id
                         && let Some(batch) = batches.get_mut(&batch_id)
                     {
                         batch.left -= 1;
@@ -163,11 +170,6 @@ impl Scheduler {
                         due.insert(id.clone(), next);
                     }
                     self.states.insert(id, done.state);
-                    if in_flight.is_empty() {
-                        // Idle until the next due feed: no connection
-                        // needs to keep its page cache meanwhile.
-                        self.rules.borrow().release_readers();
-                    }
                 }
                 Ok(()) = self.rules.changed() => {
                     let config = self.rules.borrow_and_update().config().clone();
