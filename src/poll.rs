@@ -301,9 +301,12 @@ pub fn poll_feeds(
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let result = fetcher.fetch(&feed.url, &validators, Utc::now()).await;
+            // Boxed, so a task waiting for its turn holds only what it
+            // captured, not room for the whole fetch and read: every feed's
+            // task is spawned at once (10,000 of them at 10,000 feeds).
+            let result = Box::pin(fetcher.fetch(&feed.url, &validators, Utc::now())).await;
             drop(host);
-            let prepared = preparer.prepare(feed, state, result, jitter).await;
+            let prepared = Box::pin(preparer.prepare(feed, state, result, jitter)).await;
             // The receiver only goes away when the cycle is abandoned.
             let _ = tx.send((i, prepared)).await;
         });

@@ -118,12 +118,14 @@ impl Scheduler {
                         return;
                     };
                     let started = Instant::now();
-                    let result = fetcher.fetch(&feed.url, &validators, Utc::now()).await;
+                    // Boxed, so a task waiting for its turn holds only what
+                    // it captured (see `poll::poll_feeds`).
+                    let result = Box::pin(fetcher.fetch(&feed.url, &validators, Utc::now())).await;
                     metrics.observe_poll(started.elapsed());
                     drop(host);
-                    let prepared = preparer
-                        .prepare(feed.clone(), state.clone(), result, jitter)
-                        .await;
+                    let prepared =
+                        Box::pin(preparer.prepare(feed.clone(), state.clone(), result, jitter))
+                            .await;
                     let message = ToWriter::Prepared(Box::new(Polled {
                         feed,
                         before: state,
