@@ -2,7 +2,8 @@
 //!
 //! - `seed_article`: the motivating article reads as exactly one announcement.
 //! - `frozen_test_split`, `frozen_test_split_v2`, `training_sets` (and
-//!   `train_v3`, `train_v4`, `train_v5`, `train_v6` alone), `stress_set_yields_nothing`
+//!   `train_v3`, `train_v4`, `train_v5`, `train_v6`, `train_v7` alone),
+//!   `stress_set_yields_nothing`
 //!   (stress.toml with stress-v2.toml): the labelled fixtures
 //!   (tests/fixtures/classify/README.md), scored lenient and strict as
 //!   LABELS.md defines. Training sets list every miss and false alarm
@@ -388,6 +389,7 @@ fn training_sets() {
             "train-v4.toml",
             "train-v5.toml",
             "train-v6.toml",
+            "train-v7.toml",
         ],
         Report::Items,
     );
@@ -403,8 +405,10 @@ fn training_sets() {
     // combined figures from 0.949 / 0.884 / 0.956 to 0.945 / 0.874 / 0.952.
     // Raised to 0.951 / 0.883 / 0.956, rounded down, once the engine read a
     // decision told to the depositary as the notice (2026-12-02).
-    // Tuning on train-v6 then reached 0.959 / 0.922 / 0.964.
-    s.gate("training sets", 0.95, 0.92, 0.96);
+    // Tuning on train-v6 then reached 0.959 / 0.922 / 0.964. The strict
+    // floor lowered to 0.95 when train-v7.toml joined (2026-12-02): its
+    // untuned items pulled the combined figures to 0.953 / 0.923 / 0.957.
+    s.gate("training sets", 0.95, 0.92, 0.95);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -453,6 +457,18 @@ fn train_v6() {
     // 0.918; machine-translated items 0.961 / 0.820 / 0.963), the floor
     // rounded down. Tuned the same day to 0.983 / 0.966 / 0.983.
     s.gate("train-v6", 0.98, 0.96, 0.98);
+}
+
+/// train-v7.toml on its own: written on 2026-12-02 before any rule was tuned
+/// on it, so its first figures were a further honest estimate; it is part of
+/// `training_sets` too.
+#[test]
+fn train_v7() {
+    let s = score("train-v7", &["train-v7.toml"], Report::TotalsOnly);
+    // Its first measurement (2026-12-02, before any tuning: 0.860 / 0.872 /
+    // 0.871; machine-translated items 0.857 / 0.806 / 0.866), the floor
+    // rounded down.
+    s.gate("train-v7", 0.86, 0.87, 0.87);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
