@@ -351,8 +351,9 @@ fn frozen_test_split() {
     // The goal (issue 10) is 0.95 / 0.90 / 0.90; this gate holds the level
     // reached so far (only these totals are ever looked at, never which
     // items fail), so a change that loses ground fails here.
-    // Reached 0.882 / 0.826 / 0.884 on 2026-12-02.
-    s.gate("frozen test split", 0.88, 0.82, 0.88);
+    // Reached 0.882 / 0.826 / 0.884 on 2026-12-02; 0.889 / 0.852 / 0.891
+    // after tuning on train-v7 the same day.
+    s.gate("frozen test split", 0.88, 0.85, 0.89);
 }
 
 /// The second frozen test split (test-v2.toml): written and split from the
@@ -408,7 +409,8 @@ fn training_sets() {
     // Tuning on train-v6 then reached 0.959 / 0.922 / 0.964. The strict
     // floor lowered to 0.95 when train-v7.toml joined (2026-12-02): its
     // untuned items pulled the combined figures to 0.953 / 0.923 / 0.957.
-    s.gate("training sets", 0.95, 0.92, 0.95);
+    // Tuning on train-v7 then reached 0.965 / 0.933 / 0.969.
+    s.gate("training sets", 0.96, 0.93, 0.96);
 }
 
 /// The newest training file on its own: it was written before any rule was
@@ -467,8 +469,8 @@ fn train_v7() {
     let s = score("train-v7", &["train-v7.toml"], Report::TotalsOnly);
     // Its first measurement (2026-12-02, before any tuning: 0.860 / 0.872 /
     // 0.871; machine-translated items 0.857 / 0.806 / 0.866), the floor
-    // rounded down.
-    s.gate("train-v7", 0.86, 0.87, 0.87);
+    // rounded down. Tuned the same day to 0.979 / 0.986 / 0.987.
+    s.gate("train-v7", 0.97, 0.98, 0.98);
 }
 
 /// Ordinary news full of trap words: the goal is at most one detection per
