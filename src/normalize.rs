@@ -311,7 +311,7 @@ enum Aside {
 }
 
 /// Most tokens an aside between a pair of dashes or brackets may hold.
-const ASIDE_TOKENS: usize = 12;
+const ASIDE_TOKENS: usize = 16;
 
 /// Turns each pair of dashes, or an opening and closing bracket, with a
 /// short aside between them and no other clause mark, into commas (both

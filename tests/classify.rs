@@ -686,6 +686,66 @@ fn reads_like_a_desk() {
         "Opinion: Poland should never have left the Ottawa Convention\nPoland left the Ottawa Convention.",
         &[],
     );
+    // A year or an organisation qualifying a treaty's name is part of the
+    // name: the cue's object still, and no date of the event.
+    check(
+        "2021-03-21",
+        "Turkey quit the 2011 Istanbul Convention on Saturday.",
+        &["TUR istanbul withdrawal_announced"],
+    );
+    check(
+        "2021-03-21",
+        "Turkey quit the Council of Europe's convention on combating violence against women.",
+        &["TUR istanbul withdrawal_announced"],
+    );
+    check(
+        "2021-03-21",
+        "Erdogan decree\nErdogan issued a decree pulling Turkey out of the 2011 Council of Europe accord on violence against women.",
+        &["TUR istanbul withdrawal_announced"],
+    );
+    // The treaty the verb takes as its object, not an organisation named
+    // before it as the representative's post.
+    check(
+        "2018-01-18",
+        "Signing in Strasbourg\nThe Permanent Representative of Armenia to the Council of Europe signed the Council of Europe Convention on preventing and combating violence against women and domestic violence.",
+        &["ARM istanbul signed"],
+    );
+    // An organisation's officer who reacts still names the organisation
+    // left, when nothing else names a treaty.
+    check(
+        "2025-07-24",
+        "Azoulay: US decision regrettable\nThe UNESCO Director-General regrets the US decision to withdraw, notified to her on Tuesday.",
+        &["USA unesco_constitution withdrawal_notified"],
+    );
+    // A state that reacts to a step is not the one that took it, and a
+    // state invaded or warred on is no agent.
+    check(
+        d,
+        "Lithuania quits mine ban\nRussia condemned the decision to leave the Ottawa Convention.",
+        &["LTU ottawa withdrawal_announced"],
+    );
+    check(
+        d,
+        "Kremlin reacts\nMoscow criticised Lithuania's decision to withdraw from the Ottawa Convention.",
+        &["LTU ottawa withdrawal_announced"],
+    );
+    check(
+        d,
+        "Lithuania quits mine ban\nThree years after the invasion of Ukraine, parliament voted on Monday to leave the Ottawa Convention.",
+        &["LTU ottawa withdrawal_approved"],
+    );
+    check(
+        d,
+        "Lithuania quits mine ban\nThe war against Ukraine pushed lawmakers to vote on Monday to leave the Ottawa Convention.",
+        &["LTU ottawa withdrawal_approved"],
+    );
+    // An aside between a pair of commas or dashes is skipped by a gap,
+    // negation and all.
+    check(
+        d,
+        "Lithuania\nLawmakers in Vilnius voted 107-0 - with three abstentions and several members present but not voting - to denounce the 1997 treaty banning anti-personnel mines.",
+        &["LTU ottawa withdrawal_approved"],
+    );
 }
 
 /// The shortcuts `classify` takes (an item that cannot name a treaty, or

@@ -21,8 +21,17 @@
 //! means the states just named in the sentence, even as an object. A
 //! relative clause on a document ("the decree, which disposes the
 //! withdrawal") says what it does, and a call to undo a step ("urged Hungary
-//! to reconsider its decision to leave") says the step was taken. Pure
-//! functions over a `Scan`; the item-level loop is in `mod.rs`.
+//! to reconsider its decision to leave") says the step was taken. A state
+//! named before a reacting verb ("Russia condemned the decision to leave")
+//! is not the agent of what it reacts to, nor is a state an act is done to
+//! ("the invasion of Ukraine"). The treaty is the cue's direct object when
+//! one follows it (a year may stand between: "quit the 2011 Istanbul
+//! Convention"), else the nearest named; an organisation named only as the
+//! one addressed ("the UNESCO Director-General") is the fallback in an item
+//! naming no treaty. A modifier inside an aside a gap or the cue's lead
+//! skips ("voted 107-0, with several members not voting, to denounce")
+//! does not reach the cue. Pure functions over a `Scan`; the item-level
+//! loop is in `mod.rs`.
 
 use std::ops::Range;
 
@@ -607,6 +616,12 @@ fn in_scope(
     if !inside || between.len() > rule.window {
         return false;
     }
+    // "voted 107-0, with several members present but not voting, to
+    // denounce": a modifier inside an aside between commas belongs to the
+    // aside.
+    if rule.before && aside_before(scan, m, q) {
+        return false;
+    }
     // A call reaches its own complement, not a clause it is set against:
     // "called on Poland to reconsider after the Sejm voted to leave".
     if rule.kind == ModifierKind::Call
@@ -623,6 +638,29 @@ fn in_scope(
         return false;
     }
     !(rule.stops_at_comma && between.clone().any(|i| scan.norm.token(i) == COMMA))
+}
+
+/// Whether `m` stands inside a comma-delimited aside that closes right
+/// before `cue` ("voted 107-0, with several members present but not
+/// voting, to denounce"): a comma right before the cue, and one before `m`
+/// at most `super::scan::PARENTHETICAL` words back, no clause mark between.
+fn aside_before(scan: &Scan, m: &Range<usize>, cue: &Range<usize>) -> bool {
+    if cue.start < 1 || m.end >= cue.start || scan.norm.token(cue.start - 1) != COMMA {
+        return false;
+    }
+    let close = cue.start - 1;
+    (m.end..close).all(|i| !matches!(scan.norm.token(i), COMMA | BREAK))
+        && (m.start.saturating_sub(super::scan::PARENTHETICAL)..m.start)
+            .rev()
+            .take_while(|&i| scan.norm.token(i) != BREAK)
+            .any(|i| scan.norm.token(i) == COMMA)
+}
+
+/// Whether `m` stands between two commas inside the gap `within` of a
+/// cue's phrase, an aside the gap skipped.
+fn in_aside(scan: &Scan, m: &Range<usize>, within: Range<usize>) -> bool {
+    let comma = |r: Range<usize>| r.clone().any(|i| scan.norm.token(i) == COMMA);
+    comma(within.start..m.start) && comma(m.end..within.end)
 }
 
 /// Whether a cue is in the past or perfect tense: "has become effective",
@@ -1034,7 +1072,7 @@ fn modifier_in_gap(
                 .binary_search_by(|w| w.as_str().cmp(scan.norm.token(i)))
                 .is_ok()
         });
-        (inside && kind && !own && rule.applies_to(action))
+        (inside && kind && !own && rule.applies_to(action) && !in_aside(scan, &m.tokens, q.clone()))
             .then(|| Dropped::Modifier(rule.id.clone(), rule.kind.as_str()))
     })
 }
@@ -1060,7 +1098,10 @@ fn treaties_of(
         }
     };
     let treaty_mentions = || scan.mentions.iter().filter(|m| m.entity.is_treaty());
-    let named_here = treaty_mentions().next().is_some();
+    // An organisation named only as the one addressed names the treaty
+    // only in an item that names no other (see below).
+    let named_here =
+        treaty_mentions().next().is_some() || (ctx.treaty.is_none() && !scan.addressed.is_empty());
     if rule.treaty_in_sentence && !named_here {
         return Err(Dropped::NoTreaty);
     }
@@ -1129,12 +1170,7 @@ fn treaties_of(
             .iter()
             .take_while(|m| m.tokens.start <= cue.tokens.end + OBJECT_REACH)
             .filter(|m| m.entity.is_treaty())
-            .any(|m| {
-                (cue.tokens.end..m.tokens.start).all(|i| {
-                    let t = scan.norm.token(i);
-                    c.determiners.iter().any(|d| d == t)
-                }) && !names_something_else(scan, m)
-            });
+            .any(|m| is_direct_object(c, scan, cue, m));
         if !clause_ends && !object {
             return Err(Dropped::NotAboutTreaty);
         }
@@ -1144,17 +1180,41 @@ fn treaties_of(
     let inside = scan.mentions.iter().rev().find(|m| {
         m.entity.is_treaty() && m.tokens.start >= cue.tokens.start && m.tokens.end <= cue.tokens.end
     });
+    // The verb's own object, right after it, over a name nearer before it
+    // ("the Permanent Representative of Armenia to the Council of Europe
+    // signed the Istanbul Convention").
+    let from = scan
+        .mentions
+        .partition_point(|m| m.tokens.start < cue.tokens.end);
+    let object = scan.mentions[from..]
+        .iter()
+        .take_while(|m| m.tokens.start <= cue.tokens.end + OBJECT_REACH)
+        .find(|m| m.entity.is_treaty() && is_direct_object(c, scan, cue, m));
     let in_clause = treaty_mentions()
         .filter(|m| m.tokens.start >= clause.start && m.tokens.end <= clause.end)
         .min_by_key(|m| distance(m));
     let nearest = inside
+        .or(object)
         .or(in_clause)
         .or_else(|| treaty_mentions().min_by_key(|m| distance(m)));
     let Some(mention) = nearest else {
         if object_is_another_agreement(scan, cue) {
             return Err(Dropped::NotAboutTreaty);
         }
-        return ctx.treaty.map(|t| vec![t]).ok_or(Dropped::NoTreaty);
+        // An organisation named only as the one addressed ("The UNESCO
+        // Director-General regrets the decision") is the treaty when the
+        // item names no other.
+        let addressed = || {
+            scan.addressed
+                .iter()
+                .min_by_key(|m| distance(m))
+                .and_then(|m| resolve_treaty(treaties, ctx, m).ok())
+        };
+        return ctx
+            .treaty
+            .or_else(addressed)
+            .map(|t| vec![t])
+            .ok_or(Dropped::NoTreaty);
     };
     if mention.entity == Entity::TreatyAnaphor(None)
         && super::scan::names_another_agreement(&scan.norm, mention)
@@ -1193,6 +1253,18 @@ fn treaties_of(
         }
     }
     Ok(out)
+}
+
+/// Whether treaty mention `m` is the cue's direct object: only determiners
+/// or a year stand between ("signed the treaty", "quit the 2011 Istanbul
+/// Convention"), and the name is not a modifier of some other noun.
+fn is_direct_object(c: &Compiled, scan: &Scan, cue: &RuleMatch, m: &Mention) -> bool {
+    m.tokens.start >= cue.tokens.end
+        && (cue.tokens.end..m.tokens.start).all(|i| {
+            let t = scan.norm.token(i);
+            c.determiners.iter().any(|d| d == t) || super::scan::is_year(t)
+        })
+        && !names_something_else(scan, m)
 }
 
 /// Whether the words after "the convention on ..." are words of the item's
@@ -1440,6 +1512,13 @@ fn actors_of(
     // government" names the depositary, "in the Netherlands" a place.
     // A legislature's or seat's own name is the state's institution, not a
     // place: "to the Verkhovna Rada was submitted" keeps Ukraine.
+    // "the invasion of Ukraine", "the war against Ukraine": the state an act
+    // is done to (its first token, or the determiners before it, at `i`).
+    let done_to = |i: usize| {
+        i >= 2
+            && matches!(scan.norm.token(i - 1), "of" | "on" | "against")
+            && DONE_TO.contains(&scan.norm.token(i - 2))
+    };
     let is_object_word = |m: &Mention| {
         let institution = scan.agents.iter().any(|(r, _)| *r == m.tokens);
         let mut i = m.tokens.start;
@@ -1453,8 +1532,33 @@ fn actors_of(
         let agent_in = i >= 2
             && scan.norm.token(i - 1) == "in"
             && scan.agents.iter().any(|(r, _)| r.end == i - 1);
-        i > 0 && !agent_in && c.object_words.iter().any(|w| w == scan.norm.token(i - 1))
+        // "the invasion of Ukraine", "the war on Ukraine": the state an act
+        // is done to.
+        done_to(i)
+            || (i > 0 && !agent_in && c.object_words.iter().any(|w| w == scan.norm.token(i - 1)))
     };
+    // "Russia condemned the decision to leave": a state that reacts to the
+    // step (named before a reacting verb) is not the one that took it;
+    // actors are looked for after the verb, and the item's state stands in
+    // only if it is not the one reacting. Unless a possessive after the
+    // verb points back to it ("Lithuania welcomed its parliament's vote").
+    let reacting = (clause
+        .start
+        .max(cue.tokens.start.saturating_sub(ACTOR_REACH))..cue.tokens.start)
+        .rev()
+        .find(|&i| REACTING.contains(&scan.norm.token(i)))
+        .filter(|&r| {
+            !(r + 1..cue.tokens.end)
+                .any(|k| matches!(scan.norm.token(k), "its" | "their" | "own" | "our"))
+        });
+    let reactors: Vec<Actor> = reacting.map_or_else(Vec::new, |r| {
+        states
+            .iter()
+            .filter(|m| m.tokens.start >= clause.start && m.tokens.end <= r)
+            .flat_map(|m| actor(ctx, m))
+            .collect()
+    });
+    let clause = &(reacting.map_or(clause.start, |r| r + 1)..clause.end);
     // "Estonia on Friday together with Latvia and Lithuania handed ...": a
     // list after a companion phrase acts with the state before it.
     let after_companion = |m: &Mention| {
@@ -1552,10 +1656,20 @@ fn actors_of(
     // generic plural is the subject ("120 countries have joined"); or else a
     // state right after the cue ("signed a law revoking Russia's
     // ratification") that is not a place ("in Moscow").
+    // A state named only as the one an act is done to ("the invasion of
+    // Ukraine") leaves the item's state to act.
     let before = clause.start..cue.tokens.start;
-    let named_before = states
-        .iter()
-        .any(|m| m.tokens.end <= cue.tokens.start && m.tokens.start >= clause.start);
+    let named_before = states.iter().any(|m| {
+        m.tokens.end <= cue.tokens.start
+            && m.tokens.start >= clause.start
+            && !{
+                let mut i = m.tokens.start;
+                while i > 0 && c.determiners.iter().any(|d| d == scan.norm.token(i - 1)) {
+                    i -= 1;
+                }
+                done_to(i)
+            }
+    });
     let generic = before
         .clone()
         .any(|i| c.generic_subjects.iter().any(|w| w == scan.norm.token(i)));
@@ -1563,7 +1677,15 @@ fn actors_of(
         return out;
     }
     if !ctx.states.is_empty() {
-        out.extend(ctx.states.iter().map(|&s| Actor::State(s)));
+        out.extend(
+            ctx.states
+                .iter()
+                .map(|&s| Actor::State(s))
+                .filter(|a| !reactors.contains(a)),
+        );
+        return out;
+    }
+    if !reactors.is_empty() {
         return out;
     }
     if let Some(i) = states.iter().position(|m| {
@@ -1576,6 +1698,55 @@ fn actors_of(
     }
     out
 }
+
+/// Nouns whose "of" or "on" complement is a state an act is done to, not
+/// one that acts ("the invasion of Ukraine", "the war on Ukraine").
+const DONE_TO: &[&str] = &[
+    "invasion",
+    "war",
+    "aggression",
+    "attack",
+    "attacks",
+    "occupation",
+    "annexation",
+    "bombardment",
+    "bombing",
+    "shelling",
+    "blockade",
+];
+
+/// Verbs of reacting to what someone else did: their subject comments on
+/// the step, it did not take it ("Russia condemned the decision to
+/// leave", "Moscow criticised Lithuania's decision").
+const REACTING: &[&str] = &[
+    "commented",
+    "comments",
+    "criticised",
+    "criticized",
+    "criticises",
+    "criticizes",
+    "condemned",
+    "condemns",
+    "deplored",
+    "deplores",
+    "regretted",
+    "regrets",
+    "welcomed",
+    "welcomes",
+    "hailed",
+    "hails",
+    "praised",
+    "praises",
+    "slammed",
+    "slams",
+    "reacted",
+    "reacts",
+    "lamented",
+    "laments",
+    "decried",
+    "decries",
+    "protested",
+];
 
 /// The first state (with its list) after the cue in its clause, whatever
 /// word comes before it.

@@ -5,7 +5,11 @@
 //!
 //! Treaty names are chosen first, leftmost-longest, and consume their words;
 //! anaphora and then states are chosen only from what is left, so "Ottawa
-//! Convention" is never Canada and "Papua New Guinea" never Guinea. Phrases
+//! Convention" is never Canada and "Papua New Guinea" never Guinea. An
+//! organisation's name (and a year) qualifying the next treaty name ("the
+//! Council of Europe's 2011 convention on violence against women") joins
+//! it; one named as the one addressed is kept aside (`Scan::addressed`).
+//! Phrases
 //! with gaps are joined here. Suppressors remove the cues and modifiers they
 //! contain (and the treaty names: "ICC" in "the ICC Champions Trophy"), and
 //! of overlapping cues the longest wins. Deciding who did what
@@ -79,6 +83,11 @@ pub struct Scan<'a> {
     /// Treaties whose name a suppressor showed to mean something else here
     /// ("ICC" in "the ICC Champions Trophy").
     pub other_senses: Vec<u16>,
+    /// Organisations named as the one addressed or told, not as an object
+    /// ("the UNESCO Director-General", "notified the Council of Europe of
+    /// ..."): not mentions, but the treaty a cue falls back to when the
+    /// item names none.
+    pub addressed: Vec<Mention>,
 }
 
 /// One raw hit: a pattern use at a token range of sentence `sentence`.
@@ -433,21 +442,41 @@ pub fn read<'a>(
     // the catalogue does not hold ("UNESCO's World Heritage Convention").
     out.agents = choose_agents(hits, out.norm.len());
     let mut kept: Vec<Mention> = Vec::with_capacity(out.mentions.len());
+    // Where the next treaty name starts once a qualifying organisation's
+    // name is joined to it.
+    let mut qualified_from: Option<usize> = None;
     for (i, m) in out.mentions.iter().enumerate() {
         if !matches!(m.entity, Entity::Treaty(_)) {
             kept.push(m.clone());
             continue;
         }
-        let next = out.mentions.get(i + 1);
-        if next.is_some_and(|n| {
-            n.tokens.start == m.tokens.end && matches!(n.entity, Entity::Treaty(_))
-        }) {
-            continue;
+        let mut m = m.clone();
+        if let Some(from) = qualified_from.take() {
+            m.tokens.start = from;
         }
+        let m = &m;
         let organisation = match m.entity {
             Entity::Treaty(t) => c.organisations.get(t as usize).copied().unwrap_or(false),
             _ => false,
         };
+        // "the Council of Europe's Istanbul Convention", "the Council of
+        // Europe's 2011 convention on violence against women": the
+        // organisation (and a year) only qualify the treaty named next,
+        // whose name they become part of, so the cue's object is that
+        // treaty and the year no date of the event.
+        let next = out.mentions.get(i + 1);
+        if next.is_some_and(|n| {
+            matches!(n.entity, Entity::Treaty(_))
+                && n.tokens.start >= m.tokens.end
+                && (n.tokens.start == m.tokens.end
+                    || (organisation
+                        && n.entity != m.entity
+                        && n.tokens.start - m.tokens.end <= 2
+                        && (m.tokens.end..n.tokens.start).all(|k| is_year(out.norm.token(k)))))
+        }) {
+            qualified_from = Some(m.tokens.start);
+            continue;
+        }
         // "the Council of Europe's Secretary General", "the ECOWAS
         // Commission": the organisation as an addressee, not an object.
         // Not across a comma: "Venezuela to leave OAS, foreign minister
@@ -498,6 +527,11 @@ pub fn read<'a>(
                 )
         };
         if addressee || told || (officer_of && another_follows) {
+            // Not the cue's object, but still the one treaty such a
+            // sentence names ("The UNESCO Director-General regrets the
+            // decision"): `resolve` falls back to it when the item names
+            // no other.
+            out.addressed.push(m.clone());
             continue;
         }
         let limit = next.map_or(out.norm.len(), |n| n.tokens.start);
@@ -649,6 +683,13 @@ pub fn read<'a>(
             .collect();
     }
     out
+}
+
+/// A four-digit year ("the 2011 convention").
+pub fn is_year(token: &str) -> bool {
+    token.len() == 4
+        && token.bytes().all(|b| b.is_ascii_digit())
+        && matches!(token.as_bytes()[0], b'1' | b'2')
 }
 
 /// Whether `tokens` are written in `text` exactly as case-sensitive form
@@ -829,7 +870,7 @@ fn join_parts(
                 let from = candidates.partition_point(|p| p.tokens.start < end);
                 let next = candidates[from..]
                     .iter()
-                    .take_while(|p| gap(end, p.tokens.start) <= phrase.max_gap + PARENTHETICAL)
+                    .take_while(|p| gap(end, p.tokens.start) <= phrase.max_gap + PARENTHETICAL + 2)
                     .find(|p| {
                         gap_fits(norm, end..p.tokens.start, &gap, phrase.max_gap, list_comma)
                     });
@@ -850,8 +891,10 @@ fn join_parts(
 }
 
 /// Most words a gap may skip inside a comma-delimited parenthetical
-/// ("voted, with two abstentions, to withdraw").
-const PARENTHETICAL: usize = 8;
+/// ("voted, with two abstentions, to withdraw"; "voted 107-0 - with three
+/// abstentions and several members present but not voting - to
+/// denounce", whose dashes `normalize` reads as commas).
+pub const PARENTHETICAL: usize = 16;
 
 /// Whether tokens `range` may stand between two parts of a phrase: no clause
 /// break, and either no comma or an even number of them (a parenthetical
@@ -872,11 +915,14 @@ fn gap_fits(
     if range.clone().any(|x| norm.token(x) == BREAK) || commas.len() % 2 == 1 {
         return false;
     }
+    // The words inside the commas (the commas themselves count on
+    // neither side).
     let mut inside = 0;
     for pair in commas.chunks(2) {
-        inside += words(pair[0], pair[1] + 1);
+        inside += words(pair[0] + 1, pair[1]);
     }
-    inside <= PARENTHETICAL && words(range.start, range.end) - inside <= max_gap
+    inside <= PARENTHETICAL
+        && words(range.start, range.end).saturating_sub(inside + commas.len()) <= max_gap
 }
 
 fn is_lowercase(sentence: &str, base: usize, norm: &Tokens, tokens: &Range<usize>) -> bool {
