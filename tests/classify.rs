@@ -352,8 +352,10 @@ fn frozen_test_split() {
     // reached so far (only these totals are ever looked at, never which
     // items fail), so a change that loses ground fails here.
     // Reached 0.882 / 0.826 / 0.884 on 2026-12-02; 0.889 / 0.852 / 0.891
-    // after tuning on train-v7 the same day.
-    s.gate("frozen test split", 0.88, 0.85, 0.89);
+    // after tuning on train-v7 the same day; 0.891 / 0.864 / 0.893 once
+    // gaps skipped longer asides and organisations and years joined the
+    // treaty names they qualify.
+    s.gate("frozen test split", 0.89, 0.86, 0.89);
 }
 
 /// The second frozen test split (test-v2.toml): written and split from the
