@@ -9,7 +9,10 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio_rustls::rustls;
 
 pub const USER: &str = "depo";
 pub const PASSWORD: &str = "secret";
@@ -72,25 +75,20 @@ impl Dovecot {
     /// Starts the server with plain IMAP (the client's `tls = false`, which
     /// the config allows for loopback only).
     pub fn start() -> Dovecot {
-        Dovecot::start_with(None)
+        Dovecot::start_with(false)
     }
 
     /// Starts the server speaking TLS from the first byte (IMAPS) with a
     /// certificate for 127.0.0.1 signed by a throwaway CA, whose PEM is
-    /// written to `ca.pem` in the server's folder.
+    /// `ca.pem` in the server's folder. The certificates live in that
+    /// folder, as long as the server: Dovecot's config process reads
+    /// `ssl_cert` again when the first login process starts, so a file
+    /// removed after startup ends that process and resets connections.
     pub fn start_tls() -> Dovecot {
-        let certs = tempfile::tempdir().expect("temp dir");
-        make_certificates(certs.path());
-        let server = Dovecot::start_with(Some(certs.path()));
-        std::fs::copy(
-            certs.path().join("ca.pem"),
-            server.dir.path().join("ca.pem"),
-        )
-        .unwrap();
-        server
+        Dovecot::start_with(true)
     }
 
-    fn start_with(certs: Option<&Path>) -> Dovecot {
+    fn start_with(tls: bool) -> Dovecot {
         let binary = Path::new("/usr/sbin/dovecot");
         assert!(
             binary.exists(),
@@ -109,17 +107,22 @@ impl Dovecot {
         }
         std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
         let port = free_port();
-        let (ssl, imap_port, imaps_port) = match certs {
-            None => ("ssl = no".to_string(), port, 0),
-            Some(dir) => (
+        let (ssl, imap_port, imaps_port) = if tls {
+            let certs = root.join("certs");
+            std::fs::create_dir(&certs).unwrap();
+            make_certificates(&certs);
+            std::fs::copy(certs.join("ca.pem"), root.join("ca.pem")).unwrap();
+            (
                 format!(
                     "ssl = required\nssl_cert = <{}\nssl_key = <{}",
-                    dir.join("leaf.pem").display(),
-                    dir.join("leaf.key").display()
+                    certs.join("leaf.pem").display(),
+                    certs.join("leaf.key").display()
                 ),
                 0,
                 port,
-            ),
+            )
+        } else {
+            ("ssl = no".to_string(), port, 0)
         };
         let conf = format!(
             r#"protocols = imap
@@ -173,40 +176,35 @@ service imap-login {{
             .spawn()
             .expect("start dovecot");
         let server = Dovecot { dir, port, child };
-        if certs.is_none() {
-            server.wait_for_greeting();
-        } else {
-            server.wait_for_listener();
-        }
+        server.wait_for_greeting(tls);
         server
     }
 
-    /// Waits (up to a deadline) until the port takes connections (the
-    /// greeting is inside TLS there; connections queue for the login process).
-    fn wait_for_listener(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not listen on port {} within 30 s; its log:\n{}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// Waits (up to a deadline) until a connection gets the server's
-    /// "* OK" greeting, i.e. its login process is up.
-    fn wait_for_greeting(&self) {
+    /// "* OK" greeting, i.e. its login process is up. Over TLS the greeting
+    /// is read inside a session that trusts the test CA, so the server is
+    /// ready only once it can hand its certificate out.
+    fn wait_for_greeting(&self, tls: bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let tls_config = tls.then(|| self.tls_client_config());
         loop {
             if let Ok(stream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)) {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(5)))
                     .unwrap();
                 let mut line = String::new();
-                if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("* OK") {
+                let read = match &tls_config {
+                    None => BufReader::new(stream).read_line(&mut line),
+                    Some(config) => {
+                        let name = rustls::pki_types::ServerName::IpAddress(
+                            std::net::IpAddr::from(Ipv4Addr::LOCALHOST).into(),
+                        );
+                        let session = rustls::ClientConnection::new(config.clone(), name).unwrap();
+                        BufReader::new(rustls::StreamOwned::new(session, stream))
+                            .read_line(&mut line)
+                    }
+                };
+                if read.is_ok() && line.starts_with("* OK") {
                     return;
                 }
             }
@@ -218,6 +216,23 @@ service imap-login {{
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A TLS client that trusts the test CA only.
+    fn tls_client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = rustls::pki_types::CertificateDer::from_pem_file(self.dir.path().join("ca.pem"))
+            .expect("the test CA's PEM");
+        roots.add(ca).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
     }
 
     pub fn maildir(&self) -> PathBuf {
